@@ -1,0 +1,113 @@
+//! Devices: `Cpu` (the Rust twins), `Cuda` (the product) and `Sim` (the same CUDA
+//! sources compiled as C++ and run under the SIMT simulator).
+//!
+//! Probing never panics: cudarc loads the driver at run time, and
+//! [`Device::cuda`] checks that `libcuda.so` is present before cudarc touches it.
+//! A missing driver, a missing device or a kernel that fails to load is an
+//! [`Error::CudaUnavailable`] or [`Error::KernelLoad`].
+
+#[allow(
+    non_camel_case_types,
+    non_upper_case_globals,
+    non_snake_case,
+    clippy::all
+)]
+pub mod abi;
+mod buffer;
+mod cuda;
+pub mod kernels;
+mod launch;
+mod sim;
+mod testing;
+
+pub use buffer::{DeviceBuffer, Element};
+pub use cuda::{CudaDevice, CudaInfo};
+pub use launch::{
+    KernelParam, Launch, LaunchConfig, MAX_DYNAMIC_SHARED_DEFAULT, MAX_THREADS_PER_BLOCK,
+};
+pub use sim::{sim_asan, sim_available, SimDevice, SimEntry};
+pub use testing::{gpu_for_test, test_devices};
+
+use crate::error::{Error, Result};
+use std::fmt;
+use std::sync::Arc;
+
+/// Where an op runs. Cheap to clone.
+#[derive(Clone)]
+pub enum Device {
+    /// The CPU twins (`src/ops/*/cpu.rs`), multi-threaded with rayon.
+    Cpu,
+    /// An NVIDIA GPU through the CUDA driver (cudarc).
+    Cuda(Arc<CudaDevice>),
+    /// The SIMT simulator: the CUDA kernels as host C++ (see `docs/simulator.md`).
+    Sim(SimDevice),
+}
+
+impl Device {
+    /// GPU `ordinal` with every kernel family loaded. Returns an error, never
+    /// panics, when there is no driver, no such device, or a kernel fails to load.
+    pub fn cuda(ordinal: usize) -> Result<Device> {
+        Ok(Device::Cuda(Arc::new(CudaDevice::open(ordinal)?)))
+    }
+
+    /// The simulator with options from the environment (`SHOESTRING_SIM_WORKERS`,
+    /// `SHOESTRING_SIM_SHUFFLE`); see [`SimDevice::from_env`].
+    pub fn sim() -> Result<Device> {
+        Ok(Device::Sim(SimDevice::from_env()?))
+    }
+
+    /// The simulator with explicit options.
+    pub fn sim_with(options: SimDevice) -> Result<Device> {
+        sim::check_available()?;
+        Ok(Device::Sim(options))
+    }
+
+    /// Parses `cpu`, `cuda`, `cuda:N` or `sim` (the CLI's `--device`).
+    pub fn parse(spec: &str) -> Result<Device> {
+        match spec {
+            "cpu" => Ok(Device::Cpu),
+            "sim" => Device::sim(),
+            "cuda" | "gpu" => Device::cuda(0),
+            s => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(n)) => Device::cuda(n),
+                _ => Err(Error::invalid(
+                    "device",
+                    format!("unknown device `{s}`: expected cpu, sim, cuda or cuda:N"),
+                )),
+            },
+        }
+    }
+
+    /// True for the devices that run the CUDA kernel sources (Cuda and Sim).
+    pub fn runs_kernels(&self) -> bool {
+        !matches!(self, Device::Cpu)
+    }
+
+    pub(crate) fn same_as(&self, other: &Device) -> bool {
+        match (self, other) {
+            (Device::Cpu, Device::Cpu) | (Device::Sim(_), Device::Sim(_)) => true,
+            (Device::Cuda(a), Device::Cuda(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Cpu => write!(f, "cpu"),
+            Device::Cuda(d) => write!(f, "cuda:{} ({})", d.info().ordinal, d.info().name),
+            Device::Sim(s) => write!(
+                f,
+                "sim (shuffle seed {}, workers {})",
+                s.shuffle_seed, s.workers
+            ),
+        }
+    }
+}
+
+impl fmt::Debug for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}

@@ -1,0 +1,69 @@
+//! The one place that decides whether a device test runs or is skipped.
+//!
+//! Without a usable GPU a GPU test prints `skipped: <test>: <reason>` and
+//! returns; with `SHOESTRING_REQUIRE_GPU=1` (set by the GPU bundle) it fails
+//! instead, so a run on a GPU machine can never pass by skipping. The same
+//! holds for the simulator with `SHOESTRING_REQUIRE_SIM=1` (set by CI).
+
+use super::{Device, SimDevice};
+use std::io::Write;
+
+fn required(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| v == "1")
+}
+
+/// Writes past the test harness's output capture, so skips show in CI logs.
+fn say_skipped(test: &str, reason: &str) {
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: {reason}");
+}
+
+/// GPU 0, or `None` after printing why the test is skipped.
+///
+/// # Panics
+/// When `SHOESTRING_REQUIRE_GPU=1` and no GPU is usable.
+pub fn gpu_for_test(test: &str) -> Option<Device> {
+    match Device::cuda(0) {
+        Ok(d) => Some(d),
+        Err(e) if required("SHOESTRING_REQUIRE_GPU") => {
+            panic!("{test}: SHOESTRING_REQUIRE_GPU=1 but no GPU is usable: {e}")
+        }
+        Err(e) => {
+            say_skipped(test, &e.to_string());
+            None
+        }
+    }
+}
+
+/// Every device that runs the CUDA kernel sources here: the simulator under two
+/// thread orders (in-order with 2 workers; shuffled with 1 worker), and GPU 0
+/// when one is usable. Skips are reported as by [`gpu_for_test`].
+///
+/// # Panics
+/// When a required device (`SHOESTRING_REQUIRE_GPU`, `SHOESTRING_REQUIRE_SIM`) is missing.
+pub fn test_devices(test: &str) -> Vec<Device> {
+    let mut out = Vec::new();
+    let orders = [
+        SimDevice {
+            shuffle_seed: 0,
+            workers: 2,
+        },
+        SimDevice {
+            shuffle_seed: 0x5eed_0001,
+            workers: 1,
+        },
+    ];
+    for o in orders {
+        match Device::sim_with(o) {
+            Ok(d) => out.push(d),
+            Err(e) if required("SHOESTRING_REQUIRE_SIM") => {
+                panic!("{test}: SHOESTRING_REQUIRE_SIM=1 but the simulator is unavailable: {e}")
+            }
+            Err(e) => {
+                say_skipped(test, &e.to_string());
+                break;
+            }
+        }
+    }
+    out.extend(gpu_for_test(test));
+    out
+}

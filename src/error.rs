@@ -1,0 +1,76 @@
+//! The crate's error type: one `thiserror` enum, sectioned by where things go wrong.
+
+use thiserror::Error;
+
+/// Everything a shoestring call can fail with.
+#[derive(Debug, Error)]
+pub enum Error {
+    // ---- Shape and arguments ----
+    /// An argument is out of range or inconsistent with another.
+    #[error("{op}: {msg}")]
+    InvalidArgument { op: &'static str, msg: String },
+    /// A buffer has the wrong number of elements.
+    #[error("{op}: buffer `{name}` has {got} elements, expected {expected}")]
+    Length {
+        op: &'static str,
+        name: &'static str,
+        got: usize,
+        expected: usize,
+    },
+    /// Buffers passed to one call live on different devices.
+    #[error("{op}: buffer `{name}` lives on {got}, the call runs on {expected}")]
+    DeviceMismatch {
+        op: &'static str,
+        name: &'static str,
+        got: String,
+        expected: String,
+    },
+
+    // ---- Devices ----
+    /// CUDA cannot be used here; the message says why (no driver, no device, ...).
+    #[error("CUDA is not usable: {0}")]
+    CudaUnavailable(String),
+    /// The simulator was not built (no C++ compiler at build time).
+    #[error("the SIMT simulator is not available: {0}")]
+    SimUnavailable(String),
+    /// A launch configuration a real GPU would refuse. The text is the same on
+    /// Cuda and Sim, because both are checked by `device::launch` first.
+    #[error("launch of `{kernel}` refused: {reason}")]
+    LaunchConfig { kernel: String, reason: String },
+    /// The simulator stopped a launch (deadlock, bad warp mask, ...).
+    #[error("simulated launch of `{kernel}` failed: {msg}")]
+    SimLaunch { kernel: String, msg: String },
+    /// A kernel name that no loaded family provides.
+    #[error("no kernel `{kernel}` in family `{family}`")]
+    UnknownKernel { family: String, kernel: String },
+    /// A kernel family that does not compile or load on this device.
+    #[error("kernel family `{family}` failed to load: {msg}")]
+    KernelLoad { family: String, msg: String },
+
+    // ---- CUDA driver and compiler ----
+    /// An error returned by the CUDA driver.
+    #[error("CUDA driver: {0}")]
+    Driver(#[from] cudarc::driver::DriverError),
+
+    // ---- I/O and formats ----
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: {msg}")]
+    Format { what: String, msg: String },
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            op,
+            msg: msg.into(),
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! shoestring: bit-reproducible deep learning on hand-written CUDA kernels with
+//! bit-identical CPU twins.
+//!
+//! Layers, each depending only on the ones above it in this list
+//! (`../shared/DESIGN.md` has the whole map):
+//! - [`device`]: `Device = Cpu | Cuda | Sim`, probing that never panics, the
+//!   launcher shared by Cuda and Sim, device buffers, the kernel ABI.
+//! - [`ops`]: kernel families, each a CUDA kernel file plus its CPU twin.
+//! - [`rng`]: the explicit Philox state and named streams.
+
+pub mod device;
+pub mod error;
+pub mod ops;
+pub mod rng;
+
+pub use device::{Device, DeviceBuffer};
+pub use error::{Error, Result};

@@ -1,0 +1,120 @@
+//! The `shoestring` command line. Each subcommand is a thin shell over the
+//! library; errors print as one line and exit non-zero.
+
+use clap::{Parser, Subcommand};
+use shoestring::device::{kernels, sim_asan, sim_available, Device};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "shoestring",
+    version,
+    about = "Bit-reproducible deep learning on hand-written CUDA kernels with bit-identical CPU twins",
+    long_about = "Bit-reproducible deep learning on hand-written CUDA kernels with bit-identical CPU twins.\n\n\
+                  Devices: `cpu` (the Rust twins), `cuda[:N]` (an NVIDIA GPU), `sim` (the CUDA kernels \
+                  run on the CPU by the SIMT simulator). See README.md and docs/."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print what this machine offers: CPU threads, whether CUDA is usable (and
+    /// why not), the GPU, the driver, where the kernels came from and their sha256.
+    Doctor,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Doctor => doctor(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn doctor() -> anyhow::Result<()> {
+    println!("shoestring {}", env!("CARGO_PKG_VERSION"));
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!(
+        "cpu: {threads} threads ({} worker threads for CPU ops), features: {}",
+        rayon::current_num_threads(),
+        cpu_features()
+    );
+    match Device::cuda(0) {
+        Ok(Device::Cuda(d)) => {
+            let i = d.info();
+            println!("cuda: usable");
+            println!("gpu 0: {}", i.name);
+            println!(
+                "compute capability: {}.{}",
+                i.compute_capability.0, i.compute_capability.1
+            );
+            println!(
+                "driver: CUDA {}.{} ({})",
+                i.driver_version / 1000,
+                (i.driver_version % 1000) / 10,
+                i.driver_version
+            );
+            println!(
+                "memory: {:.1} GiB",
+                i.total_memory_bytes as f64 / (1u64 << 30) as f64
+            );
+        }
+        Ok(_) => unreachable!("Device::cuda returns a Cuda device"),
+        Err(shoestring::Error::CudaUnavailable(why)) => println!("cuda: not usable: {why}"),
+        Err(e) => println!("cuda: not usable: {e}"),
+    }
+    println!("kernels: {} for {}", kernels::ORIGIN, kernels::ARCH);
+    println!("kernels sha256: {}", kernels::SHA256);
+    for fam in kernels::FAMILIES {
+        println!("  {:<12} {}", fam.name, fam.sha256);
+    }
+    if sim_available() {
+        println!(
+            "sim: available{}",
+            if sim_asan() {
+                " (AddressSanitizer build)"
+            } else {
+                ""
+            }
+        );
+    } else {
+        println!("sim: not available (built without a C++ compiler)");
+    }
+    Ok(())
+}
+
+fn cpu_features() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut f = Vec::new();
+        if std::arch::is_x86_feature_detected!("avx2") {
+            f.push("avx2");
+        }
+        if std::arch::is_x86_feature_detected!("fma") {
+            f.push("fma");
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            f.push("avx512f");
+        }
+        if f.is_empty() {
+            "baseline x86-64".into()
+        } else {
+            f.join(", ")
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        std::env::consts::ARCH.to_string()
+    }
+}

@@ -1,0 +1,118 @@
+//! Raw Philox4x32-10 blocks on any device.
+//!
+//! # Numerics
+//! Integer-only. Block `base + i` (a 64-bit add on the block index words; stream
+//! and step untouched) is `philox4x32_10(counter, key)` as Random123 defines it;
+//! `out[4*i + w]` is its word `w`. Bit-identical on every device by construction
+//! and checked against Random123's known-answer vectors (`tests/philox.rs`).
+
+pub mod cpu;
+pub mod cuda;
+
+use crate::device::abi::{ss_philox_counter, ss_philox_key};
+use crate::device::{Device, DeviceBuffer};
+use crate::error::{Error, Result};
+
+/// The Philox key: DESIGN.md's `(seed_lo, seed_hi)`.
+pub type PhiloxKey = ss_philox_key;
+/// The Philox counter: `(block_lo, block_hi, stream, step)`.
+pub type PhiloxCounter = ss_philox_counter;
+
+impl PhiloxKey {
+    /// The key of a 64-bit seed, used verbatim (no mixing), so that cuRAND's
+    /// `curand_init(seed, ...)` addresses the same stream.
+    pub fn from_seed(seed: u64) -> Self {
+        PhiloxKey {
+            lo: seed as u32,
+            hi: (seed >> 32) as u32,
+        }
+    }
+}
+
+impl PhiloxCounter {
+    pub fn new(block: u64, stream: u32, step: u32) -> Self {
+        PhiloxCounter {
+            block_lo: block as u32,
+            block_hi: (block >> 32) as u32,
+            stream,
+            step,
+        }
+    }
+
+    /// The 64-bit block index.
+    pub fn block(&self) -> u64 {
+        (u64::from(self.block_hi) << 32) | u64::from(self.block_lo)
+    }
+
+    /// The counter as one little-endian 128-bit integer (`rand_philox`'s form).
+    pub fn as_u128(&self) -> u128 {
+        u128::from(self.block()) | (u128::from(self.stream) << 64) | (u128::from(self.step) << 96)
+    }
+}
+
+/// Writes `n_blocks` Philox blocks from counter `base` into `out` (length
+/// `4 * n_blocks`) on `out`'s device.
+pub fn philox_blocks_u32(
+    device: &Device,
+    key: PhiloxKey,
+    base: PhiloxCounter,
+    n_blocks: u64,
+    out: &mut DeviceBuffer<u32>,
+) -> Result<()> {
+    philox_blocks_u32_with_shape(device, key, base, n_blocks, out, cuda::DEFAULT_SHAPE)
+}
+
+/// [`philox_blocks_u32`] with an explicit launch shape `(threads per block,
+/// most blocks)` for Cuda and Sim (ignored on Cpu). Tests vary it to show that
+/// the shape never changes the bits.
+pub fn philox_blocks_u32_with_shape(
+    device: &Device,
+    key: PhiloxKey,
+    base: PhiloxCounter,
+    n_blocks: u64,
+    out: &mut DeviceBuffer<u32>,
+    shape: (u32, u32),
+) -> Result<()> {
+    const OP: &str = "philox_blocks_u32";
+    let words = n_blocks
+        .checked_mul(4)
+        .and_then(|w| usize::try_from(w).ok())
+        .ok_or_else(|| Error::invalid(OP, format!("{n_blocks} blocks do not fit in memory")))?;
+    out.check(OP, "out", device, words)?;
+    // The last block, base + n - 1, must still fit in the 64-bit block index.
+    if n_blocks > 0 && base.block().checked_add(n_blocks - 1).is_none() {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "blocks {}..+{n_blocks} run past the 64-bit block index (the stream word would change)",
+                base.block()
+            ),
+        ));
+    }
+    match device {
+        Device::Cpu => {
+            let out = out
+                .as_host_slice_mut()
+                .ok_or_else(|| Error::invalid(OP, "CPU buffer not on host"))?;
+            cpu::philox_blocks_u32(key, base, out);
+            Ok(())
+        }
+        Device::Cuda(_) | Device::Sim(_) => {
+            cuda::philox_blocks_u32(device, key, base, n_blocks, out, shape)
+        }
+    }
+}
+
+/// Convenience: a new buffer of `n_blocks` blocks.
+pub fn philox_blocks(
+    device: &Device,
+    key: PhiloxKey,
+    base: PhiloxCounter,
+    n_blocks: u64,
+) -> Result<DeviceBuffer<u32>> {
+    let words = usize::try_from(n_blocks.saturating_mul(4))
+        .map_err(|_| Error::invalid("philox_blocks", "too many blocks"))?;
+    let mut out = DeviceBuffer::zeros(device, words)?;
+    philox_blocks_u32(device, key, base, n_blocks, &mut out)?;
+    Ok(out)
+}

@@ -1,0 +1,44 @@
+//! The command line as a user meets it.
+
+use std::process::Command;
+
+fn shoestring(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_shoestring"))
+        .args(args)
+        .output()
+        .expect("run shoestring")
+}
+
+#[test]
+fn doctor_exits_zero_and_says_whether_cuda_is_usable() {
+    let out = shoestring(&["doctor"]);
+    assert!(
+        out.status.success(),
+        "doctor failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let cuda = text
+        .lines()
+        .find(|l| l.starts_with("cuda: "))
+        .expect("a `cuda:` line");
+    assert!(
+        cuda == "cuda: usable" || cuda.starts_with("cuda: not usable: "),
+        "{cuda}"
+    );
+    assert!(
+        text.contains(&format!(
+            "kernels sha256: {}",
+            shoestring::device::kernels::SHA256
+        )),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("cpu: ")), "{text}");
+}
+
+#[test]
+fn unknown_subcommand_prints_one_error_and_exits_non_zero() {
+    let out = shoestring(&["frobnicate"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("frobnicate"));
+}
