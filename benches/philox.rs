@@ -18,9 +18,11 @@ fn bench_philox(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(bytes));
         let src = vec![1u32; 4 * blocks as usize];
         let mut dst = vec![0u32; 4 * blocks as usize];
-        g.bench_with_input(BenchmarkId::new("memcpy (reference)", blocks), &blocks, |b, _| {
-            b.iter(|| dst.copy_from_slice(black_box(&src)))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("memcpy (reference)", blocks),
+            &blocks,
+            |b, _| b.iter(|| dst.copy_from_slice(black_box(&src))),
+        );
         let mut out = DeviceBuffer::zeros(&Device::Cpu, 4 * blocks as usize).unwrap();
         g.bench_with_input(BenchmarkId::new("cpu", blocks), &blocks, |b, &n| {
             b.iter(|| philox::philox_blocks_u32(&Device::Cpu, key, base, n, &mut out).unwrap())

@@ -218,6 +218,91 @@ mod shuffled_order {
     }
 }
 
+#[cfg(shoestring_sim)]
+mod f16_conversions {
+    use super::*;
+    use shoestring::device::{Element, Launch, SimDevice, SimEntry};
+    use std::ffi::c_void;
+
+    extern "C" {
+        fn shoestring_sim_entry_f16_bits_to_f32(args: *mut *mut c_void);
+        fn shoestring_sim_entry_f32_to_f16_bits(args: *mut *mut c_void);
+    }
+
+    fn convert<A: Element, B: Element>(entry: SimEntry, name: &'static str, input: &[A]) -> Vec<B> {
+        let dev = Device::sim_with(SimDevice {
+            shuffle_seed: 0,
+            workers: 0,
+        })
+        .unwrap();
+        let inp = DeviceBuffer::copy_htod(&dev, input).unwrap();
+        let mut out = DeviceBuffer::<B>::zeros(&dev, input.len()).unwrap();
+        let n = input.len() as u32;
+        Launch::new(
+            &dev,
+            "tests",
+            name,
+            LaunchConfig::linear(u64::from(n), 256, 1024),
+        )
+        .with_sim_entry(entry)
+        .buffer(&inp)
+        .unwrap()
+        .buffer_mut(&mut out)
+        .unwrap()
+        .param(&n)
+        .run()
+        .unwrap();
+        out.copy_dtoh().unwrap()
+    }
+
+    #[test]
+    fn kernel_f16_to_f32_matches_the_half_crate_on_every_half() {
+        let halves: Vec<u16> = (0..=u16::MAX).collect();
+        let got: Vec<f32> = convert(
+            shoestring_sim_entry_f16_bits_to_f32,
+            "f16_bits_to_f32",
+            &halves,
+        );
+        for (h, g) in halves.iter().zip(&got) {
+            let want = half::f16::from_bits(*h).to_f32();
+            assert_eq!(g.to_bits(), want.to_bits(), "half {h:#06x}");
+        }
+    }
+
+    #[test]
+    fn kernel_f32_to_f16_rounds_like_the_half_crate() {
+        // Every float whose low 9 bits are a fixed pattern (2^23 values spread
+        // over the whole range, every exponent, ties and near-ties included
+        // via the patterns), plus the specials.
+        let mut floats: Vec<f32> = Vec::with_capacity(1 << 24);
+        for pattern in [0u32, 0x1ff] {
+            floats.extend((0..1u32 << 23).map(|i| f32::from_bits((i << 9) | pattern)));
+        }
+        floats.extend([
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            65504.0,
+            65520.0,
+            65519.99,
+            5.96e-8,
+            2.98e-8,
+            2.99e-8,
+        ]);
+        let got: Vec<u16> = convert(
+            shoestring_sim_entry_f32_to_f16_bits,
+            "f32_to_f16_bits",
+            &floats,
+        );
+        for (x, g) in floats.iter().zip(&got) {
+            let want = half::f16::from_f32(*x).to_bits();
+            assert_eq!(*g, want, "float {:#010x}", x.to_bits());
+        }
+    }
+}
+
 #[cfg(not(shoestring_sim))]
 #[test]
 fn shuffled_order_tests_need_the_simulator() {

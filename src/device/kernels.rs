@@ -28,6 +28,10 @@ pub const ARCH: &str = generated::ARCH;
 pub const FAMILIES: &[EmbeddedFamily] = generated::FAMILIES;
 /// sha256 over every family's name and code: the identity of the kernels in a run manifest.
 pub const SHA256: &str = generated::SHA256;
+/// `(family, source)`: every family's source with its includes inlined, as
+/// NVRTC compiles it. Embedded in every build so that the NVRTC path can be
+/// checked even where nvcc produced the PTX.
+pub const SOURCES: &[(&str, &str)] = generated::SOURCES;
 
 /// The numerics contract's compiler options (DESIGN.md rule 1), as NVRTC takes
 /// them; `build.rs` passes the same to nvcc.
@@ -57,5 +61,16 @@ pub fn ptx_for(family: &EmbeddedFamily) -> Result<cudarc::nvrtc::Ptx, String> {
             "the kernels were built without nvcc and NVRTC (libnvrtc.so) is not installed".into(),
         );
     }
-    cudarc::nvrtc::compile_ptx_with_opts(family.code, nvrtc_options()).map_err(|e| e.to_string())
+    compile_with_nvrtc(family.code)
+}
+
+/// Compiles one self-contained kernel source with NVRTC and the contract's
+/// options. Errors (not panics) when NVRTC is not installed.
+pub fn compile_with_nvrtc(source: &str) -> Result<cudarc::nvrtc::Ptx, String> {
+    // SAFETY: only probes whether the NVRTC shared library can be dlopen'ed;
+    // cudarc panics on first use of NVRTC without it, so this must come first.
+    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        return Err("NVRTC (libnvrtc.so) is not installed".into());
+    }
+    cudarc::nvrtc::compile_ptx_with_opts(source, nvrtc_options()).map_err(|e| e.to_string())
 }
