@@ -332,6 +332,12 @@ fn build_sim(root: &Path, kdir: &Path, families: &[String], out: &Path) {
     let reg_path = sim_dir.join("registry.cpp");
     fs::write(&reg_path, registry).expect("write sim registry");
     lib.file(&reg_path);
+    if asan {
+        // rustc links with -nodefaultlibs, so -fsanitize=address at link time
+        // does not bring the runtime; naming it before libstdc++ puts it first
+        // in the binary's NEEDED list, where ASan requires it to be.
+        println!("cargo:rustc-link-lib=dylib=asan");
+    }
     lib.compile("shoestring_sim");
     println!("cargo:rustc-cfg=shoestring_sim");
 

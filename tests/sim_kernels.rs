@@ -316,3 +316,69 @@ fn shuffled_order_tests_need_the_simulator() {
         "SHOESTRING_REQUIRE_SIM=1 but no simulator"
     );
 }
+
+#[test]
+fn the_simulator_is_instrumented_exactly_when_asan_was_asked_for() {
+    let asked = std::env::var("SHOESTRING_SIM_ASAN").is_ok_and(|v| v == "1");
+    if shoestring::device::sim_available() {
+        assert_eq!(
+            shoestring::device::sim_asan(),
+            asked,
+            "SHOESTRING_SIM_ASAN={asked} at test time"
+        );
+    }
+}
+
+/// Under `SHOESTRING_SIM_ASAN=1` (CI's `asan` step) a kernel's out-of-bounds
+/// write is reported with the kernel's file and line. The bad launch runs in a
+/// child process (this test binary again), since ASan ends the process.
+#[cfg(shoestring_sim)]
+#[test]
+fn asan_reports_an_out_of_bounds_kernel_write_with_its_source_line() {
+    use shoestring::device::{Launch, SimDevice};
+    use std::ffi::c_void;
+    use std::io::Write;
+    extern "C" {
+        fn shoestring_sim_entry_write_one_past_the_end(args: *mut *mut c_void);
+    }
+    const NAME: &str = "asan_reports_an_out_of_bounds_kernel_write_with_its_source_line";
+    if !shoestring::device::sim_asan() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: {NAME}: not an AddressSanitizer build (SHOESTRING_SIM_ASAN=1, docs/simulator.md)"
+        );
+        return;
+    }
+    if std::env::var_os("SHOESTRING_ASAN_CHILD").is_some() {
+        let dev = Device::sim_with(SimDevice::default()).unwrap();
+        let n = 100u32;
+        let mut out = DeviceBuffer::<f32>::zeros(&dev, n as usize).unwrap();
+        let launch = Launch::new(
+            &dev,
+            "tests",
+            "write_one_past_the_end",
+            LaunchConfig::linear(128, 128, 1),
+        )
+        .with_sim_entry(shoestring_sim_entry_write_one_past_the_end)
+        .buffer_mut(&mut out)
+        .unwrap()
+        .param(&n);
+        let _ = launch.run();
+        return; // not reached: ASan aborts the process
+    }
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+        .env("SHOESTRING_ASAN_CHILD", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&child.stderr);
+    assert!(
+        !child.status.success(),
+        "the out-of-bounds write went unreported:\n{stderr}"
+    );
+    assert!(stderr.contains("heap-buffer-overflow"), "{stderr}");
+    assert!(
+        stderr.contains("oob_write.cu:9"),
+        "no kernel line in the report:\n{stderr}"
+    );
+}

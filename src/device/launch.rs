@@ -54,11 +54,8 @@ impl LaunchConfig {
                 reason,
             })
         };
-        if self.grid.contains(&0) || self.block.contains(&0) {
-            return refuse(format!(
-                "launch dimension {gx}x{gy}x{gz} blocks of {bx}x{by}x{bz} threads has a zero extent"
-            ));
-        }
+        // Checked in the simulator's order (sim_runtime.cpp, check_limits), so a
+        // launch with several faults reads the same on both.
         let threads = u64::from(bx) * u64::from(by) * u64::from(bz);
         if threads > u64::from(MAX_THREADS_PER_BLOCK) {
             return refuse(format!(
@@ -73,6 +70,11 @@ impl LaunchConfig {
         if self.grid.iter().zip(MAX_GRID_DIM).any(|(d, m)| *d > m) {
             return refuse(format!(
                 "grid dimension {gx}x{gy}x{gz} exceeds the limit 2147483647x65535x65535"
+            ));
+        }
+        if self.grid.contains(&0) || self.block.contains(&0) {
+            return refuse(format!(
+                "launch dimension {gx}x{gy}x{gz} blocks of {bx}x{by}x{bz} threads has a zero extent"
             ));
         }
         if self.dynamic_shared_bytes > MAX_DYNAMIC_SHARED_DEFAULT {
