@@ -12,6 +12,7 @@ pub mod device;
 pub mod error;
 pub mod ops;
 pub mod rng;
+pub mod verify;
 
 pub use device::{Device, DeviceBuffer};
 pub use error::{Error, Result};

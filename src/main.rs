@@ -24,12 +24,28 @@ enum Command {
     /// Print what this machine offers: CPU threads, whether CUDA is usable (and
     /// why not), the GPU, the driver, where the kernels came from and their sha256.
     Doctor,
+    /// Check the promise on this machine: run every kernel family on a device
+    /// (the GPU by default, or the simulator) and compare its output with the
+    /// CPU twin bit for bit. Prints one line per family; exits non-zero on any
+    /// mismatch.
+    Verify {
+        /// `cuda`, `cuda:N` or `sim`.
+        #[arg(long, default_value = "cuda")]
+        device: String,
+        /// log2 of the number of output elements per family.
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(4..=30))]
+        log2_elements: u32,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Doctor => doctor(),
+        Command::Verify {
+            device,
+            log2_elements,
+        } => verify(&device, log2_elements),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -91,6 +107,33 @@ fn doctor() -> anyhow::Result<()> {
     } else {
         println!("sim: not available (built without a C++ compiler)");
     }
+    Ok(())
+}
+
+fn verify(device: &str, log2_elements: u32) -> anyhow::Result<()> {
+    let dev = Device::parse(device)?;
+    anyhow::ensure!(
+        dev.runs_kernels(),
+        "--device cpu compares the CPU with itself; use cuda or sim"
+    );
+    println!("verify: {dev} against the CPU twins");
+    let mut failed = 0;
+    for (family, check) in shoestring::ops::VERIFY {
+        match check(&dev, 1usize << log2_elements) {
+            Ok(outcome) => {
+                println!("{outcome}");
+                failed += usize::from(!outcome.is_bitwise_equal());
+            }
+            Err(e) => {
+                println!("{family:<12} ERROR  {e}");
+                failed += 1;
+            }
+        }
+    }
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} kernel families differ from their CPU twins on {dev}"
+    );
     Ok(())
 }
 

@@ -3,3 +3,14 @@
 //! with the public, device-dispatching functions in `ops/<family>/mod.rs`.
 
 pub mod philox;
+
+use crate::device::Device;
+use crate::error::Result;
+use crate::verify::Outcome;
+
+/// A family's self-check against its CPU twin (see `shoestring verify`):
+/// `(device, approximate number of output elements)`.
+pub type VerifyFn = fn(&Device, usize) -> Result<Outcome>;
+
+/// Every family's self-check, in the order `shoestring verify` prints them.
+pub const VERIFY: &[(&str, VerifyFn)] = &[("philox", philox::verify)];

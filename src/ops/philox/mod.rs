@@ -116,3 +116,19 @@ pub fn philox_blocks(
     philox_blocks_u32(device, key, base, n_blocks, &mut out)?;
     Ok(out)
 }
+
+/// `shoestring verify`: `2^20`-ish blocks from a counter whose block index
+/// carries across 2^32, on `device` against the CPU twin.
+pub fn verify(device: &Device, elements: usize) -> Result<crate::verify::Outcome> {
+    let key = PhiloxKey::from_seed(0x5eed_0123_4567_89ab);
+    let base = PhiloxCounter::new((1 << 32) - 1000, 0x0501, 7);
+    let n_blocks = (elements / 4).max(1) as u64;
+    let want = philox_blocks(&Device::Cpu, key, base, n_blocks)?.copy_dtoh()?;
+    let got = philox_blocks(device, key, base, n_blocks)?.copy_dtoh()?;
+    Ok(crate::verify::compare_bits(
+        "philox",
+        "philox_blocks_u32",
+        &want,
+        &got,
+    ))
+}
