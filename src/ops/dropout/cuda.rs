@@ -78,7 +78,15 @@ pub(crate) fn dropout_variational_fwd_f32(
     shape: (u32, u32),
 ) -> Result<()> {
     let items = variational_items(p);
-    launch(device, "dropout_variational_fwd_f32", p, items, x, out, shape)
+    launch(
+        device,
+        "dropout_variational_fwd_f32",
+        p,
+        items,
+        x,
+        out,
+        shape,
+    )
 }
 
 /// TWIN: src/ops/dropout/cpu.rs::dropout_variational_bwd_f32.
@@ -90,7 +98,15 @@ pub(crate) fn dropout_variational_bwd_f32(
     shape: (u32, u32),
 ) -> Result<()> {
     let items = variational_items(p);
-    launch(device, "dropout_variational_bwd_f32", p, items, dy, dx, shape)
+    launch(
+        device,
+        "dropout_variational_bwd_f32",
+        p,
+        items,
+        dy,
+        dx,
+        shape,
+    )
 }
 
 /// Items of the embedding kernels: V * ceil(E/4).
@@ -119,5 +135,13 @@ pub(crate) fn dropout_embedding_bwd_f32(
     shape: (u32, u32),
 ) -> Result<()> {
     let items = embedding_items(p);
-    launch(device, "dropout_embedding_bwd_f32", p, items, dout, dw, shape)
+    launch(
+        device,
+        "dropout_embedding_bwd_f32",
+        p,
+        items,
+        dout,
+        dw,
+        shape,
+    )
 }

@@ -259,7 +259,15 @@ fn run(
     input: &DeviceBuffer<f32>,
     output: &mut DeviceBuffer<f32>,
 ) -> Result<()> {
-    dropout_with_shape(device, mask, variant, pass, input, output, cuda::DEFAULT_SHAPE)
+    dropout_with_shape(
+        device,
+        mask,
+        variant,
+        pass,
+        input,
+        output,
+        cuda::DEFAULT_SHAPE,
+    )
 }
 
 /// Standard dropout: `out[e] = keep(e) ? x[e] * scale : 0`.
@@ -292,7 +300,14 @@ pub fn variational_fwd(
     x: &DeviceBuffer<f32>,
     out: &mut DeviceBuffer<f32>,
 ) -> Result<()> {
-    run(device, mask, Variant::Variational { t, b, f }, Pass::Fwd, x, out)
+    run(
+        device,
+        mask,
+        Variant::Variational { t, b, f },
+        Pass::Fwd,
+        x,
+        out,
+    )
 }
 
 /// Backward of [`variational_fwd`].
@@ -303,7 +318,14 @@ pub fn variational_bwd(
     dy: &DeviceBuffer<f32>,
     dx: &mut DeviceBuffer<f32>,
 ) -> Result<()> {
-    run(device, mask, Variant::Variational { t, b, f }, Pass::Bwd, dy, dx)
+    run(
+        device,
+        mask,
+        Variant::Variational { t, b, f },
+        Pass::Bwd,
+        dy,
+        dx,
+    )
 }
 
 /// Embedding dropout on `w[v][e]` (V rows of width E): whole rows are dropped
@@ -327,7 +349,14 @@ pub fn embedding_bwd(
     dout: &DeviceBuffer<f32>,
     dw: &mut DeviceBuffer<f32>,
 ) -> Result<()> {
-    run(device, mask, Variant::Embedding { v, e }, Pass::Bwd, dout, dw)
+    run(
+        device,
+        mask,
+        Variant::Embedding { v, e },
+        Pass::Bwd,
+        dout,
+        dw,
+    )
 }
 
 /// DropConnect (AWD-LSTM weight-drop) on a weight matrix, flattened: the
@@ -405,10 +434,7 @@ pub fn verify(device: &Device, elements: usize) -> Result<crate::verify::Outcome
         (0.5, Variant::Variational { t, b, f }, t * b * f, 0x0401),
         (
             0.1,
-            Variant::Embedding {
-                v: v_e.1,
-                e: v_e.0,
-            },
+            Variant::Embedding { v: v_e.1, e: v_e.0 },
             v_e.0 * v_e.1,
             0x0301,
         ),
