@@ -461,3 +461,40 @@ pub fn verify(device: &Device, elements: usize) -> Result<crate::verify::Outcome
     }
     outcome.ok_or_else(|| Error::invalid("dropout verify", "no cases"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(p: f32) -> DropoutMask {
+        DropoutMask::from_parts(p, PhiloxKey::from_seed(7), 0x0301, 2).unwrap()
+    }
+
+    #[test]
+    fn threshold_and_scale_at_the_ends_are_exact() {
+        assert_eq!((mask(0.0).threshold(), mask(0.0).scale()), (0, 1.0));
+        assert_eq!((mask(1.0).threshold(), mask(1.0).scale()), (1 << 32, 0.0));
+        // The largest f32 below 1 still keeps a sliver: threshold 2^32 - 2^8.
+        assert_eq!(mask(1.0 - f32::EPSILON / 2.0).threshold(), (1 << 32) - 256);
+    }
+
+    #[test]
+    fn invalid_p_is_refused_by_the_constructor_and_by_params() {
+        for p in [-0.0001f32, 1.0001, f32::NAN, f32::NEG_INFINITY] {
+            assert!(DropoutMask::from_parts(p, PhiloxKey::from_seed(7), 0, 0).is_err());
+            let mut m = mask(0.5);
+            m.p = p;
+            assert!(m.params("test").is_err());
+        }
+        assert!(DropoutMask::from_parts(-0.0, PhiloxKey::from_seed(7), 0, 0).is_ok());
+    }
+
+    #[test]
+    fn host_keeps_agrees_with_the_cpu_mask_words() {
+        let m = mask(0.3);
+        let all = super::mask(&m, 1001).unwrap();
+        for (i, &k) in all.iter().enumerate() {
+            assert_eq!(m.keeps(i as u64), k, "entry {i}");
+        }
+    }
+}
