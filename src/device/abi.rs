@@ -60,3 +60,89 @@ const _: () = {
     ["Offset of field: ss_philox_blocks_params::n_blocks"]
         [::core::mem::offset_of!(ss_philox_blocks_params, n_blocks) - 24usize];
 };
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, PartialEq)]
+pub struct ss_dropout_mask_params {
+    pub key: ss_philox_key,
+    pub stream: u32,
+    pub step: u32,
+    pub threshold: u64,
+    pub scale: f32,
+    pub pad: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of ss_dropout_mask_params"][::core::mem::size_of::<ss_dropout_mask_params>() - 32usize];
+    ["Alignment of ss_dropout_mask_params"]
+        [::core::mem::align_of::<ss_dropout_mask_params>() - 8usize];
+    ["Offset of field: ss_dropout_mask_params::key"]
+        [::core::mem::offset_of!(ss_dropout_mask_params, key) - 0usize];
+    ["Offset of field: ss_dropout_mask_params::stream"]
+        [::core::mem::offset_of!(ss_dropout_mask_params, stream) - 8usize];
+    ["Offset of field: ss_dropout_mask_params::step"]
+        [::core::mem::offset_of!(ss_dropout_mask_params, step) - 12usize];
+    ["Offset of field: ss_dropout_mask_params::threshold"]
+        [::core::mem::offset_of!(ss_dropout_mask_params, threshold) - 16usize];
+    ["Offset of field: ss_dropout_mask_params::scale"]
+        [::core::mem::offset_of!(ss_dropout_mask_params, scale) - 24usize];
+    ["Offset of field: ss_dropout_mask_params::pad"]
+        [::core::mem::offset_of!(ss_dropout_mask_params, pad) - 28usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, PartialEq)]
+pub struct ss_dropout_params {
+    pub mask: ss_dropout_mask_params,
+    pub n: u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of ss_dropout_params"][::core::mem::size_of::<ss_dropout_params>() - 40usize];
+    ["Alignment of ss_dropout_params"][::core::mem::align_of::<ss_dropout_params>() - 8usize];
+    ["Offset of field: ss_dropout_params::mask"]
+        [::core::mem::offset_of!(ss_dropout_params, mask) - 0usize];
+    ["Offset of field: ss_dropout_params::n"]
+        [::core::mem::offset_of!(ss_dropout_params, n) - 32usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, PartialEq)]
+pub struct ss_dropout_variational_params {
+    pub mask: ss_dropout_mask_params,
+    pub t: u64,
+    pub b: u64,
+    pub f: u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of ss_dropout_variational_params"]
+        [::core::mem::size_of::<ss_dropout_variational_params>() - 56usize];
+    ["Alignment of ss_dropout_variational_params"]
+        [::core::mem::align_of::<ss_dropout_variational_params>() - 8usize];
+    ["Offset of field: ss_dropout_variational_params::mask"]
+        [::core::mem::offset_of!(ss_dropout_variational_params, mask) - 0usize];
+    ["Offset of field: ss_dropout_variational_params::t"]
+        [::core::mem::offset_of!(ss_dropout_variational_params, t) - 32usize];
+    ["Offset of field: ss_dropout_variational_params::b"]
+        [::core::mem::offset_of!(ss_dropout_variational_params, b) - 40usize];
+    ["Offset of field: ss_dropout_variational_params::f"]
+        [::core::mem::offset_of!(ss_dropout_variational_params, f) - 48usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, PartialEq)]
+pub struct ss_dropout_embedding_params {
+    pub mask: ss_dropout_mask_params,
+    pub v: u64,
+    pub e: u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of ss_dropout_embedding_params"]
+        [::core::mem::size_of::<ss_dropout_embedding_params>() - 48usize];
+    ["Alignment of ss_dropout_embedding_params"]
+        [::core::mem::align_of::<ss_dropout_embedding_params>() - 8usize];
+    ["Offset of field: ss_dropout_embedding_params::mask"]
+        [::core::mem::offset_of!(ss_dropout_embedding_params, mask) - 0usize];
+    ["Offset of field: ss_dropout_embedding_params::v"]
+        [::core::mem::offset_of!(ss_dropout_embedding_params, v) - 32usize];
+    ["Offset of field: ss_dropout_embedding_params::e"]
+        [::core::mem::offset_of!(ss_dropout_embedding_params, e) - 40usize];
+};
