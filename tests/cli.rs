@@ -47,15 +47,23 @@ fn unknown_subcommand_prints_one_error_and_exits_non_zero() {
 fn verify_on_the_simulator_reports_every_family_bitwise_equal() {
     if !shoestring::device::sim_available() {
         use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "skipped: verify on sim: no simulator in this build");
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: verify on sim: no simulator in this build"
+        );
         return;
     }
     let out = shoestring(&["verify", "--device", "sim", "--log2-elements", "16"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for (family, _) in shoestring::ops::VERIFY {
         assert!(
-            text.lines().any(|l| l.starts_with(family) && l.contains("bitwise equal")),
+            text.lines()
+                .any(|l| l.starts_with(family) && l.contains("bitwise equal")),
             "no `{family} ... bitwise equal` line in:\n{text}"
         );
     }

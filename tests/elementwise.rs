@@ -53,6 +53,15 @@ fn unit(n: usize, stream: u32) -> Vec<f32> {
         .collect()
 }
 
+/// NaN results are stored as the canonical 0x7fffffff (what GPU arithmetic makes).
+fn canon(x: f32) -> f32 {
+    if x.is_nan() {
+        f32::from_bits(0x7fff_ffff)
+    } else {
+        x
+    }
+}
+
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
@@ -143,14 +152,14 @@ fn add_mul_scale_cpu_equal_a_plain_scalar_loop_bitwise() {
         let db = DeviceBuffer::copy_htod(&cpu, &b).unwrap();
         let mut out = DeviceBuffer::zeros(&cpu, n).unwrap();
         ew::add(&cpu, &da, &db, &mut out).unwrap();
-        let want: Vec<f32> = (0..n).map(|i| a[i] + b[i]).collect();
+        let want: Vec<f32> = (0..n).map(|i| canon(a[i] + b[i])).collect();
         assert_bits_eq("add", &out.copy_dtoh().unwrap(), &want);
         ew::mul(&cpu, &da, &db, &mut out).unwrap();
-        let want: Vec<f32> = (0..n).map(|i| a[i] * b[i]).collect();
+        let want: Vec<f32> = (0..n).map(|i| canon(a[i] * b[i])).collect();
         assert_bits_eq("mul", &out.copy_dtoh().unwrap(), &want);
         for alpha in [0.3f32, -2.0, 1.0 / 65536.0, f32::INFINITY] {
             ew::scale(&cpu, alpha, &da, &mut out).unwrap();
-            let want: Vec<f32> = (0..n).map(|i| alpha * a[i]).collect();
+            let want: Vec<f32> = (0..n).map(|i| canon(alpha * a[i])).collect();
             assert_bits_eq("scale", &out.copy_dtoh().unwrap(), &want);
         }
     }
@@ -272,13 +281,15 @@ fn adam_reference(hp: &AdamParams, t: u64, p: &mut [f32], g: &[f32], m: &mut [f3
     let (c1, c2) = (1.0 - hp.beta1, 1.0 - hp.beta2);
     let lr_wd = hp.lr * hp.weight_decay;
     for i in 0..p.len() {
-        m[i] = hp.beta1.mul_add(m[i], c1 * g[i]);
-        v[i] = hp.beta2.mul_add(v[i], c2 * (g[i] * g[i]));
-        let m_hat = m[i] / bc1;
-        let v_hat = v[i] / bc2;
+        let m1 = hp.beta1.mul_add(m[i], c1 * g[i]);
+        let v1 = hp.beta2.mul_add(v[i], c2 * (g[i] * g[i]));
+        let m_hat = m1 / bc1;
+        let v_hat = v1 / bc2;
         let upd = m_hat / (v_hat.sqrt() + hp.eps);
         let decayed = (-lr_wd).mul_add(p[i], p[i]);
-        p[i] = (-hp.lr).mul_add(upd, decayed);
+        m[i] = canon(m1);
+        v[i] = canon(v1);
+        p[i] = canon((-hp.lr).mul_add(upd, decayed));
     }
 }
 
@@ -463,7 +474,7 @@ fn unscale_leaves_the_flag_clear_when_every_result_is_finite() {
     let mut flag = OverflowFlag::new(&Device::Cpu).unwrap();
     let inv = 1.0f32 / 65536.0;
     ew::unscale_check_finite(&Device::Cpu, inv, &mut g, &mut flag).unwrap();
-    let want: Vec<f32> = g0.iter().map(|x| x * inv).collect();
+    let want: Vec<f32> = g0.iter().map(|x| canon(x * inv)).collect();
     assert_bits_eq("unscaled grads", &g.copy_dtoh().unwrap(), &want);
     assert!(!flag.read().unwrap());
     assert_eq!(flag.bits().unwrap(), 0);
@@ -489,7 +500,7 @@ fn unscale_raises_the_flag_on_exactly_one_overflow_inf_or_nan_and_it_stays_until
             let mut flag = OverflowFlag::new(&dev).unwrap();
             ew::unscale_check_finite(&dev, inv, &mut g, &mut flag).unwrap();
             assert_eq!(flag.bits().unwrap(), 1, "{dev}: {value:e} at {at}");
-            let want: Vec<f32> = g0.iter().map(|x| x * inv).collect();
+            let want: Vec<f32> = g0.iter().map(|x| canon(x * inv)).collect();
             assert_bits_eq(&format!("{dev}: grads"), &g.copy_dtoh().unwrap(), &want);
             // A later all-finite call does not clear it; clear() does.
             let mut ok = DeviceBuffer::copy_htod(&dev, &clean).unwrap();
@@ -499,6 +510,87 @@ fn unscale_raises_the_flag_on_exactly_one_overflow_inf_or_nan_and_it_stays_until
             assert!(!flag.read().unwrap(), "{dev}: clear() did not clear");
             ew::unscale_check_finite(&dev, 1.0, &mut ok, &mut flag).unwrap();
             assert!(!flag.read().unwrap(), "{dev}: finite grads raised the flag");
+        }
+    }
+}
+
+#[test]
+fn nan_results_are_the_canonical_0x7fffffff_on_every_device() {
+    // NaN payloads of both signs, and NaNs made from non-NaN inputs
+    // (inf - inf, 0 * inf), through every arithmetic op.
+    let a = [
+        f32::from_bits(0x7fc0_1234),
+        f32::from_bits(0xffa0_0001),
+        f32::INFINITY,
+        0.0,
+        1.0,
+    ];
+    let b = [
+        1.0,
+        2.0,
+        f32::NEG_INFINITY,
+        f32::INFINITY,
+        f32::from_bits(0xff80_0005),
+    ];
+    let add_nan = [true, true, true, false, true];
+    let mul_nan = [true, true, false, true, true];
+    for dev in std::iter::once(Device::Cpu).chain(test_devices("nan_results_are_canonical")) {
+        let da = DeviceBuffer::copy_htod(&dev, &a).unwrap();
+        let db = DeviceBuffer::copy_htod(&dev, &b).unwrap();
+        let mut out = DeviceBuffer::zeros(&dev, 5).unwrap();
+        ew::add(&dev, &da, &db, &mut out).unwrap();
+        for (i, x) in out.copy_dtoh().unwrap().into_iter().enumerate() {
+            assert_eq!(x.is_nan(), add_nan[i], "{dev}: add {i}");
+            assert!(
+                !x.is_nan() || x.to_bits() == 0x7fff_ffff,
+                "{dev}: add {i}: {:#x}",
+                x.to_bits()
+            );
+        }
+        ew::mul(&dev, &da, &db, &mut out).unwrap();
+        for (i, x) in out.copy_dtoh().unwrap().into_iter().enumerate() {
+            assert_eq!(x.is_nan(), mul_nan[i], "{dev}: mul {i}");
+            assert!(
+                !x.is_nan() || x.to_bits() == 0x7fff_ffff,
+                "{dev}: mul {i}: {:#x}",
+                x.to_bits()
+            );
+        }
+        ew::scale(&dev, 0.0, &da, &mut out).unwrap(); // 0 * inf is NaN too
+        let got = out.copy_dtoh().unwrap();
+        assert_eq!(
+            bits(&got),
+            [0x7fff_ffff, 0x7fff_ffff, 0x7fff_ffff, 0, 0],
+            "{dev}: scale"
+        );
+        let mut g = DeviceBuffer::copy_htod(&dev, &a).unwrap();
+        let mut flag = OverflowFlag::new(&dev).unwrap();
+        ew::unscale_check_finite(&dev, 0.5, &mut g, &mut flag).unwrap();
+        let got = bits(&g.copy_dtoh().unwrap());
+        assert_eq!(got[..2], [0x7fff_ffff, 0x7fff_ffff], "{dev}: unscale");
+        // Adam on a NaN gradient: every output of that element is canonical.
+        let mut p = DeviceBuffer::copy_htod(&dev, &[1.0f32, 1.0]).unwrap();
+        let grad = DeviceBuffer::copy_htod(&dev, &[f32::from_bits(0xffc0_0042), 0.5]).unwrap();
+        let (mut m, mut v) = (
+            DeviceBuffer::zeros(&dev, 2).unwrap(),
+            DeviceBuffer::zeros(&dev, 2).unwrap(),
+        );
+        ew::adam_step(
+            &dev,
+            &AdamParams::default(),
+            1,
+            &mut p,
+            &grad,
+            &mut m,
+            &mut v,
+        )
+        .unwrap();
+        for (what, buf) in [("param", &p), ("m", &m), ("v", &v)] {
+            assert_eq!(
+                buf.copy_dtoh().unwrap()[0].to_bits(),
+                0x7fff_ffff,
+                "{dev}: adam {what}"
+            );
         }
     }
 }

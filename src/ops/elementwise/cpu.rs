@@ -2,7 +2,8 @@
 //! body applied to every element; rayon splits the slices into fixed chunks,
 //! and since element `i` depends only on element `i` of the inputs, the chunk
 //! size and the pool's thread count cannot change the bits. The one cross-element
-//! result, the overflow flag, is an integer OR (order independent).
+//! result, the overflow flag, is an integer OR (order independent). Every
+//! arithmetic result goes through [`canonical_nan`], as in the kernels.
 
 use crate::device::abi::{ss_elementwise_adam_params, ss_elementwise_params};
 use rayon::prelude::*;
@@ -19,7 +20,7 @@ pub fn elementwise_add_f32(p: &ss_elementwise_params, a: &[f32], b: &[f32], out:
         .zip(a[..n].par_chunks(CHUNK).zip(b[..n].par_chunks(CHUNK)))
         .for_each(|(out, (a, b))| {
             for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-                *o = x + y;
+                *o = canonical_nan(x + y);
             }
         });
 }
@@ -32,7 +33,7 @@ pub fn elementwise_mul_f32(p: &ss_elementwise_params, a: &[f32], b: &[f32], out:
         .zip(a[..n].par_chunks(CHUNK).zip(b[..n].par_chunks(CHUNK)))
         .for_each(|(out, (a, b))| {
             for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-                *o = x * y;
+                *o = canonical_nan(x * y);
             }
         });
 }
@@ -46,7 +47,7 @@ pub fn elementwise_scale_f32(p: &ss_elementwise_params, x: &[f32], out: &mut [f3
         .zip(x[..n].par_chunks(CHUNK))
         .for_each(|(out, x)| {
             for (o, &x) in out.iter_mut().zip(x) {
-                *o = alpha * x;
+                *o = canonical_nan(alpha * x);
             }
         });
 }
@@ -116,9 +117,9 @@ fn adam_element(p: &ss_elementwise_adam_params, param: &mut f32, g: f32, m: &mut
     let denom = v_hat.sqrt() + p.eps;
     let upd = m_hat / denom;
     let w_dec = (-p.lr_weight_decay).mul_add(w, w);
-    *m = m1;
-    *v = v1;
-    *param = (-p.lr).mul_add(upd, w_dec);
+    *m = canonical_nan(m1);
+    *v = canonical_nan(v1);
+    *param = canonical_nan((-p.lr).mul_add(upd, w_dec));
 }
 
 /// TWIN: kernels/elementwise.cu::elementwise_unscale_check_f32.
@@ -133,7 +134,7 @@ pub fn elementwise_unscale_check_f32(p: &ss_elementwise_params, g: &mut [f32], f
             let mut bad = 0u32;
             for x in g.iter_mut() {
                 let y = *x * inv_scale;
-                *x = y;
+                *x = canonical_nan(y);
                 bad |= if is_finite_bits(y) { 0 } else { 1 };
             }
             bad
@@ -141,6 +142,21 @@ pub fn elementwise_unscale_check_f32(p: &ss_elementwise_params, g: &mut [f32], f
         .reduce(|| 0, |a, b| a | b);
     if bad != 0 {
         *flag |= 1;
+    }
+}
+
+/// The canonical NaN every arithmetic output of this family is stored as: the
+/// GPU's f32 arithmetic produces it for any NaN result; x86 propagates payloads.
+pub const CANONICAL_NAN_BITS: u32 = 0x7fff_ffff;
+
+/// TWIN: kernels/elementwise.cu::ss_elementwise_canonical_nan. A NaN becomes
+/// `f32::from_bits(0x7fffffff)`; everything else is returned unchanged.
+#[inline(always)]
+pub fn canonical_nan(x: f32) -> f32 {
+    if (x.to_bits() & 0x7fff_ffff) > 0x7f80_0000 {
+        f32::from_bits(CANONICAL_NAN_BITS)
+    } else {
+        x
     }
 }
 

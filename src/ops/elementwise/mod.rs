@@ -16,6 +16,9 @@
 //! - `unscale_check_finite`: `g * inv_scale` (one rounding); the flag is an
 //!   integer OR of "some result has an all-ones exponent".
 //!
+//! - NaN results of arithmetic (not of the casts) are stored as the canonical
+//!   `0x7fffffff`, which GPU arithmetic produces natively and x86 does not.
+//!
 //! Launch shape never changes the bits: every kernel is a grid-stride loop.
 
 pub mod cpu;
