@@ -62,6 +62,69 @@ const _: () = {
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq)]
+pub struct ss_elementwise_params {
+    pub n: u64,
+    pub alpha: f32,
+    pub reserved: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of ss_elementwise_params"][::core::mem::size_of::<ss_elementwise_params>() - 16usize];
+    ["Alignment of ss_elementwise_params"]
+        [::core::mem::align_of::<ss_elementwise_params>() - 8usize];
+    ["Offset of field: ss_elementwise_params::n"]
+        [::core::mem::offset_of!(ss_elementwise_params, n) - 0usize];
+    ["Offset of field: ss_elementwise_params::alpha"]
+        [::core::mem::offset_of!(ss_elementwise_params, alpha) - 8usize];
+    ["Offset of field: ss_elementwise_params::reserved"]
+        [::core::mem::offset_of!(ss_elementwise_params, reserved) - 12usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, PartialEq)]
+pub struct ss_elementwise_adam_params {
+    pub n: u64,
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub one_minus_beta1: f32,
+    pub one_minus_beta2: f32,
+    pub bias_correction1: f32,
+    pub bias_correction2: f32,
+    pub lr_weight_decay: f32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of ss_elementwise_adam_params"]
+        [::core::mem::size_of::<ss_elementwise_adam_params>() - 48usize];
+    ["Alignment of ss_elementwise_adam_params"]
+        [::core::mem::align_of::<ss_elementwise_adam_params>() - 8usize];
+    ["Offset of field: ss_elementwise_adam_params::n"]
+        [::core::mem::offset_of!(ss_elementwise_adam_params, n) - 0usize];
+    ["Offset of field: ss_elementwise_adam_params::lr"]
+        [::core::mem::offset_of!(ss_elementwise_adam_params, lr) - 8usize];
+    ["Offset of field: ss_elementwise_adam_params::beta1"]
+        [::core::mem::offset_of!(ss_elementwise_adam_params, beta1) - 12usize];
+    ["Offset of field: ss_elementwise_adam_params::beta2"]
+        [::core::mem::offset_of!(ss_elementwise_adam_params, beta2) - 16usize];
+    ["Offset of field: ss_elementwise_adam_params::eps"]
+        [::core::mem::offset_of!(ss_elementwise_adam_params, eps) - 20usize];
+    ["Offset of field: ss_elementwise_adam_params::weight_decay"]
+        [::core::mem::offset_of!(ss_elementwise_adam_params, weight_decay) - 24usize];
+    ["Offset of field: ss_elementwise_adam_params::one_minus_beta1"]
+        [::core::mem::offset_of!(ss_elementwise_adam_params, one_minus_beta1) - 28usize];
+    ["Offset of field: ss_elementwise_adam_params::one_minus_beta2"]
+        [::core::mem::offset_of!(ss_elementwise_adam_params, one_minus_beta2) - 32usize];
+    ["Offset of field: ss_elementwise_adam_params::bias_correction1"]
+        [::core::mem::offset_of!(ss_elementwise_adam_params, bias_correction1) - 36usize];
+    ["Offset of field: ss_elementwise_adam_params::bias_correction2"]
+        [::core::mem::offset_of!(ss_elementwise_adam_params, bias_correction2) - 40usize];
+    ["Offset of field: ss_elementwise_adam_params::lr_weight_decay"]
+        [::core::mem::offset_of!(ss_elementwise_adam_params, lr_weight_decay) - 44usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, PartialEq)]
 pub struct ss_dropout_mask_params {
     pub key: ss_philox_key,
     pub stream: u32,

@@ -3,6 +3,7 @@
 //! with the public, device-dispatching functions in `ops/<family>/mod.rs`.
 
 pub mod dropout;
+pub mod elementwise;
 pub mod philox;
 
 use crate::device::Device;
@@ -14,4 +15,8 @@ use crate::verify::Outcome;
 pub type VerifyFn = fn(&Device, usize) -> Result<Outcome>;
 
 /// Every family's self-check, in the order `shoestring verify` prints them.
-pub const VERIFY: &[(&str, VerifyFn)] = &[("philox", philox::verify), ("dropout", dropout::verify)];
+pub const VERIFY: &[(&str, VerifyFn)] = &[
+    ("philox", philox::verify),
+    ("elementwise", elementwise::verify),
+    ("dropout", dropout::verify),
+];

@@ -1,0 +1,145 @@
+// Elementwise kernels: add, mul, scale, f32<->f16 casts, the AdamW step on f32
+// master weights, and the mixed-precision unscale + finite check that raises the
+// shared overflow flag. Contract: docs/numerics/elementwise.md.
+//
+// Dimension: N = p.n, the element count of every buffer of a call.
+// Every kernel is a 1-D grid-stride loop in which element i depends on element
+// i of its inputs only, so any grid/block shape gives the same bits (DESIGN.md
+// rule 7). Launch: block = 256, grid = min(ceil(N/256), 65535) by default
+// (src/ops/elementwise/cuda.rs::DEFAULT_SHAPE); any shape is valid.
+// f16 tensors are uint16_t bit patterns. Compiled with --fmad=false: every fused
+// multiply-add below is an explicit fmaf; every other a*b+c is two roundings.
+#include "common/prelude.cuh"
+#include "common/abi.h"
+
+// Every float this family computes with arithmetic is stored through this: a NaN
+// result becomes the canonical NaN 0x7fffffff, which is what the GPU's f32
+// arithmetic produces for any NaN result (CUDA Programming Guide, floating-point
+// appendix), while x86 (CPU twin, Sim) propagates an input payload or makes
+// 0xffc00000. A bit test, so it means the same under any compiler flags.
+// TWIN: src/ops/elementwise/cpu.rs::canonical_nan
+SS_DEVICE float ss_elementwise_canonical_nan(float x) {
+    return (__float_as_uint(x) & 0x7fffffffu) > 0x7f800000u ? __uint_as_float(0x7fffffffu) : x;
+}
+
+#define SS_GRID_STRIDE_LOOP(i, n)                                                      \
+    for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x, ss_stride_ =    \
+             (uint64_t)gridDim.x * blockDim.x;                                         \
+         i < (n); i += ss_stride_)
+
+// elementwise_add_f32: out[i] = a[i] + b[i] (one f32 addition), i < N; a NaN
+//   result is stored as 0x7fffffff (ss_elementwise_canonical_nan), as in every
+//   arithmetic kernel below.
+// Threads: one element per thread per iteration, grid-stride. Memory: reads
+//   8 bytes, writes 4 bytes per element. No accumulation.
+// TWIN: src/ops/elementwise/cpu.rs::elementwise_add_f32
+extern "C" __global__ void elementwise_add_f32(const ss_elementwise_params p,
+                                               const float* __restrict__ a,
+                                               const float* __restrict__ b,
+                                               float* __restrict__ out) {
+    SS_GRID_STRIDE_LOOP(i, p.n) { out[i] = ss_elementwise_canonical_nan(a[i] + b[i]); }
+}
+
+// elementwise_mul_f32: out[i] = a[i] * b[i] (one f32 multiplication), i < N.
+// Threads, launch, memory: as elementwise_add_f32.
+// TWIN: src/ops/elementwise/cpu.rs::elementwise_mul_f32
+extern "C" __global__ void elementwise_mul_f32(const ss_elementwise_params p,
+                                               const float* __restrict__ a,
+                                               const float* __restrict__ b,
+                                               float* __restrict__ out) {
+    SS_GRID_STRIDE_LOOP(i, p.n) { out[i] = ss_elementwise_canonical_nan(a[i] * b[i]); }
+}
+
+// elementwise_scale_f32: out[i] = p.alpha * x[i] (one f32 multiplication), i < N.
+// Threads, launch: as elementwise_add_f32. Memory: reads 4, writes 4 bytes/element.
+// TWIN: src/ops/elementwise/cpu.rs::elementwise_scale_f32
+extern "C" __global__ void elementwise_scale_f32(const ss_elementwise_params p,
+                                                 const float* __restrict__ x,
+                                                 float* __restrict__ out) {
+    const float alpha = p.alpha;
+    SS_GRID_STRIDE_LOOP(i, p.n) { out[i] = ss_elementwise_canonical_nan(alpha * x[i]); }
+}
+
+// elementwise_cast_f32_to_f16: out[i] = bits of f16(x[i]), round to nearest
+//   even, overflow -> inf, NaN -> quiet NaN keeping the top payload bits
+//   (ss_float_to_half_rn, integer code; equal to half::f16::from_f32).
+// Threads, launch: as elementwise_add_f32. Memory: reads 4, writes 2 bytes/element.
+// TWIN: src/ops/elementwise/cpu.rs::elementwise_cast_f32_to_f16
+extern "C" __global__ void elementwise_cast_f32_to_f16(const ss_elementwise_params p,
+                                                       const float* __restrict__ x,
+                                                       uint16_t* __restrict__ out) {
+    SS_GRID_STRIDE_LOOP(i, p.n) { out[i] = ss_float_to_half_rn(x[i]); }
+}
+
+// elementwise_cast_f16_to_f32: out[i] = f32 value of the half with bits x[i];
+//   exact; NaN payload kept with the quiet bit set (ss_half_to_float; equal to
+//   half::f16::to_f32).
+// Threads, launch: as elementwise_add_f32. Memory: reads 2, writes 4 bytes/element.
+// TWIN: src/ops/elementwise/cpu.rs::elementwise_cast_f16_to_f32
+extern "C" __global__ void elementwise_cast_f16_to_f32(const ss_elementwise_params p,
+                                                       const uint16_t* __restrict__ x,
+                                                       float* __restrict__ out) {
+    SS_GRID_STRIDE_LOOP(i, p.n) { out[i] = ss_half_to_float(x[i]); }
+}
+
+// elementwise_adam_f32: one AdamW step, in place on param, m, v, given grad.
+//   With the host constants of ss_elementwise_adam_params (b1 = beta1,
+//   c1 = one_minus_beta1, bc1 = bias_correction1, ...), for each i < N:
+//     g      = grad[i]
+//     m'     = fmaf(b1, m[i], c1 * g)               c1*g rounded, then one fused round
+//     v'     = fmaf(b2, v[i], c2 * (g * g))         g*g, c2*(.) rounded, then fused
+//     m_hat  = m' / bc1                              IEEE division
+//     v_hat  = v' / bc2                              IEEE division
+//     denom  = sqrtf(v_hat) + eps                    correctly rounded sqrt, then add
+//     upd    = m_hat / denom                         IEEE division
+//     p_dec  = fmaf(-lr_weight_decay, p[i], p[i])    p - (lr*wd)*p, one rounding
+//     p'     = fmaf(-lr, upd, p_dec)                 p_dec - lr*upd, one rounding
+//   then m[i] = m', v[i] = v', param[i] = p' (NaNs canonical). Decay uses the
+//   OLD parameter.
+// Threads, launch: as elementwise_add_f32. Memory: reads 16, writes 12 bytes/element.
+// TWIN: src/ops/elementwise/cpu.rs::elementwise_adam_f32
+extern "C" __global__ void elementwise_adam_f32(const ss_elementwise_adam_params p,
+                                                float* __restrict__ param,
+                                                const float* __restrict__ grad,
+                                                float* __restrict__ m,
+                                                float* __restrict__ v) {
+    SS_GRID_STRIDE_LOOP(i, p.n) {
+        const float g = grad[i];
+        const float w = param[i];
+        const float m1 = fmaf(p.beta1, m[i], p.one_minus_beta1 * g);
+        const float v1 = fmaf(p.beta2, v[i], p.one_minus_beta2 * (g * g));
+        const float m_hat = m1 / p.bias_correction1;
+        const float v_hat = v1 / p.bias_correction2;
+        const float denom = sqrtf(v_hat) + p.eps;
+        const float upd = m_hat / denom;
+        const float w_dec = fmaf(-p.lr_weight_decay, w, w);
+        m[i] = ss_elementwise_canonical_nan(m1);
+        v[i] = ss_elementwise_canonical_nan(v1);
+        param[i] = ss_elementwise_canonical_nan(fmaf(-p.lr, upd, w_dec));
+    }
+}
+
+// elementwise_unscale_check_f32: g[i] = g[i] * p.alpha (alpha = 1/loss scale,
+//   one f32 multiplication) in place; if any result is non-finite (exponent
+//   bits all ones: inf or NaN, a bit test via ss_isfinite), *flag |= 1u.
+// Threads: grid-stride; each thread ORs its own elements' verdicts into a
+//   register and issues at most one atomicOr. The flag is an integer OR, so the
+//   result is independent of order, grid and block. The flag is never cleared
+//   here: it stays set until the host clears it (OverflowFlag::clear).
+// Launch: as elementwise_add_f32. Memory: reads 4, writes 4 bytes/element, plus
+//   at most one 4-byte atomic per thread.
+// TWIN: src/ops/elementwise/cpu.rs::elementwise_unscale_check_f32
+extern "C" __global__ void elementwise_unscale_check_f32(const ss_elementwise_params p,
+                                                         float* __restrict__ g,
+                                                         unsigned int* __restrict__ flag) {
+    const float inv_scale = p.alpha;
+    unsigned int bad = 0u;
+    SS_GRID_STRIDE_LOOP(i, p.n) {
+        const float x = g[i] * inv_scale;
+        g[i] = ss_elementwise_canonical_nan(x);
+        bad |= ss_isfinite(x) ? 0u : 1u;
+    }
+    if (bad != 0u) {
+        atomicOr(flag, 1u);
+    }
+}

@@ -1,0 +1,594 @@
+//! Elementwise ops on any device: add, mul, scale, f32<->f16 casts, the AdamW
+//! step on f32 master weights, and the mixed-precision unscale + finite check
+//! that raises the shared [`OverflowFlag`].
+//!
+//! # Numerics
+//! Every output element is a function of the same-index input elements only,
+//! computed by the same IEEE-754 f32 operations in the same order on every
+//! device (docs/numerics/elementwise.md has each op's order):
+//! - `add`: `a + b`; `mul`: `a * b`; `scale`: `alpha * x` (one rounding each).
+//! - `cast_f32_to_f16`: round to nearest even, overflow to inf, NaN kept quiet
+//!   with its top payload bits; equal to `half::f16::from_f32(x).to_bits()`.
+//!   `cast_f16_to_f32`: exact; equal to `half::f16::to_f32`.
+//! - `adam_step`: the order of `kernels/elementwise.cu::elementwise_adam_f32`,
+//!   with two explicit fmas for the moments and two for the parameter update;
+//!   host constants from [`AdamParams::kernel_params`].
+//! - `unscale_check_finite`: `g * inv_scale` (one rounding); the flag is an
+//!   integer OR of "some result has an all-ones exponent".
+//!
+//! - NaN results of arithmetic (not of the casts) are stored as the canonical
+//!   `0x7fffffff`, which GPU arithmetic produces natively and x86 does not.
+//!
+//! Launch shape never changes the bits: every kernel is a grid-stride loop.
+
+pub mod cpu;
+pub mod cuda;
+
+use crate::device::abi::{ss_elementwise_adam_params, ss_elementwise_params};
+use crate::device::{Device, DeviceBuffer, Element};
+use crate::error::{Error, Result};
+
+pub use cuda::DEFAULT_SHAPE;
+
+/// A launch shape: (threads per block, most blocks). Ignored on Cpu.
+pub type Shape = (u32, u32);
+
+fn host<'a, T: Element>(op: &'static str, buf: &'a DeviceBuffer<T>) -> Result<&'a [T]> {
+    buf.as_host_slice()
+        .ok_or_else(|| Error::invalid(op, "CPU buffer not on host"))
+}
+
+fn host_mut<'a, T: Element>(op: &'static str, buf: &'a mut DeviceBuffer<T>) -> Result<&'a mut [T]> {
+    buf.as_host_slice_mut()
+        .ok_or_else(|| Error::invalid(op, "CPU buffer not on host"))
+}
+
+fn params(n: usize, alpha: f32) -> ss_elementwise_params {
+    ss_elementwise_params {
+        n: n as u64,
+        alpha,
+        reserved: 0,
+    }
+}
+
+/// `out[i] = a[i] + b[i]` on `device`; all three of one length.
+pub fn add(
+    device: &Device,
+    a: &DeviceBuffer<f32>,
+    b: &DeviceBuffer<f32>,
+    out: &mut DeviceBuffer<f32>,
+) -> Result<()> {
+    add_with_shape(device, a, b, out, DEFAULT_SHAPE)
+}
+
+/// [`add`] with an explicit launch shape for Cuda and Sim.
+pub fn add_with_shape(
+    device: &Device,
+    a: &DeviceBuffer<f32>,
+    b: &DeviceBuffer<f32>,
+    out: &mut DeviceBuffer<f32>,
+    shape: Shape,
+) -> Result<()> {
+    binary("elementwise_add_f32", device, a, b, out, shape)
+}
+
+/// `out[i] = a[i] * b[i]` on `device`; all three of one length.
+pub fn mul(
+    device: &Device,
+    a: &DeviceBuffer<f32>,
+    b: &DeviceBuffer<f32>,
+    out: &mut DeviceBuffer<f32>,
+) -> Result<()> {
+    mul_with_shape(device, a, b, out, DEFAULT_SHAPE)
+}
+
+/// [`mul`] with an explicit launch shape for Cuda and Sim.
+pub fn mul_with_shape(
+    device: &Device,
+    a: &DeviceBuffer<f32>,
+    b: &DeviceBuffer<f32>,
+    out: &mut DeviceBuffer<f32>,
+    shape: Shape,
+) -> Result<()> {
+    binary("elementwise_mul_f32", device, a, b, out, shape)
+}
+
+fn binary(
+    op: &'static str,
+    device: &Device,
+    a: &DeviceBuffer<f32>,
+    b: &DeviceBuffer<f32>,
+    out: &mut DeviceBuffer<f32>,
+    shape: Shape,
+) -> Result<()> {
+    let n = a.len();
+    a.check(op, "a", device, n)?;
+    b.check(op, "b", device, n)?;
+    out.check(op, "out", device, n)?;
+    if n == 0 {
+        return Ok(());
+    }
+    let p = params(n, 0.0);
+    match device {
+        Device::Cpu => {
+            let (a, b, out) = (host(op, a)?, host(op, b)?, host_mut(op, out)?);
+            if op == "elementwise_add_f32" {
+                cpu::elementwise_add_f32(&p, a, b, out);
+            } else {
+                cpu::elementwise_mul_f32(&p, a, b, out);
+            }
+            Ok(())
+        }
+        Device::Cuda(_) | Device::Sim(_) => {
+            cuda::elementwise_binary_f32(device, op, &p, a, b, out, shape)
+        }
+    }
+}
+
+/// `out[i] = alpha * x[i]` on `device`.
+pub fn scale(
+    device: &Device,
+    alpha: f32,
+    x: &DeviceBuffer<f32>,
+    out: &mut DeviceBuffer<f32>,
+) -> Result<()> {
+    scale_with_shape(device, alpha, x, out, DEFAULT_SHAPE)
+}
+
+/// [`scale`] with an explicit launch shape for Cuda and Sim.
+pub fn scale_with_shape(
+    device: &Device,
+    alpha: f32,
+    x: &DeviceBuffer<f32>,
+    out: &mut DeviceBuffer<f32>,
+    shape: Shape,
+) -> Result<()> {
+    const OP: &str = "elementwise_scale_f32";
+    let n = x.len();
+    x.check(OP, "x", device, n)?;
+    out.check(OP, "out", device, n)?;
+    if n == 0 {
+        return Ok(());
+    }
+    let p = params(n, alpha);
+    match device {
+        Device::Cpu => {
+            cpu::elementwise_scale_f32(&p, host(OP, x)?, host_mut(OP, out)?);
+            Ok(())
+        }
+        Device::Cuda(_) | Device::Sim(_) => cuda::elementwise_unary(device, OP, &p, x, out, shape),
+    }
+}
+
+/// `out[i]` = the f16 bits of `x[i]` rounded to nearest even (overflow -> inf,
+/// NaN -> quiet NaN with the top payload bits), as `half::f16::from_f32`.
+pub fn cast_f32_to_f16(
+    device: &Device,
+    x: &DeviceBuffer<f32>,
+    out: &mut DeviceBuffer<u16>,
+) -> Result<()> {
+    cast_f32_to_f16_with_shape(device, x, out, DEFAULT_SHAPE)
+}
+
+/// [`cast_f32_to_f16`] with an explicit launch shape for Cuda and Sim.
+pub fn cast_f32_to_f16_with_shape(
+    device: &Device,
+    x: &DeviceBuffer<f32>,
+    out: &mut DeviceBuffer<u16>,
+    shape: Shape,
+) -> Result<()> {
+    const OP: &str = "elementwise_cast_f32_to_f16";
+    let n = x.len();
+    x.check(OP, "x", device, n)?;
+    out.check(OP, "out", device, n)?;
+    if n == 0 {
+        return Ok(());
+    }
+    let p = params(n, 0.0);
+    match device {
+        Device::Cpu => {
+            cpu::elementwise_cast_f32_to_f16(&p, host(OP, x)?, host_mut(OP, out)?);
+            Ok(())
+        }
+        Device::Cuda(_) | Device::Sim(_) => cuda::elementwise_unary(device, OP, &p, x, out, shape),
+    }
+}
+
+/// `out[i]` = the f32 value of the half with bits `x[i]` (exact; NaN payload
+/// kept, quiet bit set), as `half::f16::to_f32`.
+pub fn cast_f16_to_f32(
+    device: &Device,
+    x: &DeviceBuffer<u16>,
+    out: &mut DeviceBuffer<f32>,
+) -> Result<()> {
+    cast_f16_to_f32_with_shape(device, x, out, DEFAULT_SHAPE)
+}
+
+/// [`cast_f16_to_f32`] with an explicit launch shape for Cuda and Sim.
+pub fn cast_f16_to_f32_with_shape(
+    device: &Device,
+    x: &DeviceBuffer<u16>,
+    out: &mut DeviceBuffer<f32>,
+    shape: Shape,
+) -> Result<()> {
+    const OP: &str = "elementwise_cast_f16_to_f32";
+    let n = x.len();
+    x.check(OP, "x", device, n)?;
+    out.check(OP, "out", device, n)?;
+    if n == 0 {
+        return Ok(());
+    }
+    let p = params(n, 0.0);
+    match device {
+        Device::Cpu => {
+            cpu::elementwise_cast_f16_to_f32(&p, host(OP, x)?, host_mut(OP, out)?);
+            Ok(())
+        }
+        Device::Cuda(_) | Device::Sim(_) => cuda::elementwise_unary(device, OP, &p, x, out, shape),
+    }
+}
+
+/// AdamW hyper-parameters (decoupled weight decay, Loshchilov & Hutter).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamParams {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+}
+
+impl Default for AdamParams {
+    /// PyTorch's `torch.optim.Adam` defaults: lr 1e-3, betas (0.9, 0.999),
+    /// eps 1e-8, no weight decay.
+    fn default() -> Self {
+        AdamParams {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+impl AdamParams {
+    /// The kernel parameters of step `t` (1-based) over `n` elements: the one
+    /// place the host constants are computed, for the CPU twin and the kernels
+    /// alike (see `kernels/common/abi_elementwise.h`):
+    /// `one_minus_beta{1,2} = 1.0f32 - beta{1,2}`,
+    /// `bias_correction{1,2} = (1.0 - pow_f64(beta{1,2} as f64, t)) as f32`
+    /// ([`pow_f64`]: square-and-multiply in f64), `lr_weight_decay = lr * weight_decay` (f32).
+    ///
+    /// Errors: `t == 0`; `beta1`, `beta2` outside `[0, 1)`; `eps` not finite
+    /// and positive; `lr` not finite; `weight_decay` not finite and `>= 0`.
+    pub fn kernel_params(&self, t: u64, n: usize) -> Result<ss_elementwise_adam_params> {
+        const OP: &str = "adam_step";
+        if t == 0 {
+            return Err(Error::invalid(OP, "step t must be >= 1 (t counts from 1)"));
+        }
+        for (name, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&beta) {
+                return Err(Error::invalid(
+                    OP,
+                    format!("{name} = {beta} is not in [0, 1)"),
+                ));
+            }
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return Err(Error::invalid(
+                OP,
+                format!("eps = {} is not finite and > 0", self.eps),
+            ));
+        }
+        if !self.lr.is_finite() {
+            return Err(Error::invalid(
+                OP,
+                format!("lr = {} is not finite", self.lr),
+            ));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "weight_decay = {} is not finite and >= 0",
+                    self.weight_decay
+                ),
+            ));
+        }
+        Ok(ss_elementwise_adam_params {
+            n: n as u64,
+            lr: self.lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            one_minus_beta1: 1.0 - self.beta1,
+            one_minus_beta2: 1.0 - self.beta2,
+            bias_correction1: bias_correction(self.beta1, t),
+            bias_correction2: bias_correction(self.beta2, t),
+            lr_weight_decay: self.lr * self.weight_decay,
+        })
+    }
+}
+
+/// `base^t` in f64 by square-and-multiply over the bits of `t`, lowest bit
+/// first: `r = 1; b = base; while t > 0 { if t & 1 { r *= b }; b *= b; t >>= 1 }`.
+/// A fixed sequence of f64 multiplications (no libm `pow`), so every host gives
+/// the same bits.
+pub fn pow_f64(base: f64, mut t: u64) -> f64 {
+    let mut r = 1.0f64;
+    let mut b = base;
+    while t > 0 {
+        if t & 1 == 1 {
+            r *= b;
+        }
+        b *= b;
+        t >>= 1;
+    }
+    r
+}
+
+/// `1 - beta^t` evaluated in f64 ([`pow_f64`], then one f64 subtraction) and
+/// rounded once to f32. In `(0, 1]` for `beta` in `[0, 1)` and `t >= 1`.
+pub fn bias_correction(beta: f32, t: u64) -> f32 {
+    (1.0 - pow_f64(f64::from(beta), t)) as f32
+}
+
+/// One AdamW step `t` (1-based) in place on `param`, `m`, `v` given `grad`,
+/// all of one length on `device`. See the module's Numerics section.
+pub fn adam_step(
+    device: &Device,
+    hp: &AdamParams,
+    t: u64,
+    param: &mut DeviceBuffer<f32>,
+    grad: &DeviceBuffer<f32>,
+    m: &mut DeviceBuffer<f32>,
+    v: &mut DeviceBuffer<f32>,
+) -> Result<()> {
+    adam_step_with_shape(device, hp, t, param, grad, m, v, DEFAULT_SHAPE)
+}
+
+/// [`adam_step`] with an explicit launch shape for Cuda and Sim.
+#[allow(clippy::too_many_arguments)]
+pub fn adam_step_with_shape(
+    device: &Device,
+    hp: &AdamParams,
+    t: u64,
+    param: &mut DeviceBuffer<f32>,
+    grad: &DeviceBuffer<f32>,
+    m: &mut DeviceBuffer<f32>,
+    v: &mut DeviceBuffer<f32>,
+    shape: Shape,
+) -> Result<()> {
+    const OP: &str = "elementwise_adam_f32";
+    let n = param.len();
+    param.check(OP, "param", device, n)?;
+    grad.check(OP, "grad", device, n)?;
+    m.check(OP, "m", device, n)?;
+    v.check(OP, "v", device, n)?;
+    let p = hp.kernel_params(t, n)?;
+    if n == 0 {
+        return Ok(());
+    }
+    match device {
+        Device::Cpu => {
+            let (param, grad) = (host_mut(OP, param)?, host(OP, grad)?);
+            cpu::elementwise_adam_f32(&p, param, grad, host_mut(OP, m)?, host_mut(OP, v)?);
+            Ok(())
+        }
+        Device::Cuda(_) | Device::Sim(_) => {
+            cuda::elementwise_adam_f32(device, &p, param, grad, m, v, shape)
+        }
+    }
+}
+
+/// The mixed-precision overflow flag: one device `u32`, integer-ORed by every
+/// kernel that finds a non-finite value (the unscale check here, backward GEMMs),
+/// so the result does not depend on order. Nonzero = skip this optimizer step.
+/// The caller clears it before a step's backward and reads it once per step.
+pub struct OverflowFlag {
+    buf: DeviceBuffer<u32>,
+}
+
+impl OverflowFlag {
+    /// A clear flag on `device`.
+    pub fn new(device: &Device) -> Result<Self> {
+        Ok(OverflowFlag {
+            buf: DeviceBuffer::zeros(device, 1)?,
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        self.buf.device()
+    }
+
+    /// Sets the flag back to 0 (host memory on Cpu/Sim; a fresh zeroed word,
+    /// stream-ordered, on Cuda).
+    pub fn clear(&mut self) -> Result<()> {
+        match self.buf.as_host_slice_mut() {
+            Some(word) => word.fill(0),
+            None => self.buf = DeviceBuffer::zeros(&self.buf.device().clone(), 1)?,
+        }
+        Ok(())
+    }
+
+    /// The flag's word, copied to the host: the one synchronisation per step.
+    pub fn bits(&self) -> Result<u32> {
+        Ok(self.buf.copy_dtoh()?.first().copied().unwrap_or(0))
+    }
+
+    /// True if any kernel raised the flag since the last [`clear`](Self::clear).
+    pub fn read(&self) -> Result<bool> {
+        Ok(self.bits()? != 0)
+    }
+
+    /// The underlying one-word buffer, for other families' kernels to OR into.
+    pub fn buffer_mut(&mut self) -> &mut DeviceBuffer<u32> {
+        &mut self.buf
+    }
+
+    pub fn buffer(&self) -> &DeviceBuffer<u32> {
+        &self.buf
+    }
+}
+
+/// `grads[i] *= inv_scale` in place on `device`; raises `flag` (bit 0) if any
+/// result is inf or NaN. Never clears the flag.
+pub fn unscale_check_finite(
+    device: &Device,
+    inv_scale: f32,
+    grads: &mut DeviceBuffer<f32>,
+    flag: &mut OverflowFlag,
+) -> Result<()> {
+    unscale_check_finite_with_shape(device, inv_scale, grads, flag, DEFAULT_SHAPE)
+}
+
+/// [`unscale_check_finite`] with an explicit launch shape for Cuda and Sim.
+pub fn unscale_check_finite_with_shape(
+    device: &Device,
+    inv_scale: f32,
+    grads: &mut DeviceBuffer<f32>,
+    flag: &mut OverflowFlag,
+    shape: Shape,
+) -> Result<()> {
+    const OP: &str = "elementwise_unscale_check_f32";
+    let n = grads.len();
+    grads.check(OP, "grads", device, n)?;
+    flag.buf.check(OP, "flag", device, 1)?;
+    if n == 0 {
+        return Ok(());
+    }
+    let p = params(n, inv_scale);
+    match device {
+        Device::Cpu => {
+            let word = &mut host_mut(OP, &mut flag.buf)?[0];
+            cpu::elementwise_unscale_check_f32(&p, host_mut(OP, grads)?, word);
+            Ok(())
+        }
+        Device::Cuda(_) | Device::Sim(_) => {
+            cuda::elementwise_unscale_check_f32(device, &p, grads, &mut flag.buf, shape)
+        }
+    }
+}
+
+/// `shoestring verify`: every elementwise kernel on `device` against the CPU
+/// twin, on Philox-drawn inputs with specials (inf, NaN, subnormals, f16
+/// overflow and rounding ties) mixed in.
+pub fn verify(device: &Device, elements: usize) -> Result<crate::verify::Outcome> {
+    let n = elements.max(1);
+    let inputs = verify_inputs(n)?;
+    let cpu = run_all(&Device::Cpu, &inputs)?;
+    let dev = run_all(device, &inputs)?;
+    let mut outcome: Option<crate::verify::Outcome> = None;
+    for ((kernel, want), (_, got)) in cpu.iter().zip(&dev) {
+        let o = crate::verify::compare_bits("elementwise", kernel, want, got);
+        outcome = Some(match outcome {
+            None => o,
+            Some(acc) => acc.merge(o),
+        });
+    }
+    Ok(outcome.expect("run_all returns every kernel"))
+}
+
+struct VerifyInputs {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    halves: Vec<u16>,
+}
+
+/// Philox words -> floats: `a` spans many binades with both signs plus
+/// specials; `b` is in (-1, 1); `halves` covers every f16 bit pattern.
+fn verify_inputs(n: usize) -> Result<VerifyInputs> {
+    use crate::ops::philox::{philox_blocks, PhiloxCounter, PhiloxKey};
+    let key = PhiloxKey::from_seed(0x0e1e_3e47_0a5e_0001);
+    let words = philox_blocks(
+        &Device::Cpu,
+        key,
+        PhiloxCounter::new(0, 0x0e1e, 0),
+        (2 * n).div_ceil(4) as u64,
+    )?
+    .copy_dtoh()?;
+    let specials = [
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        f32::from_bits(0xffc0_1234),
+        f32::MIN_POSITIVE / 3.0,
+        65504.0,
+        65520.0,
+        1.0 + 2.0f32.powi(-11),
+        5.96e-8,
+        -0.0,
+    ];
+    let a = (0..n)
+        .map(|i| {
+            if i % 97 == 3 {
+                specials[(i / 97) % specials.len()]
+            } else {
+                // Exponent in [2^-30, 2^30): mantissa and sign from the word.
+                let w = words[2 * i];
+                let exp = 97 + (w >> 26) % 60;
+                f32::from_bits((w & 0x8000_0000) | (exp << 23) | (w & 0x007f_ffff))
+            }
+        })
+        .collect();
+    let b = (0..n)
+        .map(|i| (words[2 * i + 1] >> 8) as f32 * 2.0f32.powi(-23) - 1.0)
+        .collect();
+    let halves = (0..n).map(|i| i as u16).collect();
+    Ok(VerifyInputs { a, b, halves })
+}
+
+/// Every kernel once on `device`; outputs as bit patterns, named by kernel.
+fn run_all(device: &Device, x: &VerifyInputs) -> Result<Vec<(&'static str, Vec<u32>)>> {
+    let n = x.a.len();
+    let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+    let a = DeviceBuffer::copy_htod(device, &x.a)?;
+    let b = DeviceBuffer::copy_htod(device, &x.b)?;
+    let mut out = DeviceBuffer::zeros(device, n)?;
+    let mut res = Vec::new();
+    add(device, &a, &b, &mut out)?;
+    res.push(("elementwise_add_f32", bits(out.copy_dtoh()?)));
+    mul(device, &a, &b, &mut out)?;
+    res.push(("elementwise_mul_f32", bits(out.copy_dtoh()?)));
+    scale(device, 0.3, &a, &mut out)?;
+    res.push(("elementwise_scale_f32", bits(out.copy_dtoh()?)));
+    let mut h = DeviceBuffer::zeros(device, n)?;
+    cast_f32_to_f16(device, &a, &mut h)?;
+    res.push((
+        "elementwise_cast_f32_to_f16",
+        h.copy_dtoh()?.into_iter().map(u32::from).collect(),
+    ));
+    let halves = DeviceBuffer::copy_htod(device, &x.halves)?;
+    cast_f16_to_f32(device, &halves, &mut out)?;
+    res.push(("elementwise_cast_f16_to_f32", bits(out.copy_dtoh()?)));
+    // Adam: three steps with weight decay, from b as parameters and a scaled
+    // down as gradients (finite ones only: specials become 0).
+    let g: Vec<f32> =
+        x.a.iter()
+            .map(|&v| if v.is_finite() { v * 1e-6 } else { 0.0 })
+            .collect();
+    let grad = DeviceBuffer::copy_htod(device, &g)?;
+    let mut param = DeviceBuffer::copy_htod(device, &x.b)?;
+    let mut m = DeviceBuffer::zeros(device, n)?;
+    let mut v = DeviceBuffer::zeros(device, n)?;
+    let hp = AdamParams {
+        weight_decay: 0.01,
+        ..AdamParams::default()
+    };
+    for t in 1..=3 {
+        adam_step(device, &hp, t, &mut param, &grad, &mut m, &mut v)?;
+    }
+    res.push(("elementwise_adam_f32 (param)", bits(param.copy_dtoh()?)));
+    res.push(("elementwise_adam_f32 (m)", bits(m.copy_dtoh()?)));
+    res.push(("elementwise_adam_f32 (v)", bits(v.copy_dtoh()?)));
+    // Unscale: the specials make the flag rise; compare grads and the flag word.
+    let mut flag = OverflowFlag::new(device)?;
+    let mut grads = DeviceBuffer::copy_htod(device, &x.a)?;
+    unscale_check_finite(device, 1.0 / 65536.0, &mut grads, &mut flag)?;
+    let mut got = bits(grads.copy_dtoh()?);
+    got.push(flag.bits()?);
+    res.push(("elementwise_unscale_check_f32", got));
+    Ok(res)
+}
