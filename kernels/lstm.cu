@@ -15,6 +15,15 @@
 #include "common/abi.h"
 #include "common/detmath.cuh"
 
+// NaN results leave as the canonical quiet NaN 0x7fc00000 (detmath's), whatever
+// sign and payload the arithmetic produced: GPUs return 0x7fffffff for an
+// invalid operation and x86 returns 0xffc00000 or propagates an operand's
+// payload, so only this makes NaN outputs bit-identical too. Applied to every
+// output computed by arithmetic here (act is detmath's, already canonical).
+SS_DEVICE float ss_lstm_canon(float x) {
+    return (__float_as_uint(x) & 0x7fffffffu) > 0x7f800000u ? __uint_as_float(SS_DETMATH_NAN_BITS) : x;
+}
+
 // (b, j) of flat index t = b*H + j, and the offset b*4H + j of gate 0 of that
 // unit. 32-bit division when the whole problem fits, a 64-bit one otherwise;
 // both give the same quotient, so the choice never changes which element a
@@ -34,7 +43,8 @@ SS_DEVICE void ss_lstm_unit(uint64_t t, uint64_t hidden, bool narrow, uint64_t* 
 //     i = sigmoid(Gi)   f = sigmoid(Gf)   g = tanh(Gg)   o = sigmoid(Go)
 //     c = fmaf(f, c_prev, i * g)          (i*g rounded, then one fused multiply-add)
 //     h = o * tanh(c)
-//   and act[b, k*H + j] = (i, f, g, o)[k], kept for backward.
+//   and act[b, k*H + j] = (i, f, g, o)[k], kept for backward. NaN outputs are
+//   written as 0x7fc00000 (ss_lstm_canon).
 //   sigmoid/tanh are ss_sigmoid/ss_tanh (common/detmath.cuh).
 // Threads: one (b, j) per thread per iteration of a grid-stride loop over
 //   t = b*H + j in 0..B*H; each output depends on its own t only, so any grid
@@ -61,8 +71,8 @@ extern "C" __global__ void lstm_cell_fwd_f32(const ss_lstm_cell_params p, const 
         const float o = ss_sigmoid(gates[g0 + 3u * H]);
         const float ig = i * g;
         const float ct = fmaf(f, c_prev[t], ig);
-        c[t] = ct;
-        h[t] = o * ss_tanh(ct);
+        c[t] = ss_lstm_canon(ct);
+        h[t] = ss_lstm_canon(o * ss_tanh(ct));
         act[g0] = i;
         act[g0 + H] = f;
         act[g0 + 2u * H] = g;
@@ -81,6 +91,7 @@ extern "C" __global__ void lstm_cell_fwd_f32(const ss_lstm_cell_params p, const 
 //     dGg = dg * fmaf(-g, g, 1)             (1 - g^2, one rounding)
 //     dGo = dO * fmaf(-o, o, o)
 //   dgates[b, k*H + j] = (dGi, dGf, dGg, dGo)[k]; dc_prev[b, j] as above.
+//   NaN outputs are written as 0x7fc00000 (ss_lstm_canon).
 //   dc may be all zeros (the last step). Both outputs are overwritten, not accumulated.
 // Threads, launch, preconditions: as lstm_cell_fwd_f32 (grid-stride over t = b*H + j).
 // Memory: reads 32 bytes per unit (4 act, c_prev, c, dh, dc), writes 20 (4 dgates,
@@ -110,10 +121,10 @@ extern "C" __global__ void lstm_cell_bwd_f32(const ss_lstm_cell_params p, const 
         const float di = dct * g;
         const float df = dct * c_prev[t];
         const float dg = dct * i;
-        dc_prev[t] = dct * f;
-        dgates[g0] = di * fmaf(-i, i, i);
-        dgates[g0 + H] = df * fmaf(-f, f, f);
-        dgates[g0 + 2u * H] = dg * fmaf(-g, g, 1.0f);
-        dgates[g0 + 3u * H] = dO * fmaf(-o, o, o);
+        dc_prev[t] = ss_lstm_canon(dct * f);
+        dgates[g0] = ss_lstm_canon(di * fmaf(-i, i, i));
+        dgates[g0 + H] = ss_lstm_canon(df * fmaf(-f, f, f));
+        dgates[g0 + 2u * H] = ss_lstm_canon(dg * fmaf(-g, g, 1.0f));
+        dgates[g0 + 3u * H] = ss_lstm_canon(dO * fmaf(-o, o, o));
     }
 }
