@@ -54,8 +54,41 @@ pub fn lstm_cell_fwd_f32(
         });
 }
 
-/// Whole rows of the forward pass, in the kernel's per-unit order.
+/// Whole rows of the forward pass: [`fwd_rows_body`] compiled with hardware
+/// fma where the CPU has it (a libm call per `mul_add` otherwise). Same bits
+/// either way: `mul_add` is correctly rounded on both paths.
 fn fwd_rows(
+    hidden: usize,
+    gates: &[f32],
+    c_prev: &[f32],
+    c: &mut [f32],
+    h: &mut [f32],
+    act: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: fwd_rows_fma only needs the fma feature, detected just above.
+        return unsafe { fwd_rows_fma(hidden, gates, c_prev, c, h, act) };
+    }
+    fwd_rows_body(hidden, gates, c_prev, c, h, act)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+unsafe fn fwd_rows_fma(
+    hidden: usize,
+    gates: &[f32],
+    c_prev: &[f32],
+    c: &mut [f32],
+    h: &mut [f32],
+    act: &mut [f32],
+) {
+    fwd_rows_body(hidden, gates, c_prev, c, h, act)
+}
+
+/// Whole rows of the forward pass, in the kernel's per-unit order.
+#[inline(always)]
+fn fwd_rows_body(
     hidden: usize,
     gates: &[f32],
     c_prev: &[f32],
@@ -137,8 +170,26 @@ struct BwdInputs<'a> {
     c: &'a [f32],
 }
 
-/// Whole rows of the backward pass, in the kernel's per-unit order.
+/// Whole rows of the backward pass: [`bwd_rows_body`] with hardware fma where
+/// the CPU has it, as [`fwd_rows`].
 fn bwd_rows(hidden: usize, x: &BwdInputs<'_>, dgates: &mut [f32], dc_prev: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: bwd_rows_fma only needs the fma feature, detected just above.
+        return unsafe { bwd_rows_fma(hidden, x, dgates, dc_prev) };
+    }
+    bwd_rows_body(hidden, x, dgates, dc_prev)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+unsafe fn bwd_rows_fma(hidden: usize, x: &BwdInputs<'_>, dgates: &mut [f32], dc_prev: &mut [f32]) {
+    bwd_rows_body(hidden, x, dgates, dc_prev)
+}
+
+/// Whole rows of the backward pass, in the kernel's per-unit order.
+#[inline(always)]
+fn bwd_rows_body(hidden: usize, x: &BwdInputs<'_>, dgates: &mut [f32], dc_prev: &mut [f32]) {
     let rows = x
         .act
         .chunks_exact(4 * hidden)
