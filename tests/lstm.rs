@@ -178,7 +178,10 @@ fn lstm_cpu_matches_scalar_reference_bits() {
     let mut shapes = SHAPES.to_vec();
     shapes.extend([(2, 20_000), (100, 1000), (33, 1)]);
     for (seed, (b, h)) in shapes.into_iter().enumerate() {
-        for x in [inputs(b, h, 10 * seed as u32), inputs_with_specials(b, h, 7)] {
+        for x in [
+            inputs(b, h, 10 * seed as u32),
+            inputs_with_specials(b, h, 7),
+        ] {
             let got = run(&Device::Cpu, &x, None);
             assert_same_bits(&format!("cpu {b}x{h}"), &scalar_reference(&x), &got);
         }
@@ -411,7 +414,9 @@ fn lstm_saturated_and_zero_gates_give_finite_bounded_results_on_every_device() {
         assert!((0.0..=1.0).contains(&a(0)) && (0.0..=1.0).contains(&a(3)));
         assert!(h[u].abs() <= 1.0, "h[{u}] = {}", h[u]);
     }
-    for dev in test_devices("lstm_saturated_and_zero_gates_give_finite_bounded_results_on_every_device") {
+    for dev in
+        test_devices("lstm_saturated_and_zero_gates_give_finite_bounded_results_on_every_device")
+    {
         assert_same_bits(&format!("{dev}"), &want, &run(&dev, &x, None));
     }
 }
@@ -434,7 +439,12 @@ fn lstm_all_zero_inputs_give_exact_zeros_and_halves() {
                 assert_eq!(a(2), 0.0);
             }
         }
-        assert!(c.iter().chain(&h).chain(&dgates).chain(&dc_prev).all(|v| *v == 0.0));
+        assert!(c
+            .iter()
+            .chain(&h)
+            .chain(&dgates)
+            .chain(&dc_prev)
+            .all(|v| *v == 0.0));
     }
 }
 
@@ -453,7 +463,10 @@ fn lstm_infinities_and_nans_give_the_same_bits_everywhere() {
     let want = run(&Device::Cpu, &x, None);
     assert_same_bits("cpu vs reference", &scalar_reference(&x), &want);
     let nans = want.iter().flatten().filter(|v| v.is_nan()).count();
-    assert!(nans > 100, "only {nans} NaN outputs: the test lost its point");
+    assert!(
+        nans > 100,
+        "only {nans} NaN outputs: the test lost its point"
+    );
     assert!(want
         .iter()
         .flatten()
@@ -472,15 +485,30 @@ fn lstm_refuses_buffers_of_the_wrong_length() {
     let z = |n: usize| DeviceBuffer::<f32>::zeros(&dev, n).unwrap();
     let (gates, c_prev) = (z(24), z(6));
     let (mut c, mut h, mut act) = (z(6), z(6), z(23));
-    let err = lstm::lstm_cell_fwd(&dev, shape, &gates, &c_prev, &mut c, &mut h, &mut act)
-        .unwrap_err();
-    assert!(err.to_string().contains("`act` has 23 elements, expected 24"), "{err}");
+    let err =
+        lstm::lstm_cell_fwd(&dev, shape, &gates, &c_prev, &mut c, &mut h, &mut act).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`act` has 23 elements, expected 24"),
+        "{err}"
+    );
     let (dh, dc, act, mut dgates, mut dc_prev) = (z(6), z(5), z(24), z(24), z(6));
     let err = lstm::lstm_cell_bwd(
-        &dev, shape, &dh, &dc, &act, &c_prev, &c, &mut dgates, &mut dc_prev,
+        &dev,
+        shape,
+        &dh,
+        &dc,
+        &act,
+        &c_prev,
+        &c,
+        &mut dgates,
+        &mut dc_prev,
     )
     .unwrap_err();
-    assert!(err.to_string().contains("`dc` has 5 elements, expected 6"), "{err}");
+    assert!(
+        err.to_string().contains("`dc` has 5 elements, expected 6"),
+        "{err}"
+    );
 }
 
 #[test]

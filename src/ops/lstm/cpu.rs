@@ -198,7 +198,12 @@ fn bwd_rows_body(hidden: usize, x: &BwdInputs<'_>, dgates: &mut [f32], dc_prev: 
         .enumerate();
     for (r, ((act, dgates), dc_prev)) in rows {
         let u = r * hidden..(r + 1) * hidden;
-        let (dh, dc, cp, cc) = (&x.dh[u.clone()], &x.dc[u.clone()], &x.c_prev[u.clone()], &x.c[u]);
+        let (dh, dc, cp, cc) = (
+            &x.dh[u.clone()],
+            &x.dc[u.clone()],
+            &x.c_prev[u.clone()],
+            &x.c[u],
+        );
         let (ai, rest) = act.split_at(hidden);
         let (af, rest) = rest.split_at(hidden);
         let (ag, ao) = rest.split_at(hidden);

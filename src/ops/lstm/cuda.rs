@@ -28,7 +28,11 @@ pub(crate) fn lstm_cell_fwd_f32(
     shape: LstmShape,
     gates: &DeviceBuffer<f32>,
     c_prev: &DeviceBuffer<f32>,
-    io: (&mut DeviceBuffer<f32>, &mut DeviceBuffer<f32>, &mut DeviceBuffer<f32>),
+    io: (
+        &mut DeviceBuffer<f32>,
+        &mut DeviceBuffer<f32>,
+        &mut DeviceBuffer<f32>,
+    ),
     (block, max_grid): (u32, u32),
 ) -> Result<()> {
     let (c, h, act) = io;

@@ -261,11 +261,12 @@ fn draw(n: usize, stream: u32, lo: f32, hi: f32, specials: &[f32]) -> Result<Vec
 
 /// `shoestring verify`: forward and backward on `device` against the CPU twin,
 /// H = 257 (ragged against every block size), B chosen so that about
-/// `elements` units are computed, inputs drawn from Philox with saturating
-/// gates and signed zeros mixed in.
+/// `elements` output values are compared (11 per unit: c, h, 4 act, 4 dgates,
+/// dc_prev), inputs drawn from Philox with saturating gates, subnormals and
+/// signed zeros mixed in.
 pub fn verify(device: &Device, elements: usize) -> Result<crate::verify::Outcome> {
     let hidden = 257;
-    let shape = LstmShape::new((elements / hidden).max(1), hidden);
+    let shape = LstmShape::new((elements / (11 * hidden)).max(1), hidden);
     let (n, n4) = shape.units("lstm verify")?;
     let specials = [0.0, -0.0, 30.0, -30.0, 1e30, -1e30, 1e-40, -1e-40];
     let gates = draw(n4, 0x157_0001, -8.0, 8.0, &specials)?;
