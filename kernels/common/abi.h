@@ -40,5 +40,6 @@ typedef struct ss_philox_blocks_params {
 
 #include "abi_elementwise.h"
 #include "abi_dropout.h"
+#include "abi_lstm.h"
 
 #endif /* SHOESTRING_ABI_H */

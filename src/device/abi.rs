@@ -6,6 +6,7 @@
 
 pub const SS_PHILOX_WORDS_PER_BLOCK: u32 = 4;
 pub const SS_PHILOX_ROUNDS: u32 = 10;
+pub const SS_LSTM_GATES: u32 = 4;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
 pub struct ss_philox_key {
@@ -208,4 +209,19 @@ const _: () = {
         [::core::mem::offset_of!(ss_dropout_embedding_params, v) - 32usize];
     ["Offset of field: ss_dropout_embedding_params::e"]
         [::core::mem::offset_of!(ss_dropout_embedding_params, e) - 40usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct ss_lstm_cell_params {
+    pub batch: u64,
+    pub hidden: u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of ss_lstm_cell_params"][::core::mem::size_of::<ss_lstm_cell_params>() - 16usize];
+    ["Alignment of ss_lstm_cell_params"][::core::mem::align_of::<ss_lstm_cell_params>() - 8usize];
+    ["Offset of field: ss_lstm_cell_params::batch"]
+        [::core::mem::offset_of!(ss_lstm_cell_params, batch) - 0usize];
+    ["Offset of field: ss_lstm_cell_params::hidden"]
+        [::core::mem::offset_of!(ss_lstm_cell_params, hidden) - 8usize];
 };

@@ -4,6 +4,7 @@
 
 pub mod dropout;
 pub mod elementwise;
+pub mod lstm;
 pub mod philox;
 
 use crate::device::Device;
@@ -19,4 +20,5 @@ pub const VERIFY: &[(&str, VerifyFn)] = &[
     ("philox", philox::verify),
     ("elementwise", elementwise::verify),
     ("dropout", dropout::verify),
+    ("lstm", lstm::verify),
 ];

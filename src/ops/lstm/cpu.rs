@@ -1,0 +1,229 @@
+//! CPU twin of `kernels/lstm.cu`. Rows are split into tasks of whole rows over
+//! rayon; each unit `(b, j)` is computed from its own inputs only, so neither
+//! the task size nor the thread count can change a bit.
+//!
+//! Dimension letters and layouts as in the kernel file: B rows, H hidden units;
+//! `gates`, `act`, `dgates` are B x 4H with blocks `[i | f | g | o]`; the rest B x H.
+
+use crate::detmath::{sigmoid, tanh, NAN_BITS};
+use rayon::prelude::*;
+
+/// Units per rayon task (rounded to whole rows, at least one row). Not part of
+/// the numerics: any value gives the same bits.
+const UNITS_PER_TASK: usize = 16 * 1024;
+
+/// Any NaN as the canonical quiet NaN `0x7fc00000`, so that NaN outputs are
+/// bit-identical to the GPU's too. TWIN: kernels/lstm.cu::ss_lstm_canon.
+#[inline]
+fn canon(x: f32) -> f32 {
+    if (x.to_bits() & 0x7fff_ffff) > 0x7f80_0000 {
+        f32::from_bits(NAN_BITS)
+    } else {
+        x
+    }
+}
+
+fn rows_per_task(hidden: usize) -> usize {
+    (UNITS_PER_TASK / hidden).max(1)
+}
+
+/// TWIN: kernels/lstm.cu::lstm_cell_fwd_f32. `hidden = H`; B is
+/// `c.len() / H`. Lengths are checked by the caller (mod.rs): `gates`, `act`
+/// hold 4BH, `c_prev`, `c`, `h` hold BH.
+pub fn lstm_cell_fwd_f32(
+    hidden: usize,
+    gates: &[f32],
+    c_prev: &[f32],
+    c: &mut [f32],
+    h: &mut [f32],
+    act: &mut [f32],
+) {
+    if hidden == 0 || c.is_empty() {
+        return;
+    }
+    let rows = rows_per_task(hidden);
+    c.par_chunks_mut(rows * hidden)
+        .zip(h.par_chunks_mut(rows * hidden))
+        .zip(act.par_chunks_mut(rows * 4 * hidden))
+        .enumerate()
+        .for_each(|(task, ((c, h), act))| {
+            let u0 = task * rows * hidden; // first unit of the task
+            let gates = &gates[4 * u0..4 * u0 + act.len()];
+            let c_prev = &c_prev[u0..u0 + c.len()];
+            fwd_rows(hidden, gates, c_prev, c, h, act);
+        });
+}
+
+/// Whole rows of the forward pass: [`fwd_rows_body`] compiled with hardware
+/// fma where the CPU has it (a libm call per `mul_add` otherwise). Same bits
+/// either way: `mul_add` is correctly rounded on both paths.
+fn fwd_rows(
+    hidden: usize,
+    gates: &[f32],
+    c_prev: &[f32],
+    c: &mut [f32],
+    h: &mut [f32],
+    act: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: fwd_rows_fma only needs the fma feature, detected just above.
+        return unsafe { fwd_rows_fma(hidden, gates, c_prev, c, h, act) };
+    }
+    fwd_rows_body(hidden, gates, c_prev, c, h, act)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+unsafe fn fwd_rows_fma(
+    hidden: usize,
+    gates: &[f32],
+    c_prev: &[f32],
+    c: &mut [f32],
+    h: &mut [f32],
+    act: &mut [f32],
+) {
+    fwd_rows_body(hidden, gates, c_prev, c, h, act)
+}
+
+/// Whole rows of the forward pass, in the kernel's per-unit order.
+#[inline(always)]
+fn fwd_rows_body(
+    hidden: usize,
+    gates: &[f32],
+    c_prev: &[f32],
+    c: &mut [f32],
+    h: &mut [f32],
+    act: &mut [f32],
+) {
+    let rows = gates
+        .chunks_exact(4 * hidden)
+        .zip(act.chunks_exact_mut(4 * hidden))
+        .zip(c_prev.chunks_exact(hidden))
+        .zip(c.chunks_exact_mut(hidden).zip(h.chunks_exact_mut(hidden)));
+    for (((gates, act), c_prev), (c, h)) in rows {
+        let (gi, rest) = gates.split_at(hidden);
+        let (gf, rest) = rest.split_at(hidden);
+        let (gg, go) = rest.split_at(hidden);
+        let (ai, rest) = act.split_at_mut(hidden);
+        let (af, rest) = rest.split_at_mut(hidden);
+        let (ag, ao) = rest.split_at_mut(hidden);
+        for j in 0..hidden {
+            let i = sigmoid(gi[j]);
+            let f = sigmoid(gf[j]);
+            let g = tanh(gg[j]);
+            let o = sigmoid(go[j]);
+            let ig = i * g;
+            let ct = f.mul_add(c_prev[j], ig);
+            c[j] = canon(ct);
+            h[j] = canon(o * tanh(ct));
+            ai[j] = i;
+            af[j] = f;
+            ag[j] = g;
+            ao[j] = o;
+        }
+    }
+}
+
+/// TWIN: kernels/lstm.cu::lstm_cell_bwd_f32. `hidden = H`; B is
+/// `dc_prev.len() / H`. Lengths are checked by the caller (mod.rs): `act`,
+/// `dgates` hold 4BH, `dh`, `dc`, `c_prev`, `c`, `dc_prev` hold BH.
+#[allow(clippy::too_many_arguments)] // the kernel's argument list, in its order
+pub fn lstm_cell_bwd_f32(
+    hidden: usize,
+    dh: &[f32],
+    dc: &[f32],
+    act: &[f32],
+    c_prev: &[f32],
+    c: &[f32],
+    dgates: &mut [f32],
+    dc_prev: &mut [f32],
+) {
+    if hidden == 0 || dc_prev.is_empty() {
+        return;
+    }
+    let rows = rows_per_task(hidden);
+    dgates
+        .par_chunks_mut(rows * 4 * hidden)
+        .zip(dc_prev.par_chunks_mut(rows * hidden))
+        .enumerate()
+        .for_each(|(task, (dgates, dc_prev))| {
+            let u0 = task * rows * hidden;
+            let n = dc_prev.len();
+            let ins = BwdInputs {
+                dh: &dh[u0..u0 + n],
+                dc: &dc[u0..u0 + n],
+                act: &act[4 * u0..4 * u0 + 4 * n],
+                c_prev: &c_prev[u0..u0 + n],
+                c: &c[u0..u0 + n],
+            };
+            bwd_rows(hidden, &ins, dgates, dc_prev);
+        });
+}
+
+/// One task's slices of the backward inputs.
+struct BwdInputs<'a> {
+    dh: &'a [f32],
+    dc: &'a [f32],
+    act: &'a [f32],
+    c_prev: &'a [f32],
+    c: &'a [f32],
+}
+
+/// Whole rows of the backward pass: [`bwd_rows_body`] with hardware fma where
+/// the CPU has it, as [`fwd_rows`].
+fn bwd_rows(hidden: usize, x: &BwdInputs<'_>, dgates: &mut [f32], dc_prev: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: bwd_rows_fma only needs the fma feature, detected just above.
+        return unsafe { bwd_rows_fma(hidden, x, dgates, dc_prev) };
+    }
+    bwd_rows_body(hidden, x, dgates, dc_prev)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+unsafe fn bwd_rows_fma(hidden: usize, x: &BwdInputs<'_>, dgates: &mut [f32], dc_prev: &mut [f32]) {
+    bwd_rows_body(hidden, x, dgates, dc_prev)
+}
+
+/// Whole rows of the backward pass, in the kernel's per-unit order.
+#[inline(always)]
+fn bwd_rows_body(hidden: usize, x: &BwdInputs<'_>, dgates: &mut [f32], dc_prev: &mut [f32]) {
+    let rows = x
+        .act
+        .chunks_exact(4 * hidden)
+        .zip(dgates.chunks_exact_mut(4 * hidden))
+        .zip(dc_prev.chunks_exact_mut(hidden))
+        .enumerate();
+    for (r, ((act, dgates), dc_prev)) in rows {
+        let u = r * hidden..(r + 1) * hidden;
+        let (dh, dc, cp, cc) = (
+            &x.dh[u.clone()],
+            &x.dc[u.clone()],
+            &x.c_prev[u.clone()],
+            &x.c[u],
+        );
+        let (ai, rest) = act.split_at(hidden);
+        let (af, rest) = rest.split_at(hidden);
+        let (ag, ao) = rest.split_at(hidden);
+        let (di_out, rest) = dgates.split_at_mut(hidden);
+        let (df_out, rest) = rest.split_at_mut(hidden);
+        let (dg_out, do_out) = rest.split_at_mut(hidden);
+        for j in 0..hidden {
+            let (i, f, g, o) = (ai[j], af[j], ag[j], ao[j]);
+            let dht = dh[j];
+            let tc = tanh(cc[j]);
+            let d_o = dht * tc;
+            let dct = (dht * o).mul_add((-tc).mul_add(tc, 1.0), dc[j]);
+            let di = dct * g;
+            let df = dct * cp[j];
+            let dg = dct * i;
+            dc_prev[j] = canon(dct * f);
+            di_out[j] = canon(di * (-i).mul_add(i, i));
+            df_out[j] = canon(df * (-f).mul_add(f, f));
+            dg_out[j] = canon(dg * (-g).mul_add(g, 1.0));
+            do_out[j] = canon(d_o * (-o).mul_add(o, o));
+        }
+    }
+}
