@@ -3,6 +3,7 @@
 //! with the public, device-dispatching functions in `ops/<family>/mod.rs`.
 
 pub mod philox;
+pub mod reduce;
 
 use crate::device::Device;
 use crate::error::Result;
@@ -13,4 +14,4 @@ use crate::verify::Outcome;
 pub type VerifyFn = fn(&Device, usize) -> Result<Outcome>;
 
 /// Every family's self-check, in the order `shoestring verify` prints them.
-pub const VERIFY: &[(&str, VerifyFn)] = &[("philox", philox::verify)];
+pub const VERIFY: &[(&str, VerifyFn)] = &[("philox", philox::verify), ("reduce", reduce::verify)];
