@@ -38,6 +38,7 @@ typedef struct ss_philox_blocks_params {
     uint64_t n_blocks;
 } ss_philox_blocks_params;
 
+#include "abi_reduce.h"
 #include "abi_elementwise.h"
 #include "abi_dropout.h"
 #include "abi_lstm.h"

@@ -6,6 +6,9 @@
 
 pub const SS_PHILOX_WORDS_PER_BLOCK: u32 = 4;
 pub const SS_PHILOX_ROUNDS: u32 = 10;
+pub const SS_REDUCE_LANES: u32 = 256;
+pub const SS_REDUCE_CHUNK: u32 = 16384;
+pub const SS_REDUCE_CANONICAL_NAN: u32 = 2143289344;
 pub const SS_LSTM_GATES: u32 = 4;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
@@ -60,6 +63,26 @@ const _: () = {
         [::core::mem::offset_of!(ss_philox_blocks_params, base) - 8usize];
     ["Offset of field: ss_philox_blocks_params::n_blocks"]
         [::core::mem::offset_of!(ss_philox_blocks_params, n_blocks) - 24usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct ss_reduce_chunks_params {
+    pub rows: u64,
+    pub width: u64,
+    pub chunks_per_row: u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of ss_reduce_chunks_params"]
+        [::core::mem::size_of::<ss_reduce_chunks_params>() - 24usize];
+    ["Alignment of ss_reduce_chunks_params"]
+        [::core::mem::align_of::<ss_reduce_chunks_params>() - 8usize];
+    ["Offset of field: ss_reduce_chunks_params::rows"]
+        [::core::mem::offset_of!(ss_reduce_chunks_params, rows) - 0usize];
+    ["Offset of field: ss_reduce_chunks_params::width"]
+        [::core::mem::offset_of!(ss_reduce_chunks_params, width) - 8usize];
+    ["Offset of field: ss_reduce_chunks_params::chunks_per_row"]
+        [::core::mem::offset_of!(ss_reduce_chunks_params, chunks_per_row) - 16usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq)]

@@ -6,6 +6,7 @@ pub mod dropout;
 pub mod elementwise;
 pub mod lstm;
 pub mod philox;
+pub mod reduce;
 
 use crate::device::Device;
 use crate::error::Result;
@@ -18,6 +19,7 @@ pub type VerifyFn = fn(&Device, usize) -> Result<Outcome>;
 /// Every family's self-check, in the order `shoestring verify` prints them.
 pub const VERIFY: &[(&str, VerifyFn)] = &[
     ("philox", philox::verify),
+    ("reduce", reduce::verify),
     ("elementwise", elementwise::verify),
     ("dropout", dropout::verify),
     ("lstm", lstm::verify),
