@@ -12,15 +12,10 @@ use shoestring::ops::philox::{philox_blocks, PhiloxCounter, PhiloxKey};
 fn words(stream: u32, n: usize) -> Vec<u32> {
     let key = PhiloxKey::from_seed(0x7e57_e4b0);
     let blocks = n.div_ceil(4) as u64;
-    let mut w = philox_blocks(
-        &Device::Cpu,
-        key,
-        PhiloxCounter::new(0, stream, 0),
-        blocks,
-    )
-    .unwrap()
-    .copy_dtoh()
-    .unwrap();
+    let mut w = philox_blocks(&Device::Cpu, key, PhiloxCounter::new(0, stream, 0), blocks)
+        .unwrap()
+        .copy_dtoh()
+        .unwrap();
     w.truncate(n);
     w
 }
@@ -34,10 +29,7 @@ fn floats(stream: u32, n: usize) -> Vec<f32> {
 }
 
 fn ids_uniform(stream: u32, n: usize, v: usize) -> Vec<u32> {
-    words(stream, n)
-        .into_iter()
-        .map(|r| r % v as u32)
-        .collect()
+    words(stream, n).into_iter().map(|r| r % v as u32).collect()
 }
 
 fn bits(x: &[f32]) -> Vec<u32> {
@@ -60,7 +52,7 @@ fn scatter_reference(dy: &[f32], ids: &[u32], e: usize, dw0: &[f32]) -> Vec<f32>
     let mut dw = dw0.to_vec();
     for (t, &id) in ids.iter().enumerate() {
         for c in 0..e {
-            dw[id as usize * e + c] = dw[id as usize * e + c] + dy[t * e + c];
+            dw[id as usize * e + c] += dy[t * e + c];
         }
     }
     dw
@@ -141,9 +133,21 @@ fn bwd_cases() -> Vec<(usize, usize, Vec<u32>, Vec<f32>, Vec<f32>)> {
     // N = 1.
     cases.push((7, 4, vec![3], floats(14, 4), floats(15, 28)));
     // N not a power of two, ragged E.
-    cases.push((50, 33, ids_uniform(16, 1001, 50), floats(17, 1001 * 33), floats(18, 50 * 33)));
+    cases.push((
+        50,
+        33,
+        ids_uniform(16, 1001, 50),
+        floats(17, 1001 * 33),
+        floats(18, 50 * 33),
+    ));
     // V = 1: every position hits row 0.
-    cases.push((1, 3, vec![0; 777], floats(19, 777 * 3), vec![0.25, -0.0, 1e-40]));
+    cases.push((
+        1,
+        3,
+        vec![0; 777],
+        floats(19, 777 * 3),
+        vec![0.25, -0.0, 1e-40],
+    ));
     cases
 }
 
@@ -158,7 +162,13 @@ fn embedding_fwd_cpu_matches_plain_gather_bitwise() {
         -0.0,
         1e-45,
     ];
-    for (v, e, n) in [(1, 1, 1), (1, 5, 300), (7, 3, 1), (100, 64, 1000), (1000, 37, 4097)] {
+    for (v, e, n) in [
+        (1, 1, 1),
+        (1, 5, 300),
+        (7, 3, 1),
+        (100, 64, 1000),
+        (1000, 37, 4097),
+    ] {
         let mut w = floats(1, v * e);
         let len = w.len();
         for (i, s) in specials.iter().enumerate() {
@@ -166,7 +176,11 @@ fn embedding_fwd_cpu_matches_plain_gather_bitwise() {
         }
         let ids = ids_uniform(2, n, v);
         let got = fwd(&Device::Cpu, &w, v, e, &ids);
-        assert_eq!(bits(&got), bits(&gather_reference(&w, e, &ids)), "V={v} E={e} N={n}");
+        assert_eq!(
+            bits(&got),
+            bits(&gather_reference(&w, e, &ids)),
+            "V={v} E={e} N={n}"
+        );
     }
 }
 
@@ -191,7 +205,7 @@ fn embedding_heavy_repetition_case_is_order_sensitive() {
     for t in (0..ids.len()).rev() {
         let id = ids[t] as usize;
         for c in 0..e {
-            reversed[id * e + c] = reversed[id * e + c] + dy[t * e + c];
+            reversed[id * e + c] += dy[t * e + c];
         }
     }
     assert_ne!(bits(&forward[2 * e..3 * e]), bits(&reversed[2 * e..3 * e]));
@@ -234,7 +248,10 @@ fn embedding_cpu_bits_do_not_depend_on_thread_count() {
     for n in [1usize, 255, 257, 65_537] {
         let w = floats(20, v * e);
         // Skewed ids so that some rows are long chains.
-        let ids: Vec<u32> = words(21, n).into_iter().map(|r| (r % 97) % (1 + r % 5 * 20)).collect();
+        let ids: Vec<u32> = words(21, n)
+            .into_iter()
+            .map(|r| (r % 97) % (1 + r % 5 * 20))
+            .collect();
         let dy = floats(22, n * e);
         let dw0 = floats(23, v * e);
         let run = |threads: usize| {
@@ -276,17 +293,30 @@ fn embedding_out_of_range_id_is_the_same_typed_error_on_every_device() {
         let ib = DeviceBuffer::copy_htod(dev, &ids).unwrap();
         let mut out = DeviceBuffer::copy_htod(dev, &vec![7.0f32; n * e]).unwrap();
         let err = embedding::embedding_fwd(dev, &wb, v, e, &ib, &mut out).unwrap_err();
-        assert!(matches!(err, shoestring::Error::InvalidArgument { .. }), "{dev}: {err:?}");
+        assert!(
+            matches!(err, shoestring::Error::InvalidArgument { .. }),
+            "{dev}: {err:?}"
+        );
         assert_eq!(err.to_string(), expected_fwd, "{dev}");
-        assert!(out.copy_dtoh().unwrap().iter().all(|&x| x == 7.0), "{dev}: out was written");
+        assert!(
+            out.copy_dtoh().unwrap().iter().all(|&x| x == 7.0),
+            "{dev}: out was written"
+        );
 
         let db = DeviceBuffer::copy_htod(dev, &dy).unwrap();
         let dw0 = floats(32, v * e);
         let mut dw = DeviceBuffer::copy_htod(dev, &dw0).unwrap();
         let err = embedding::embedding_bwd(dev, &db, &ib, v, e, &mut dw).unwrap_err();
-        assert!(matches!(err, shoestring::Error::InvalidArgument { .. }), "{dev}: {err:?}");
+        assert!(
+            matches!(err, shoestring::Error::InvalidArgument { .. }),
+            "{dev}: {err:?}"
+        );
         assert_eq!(err.to_string(), expected_bwd, "{dev}");
-        assert_eq!(bits(&dw.copy_dtoh().unwrap()), bits(&dw0), "{dev}: dW was written");
+        assert_eq!(
+            bits(&dw.copy_dtoh().unwrap()),
+            bits(&dw0),
+            "{dev}: dW was written"
+        );
 
         // E = 0 still checks the ids; V = 0 makes every id out of range.
         let empty = DeviceBuffer::<f32>::zeros(dev, 0).unwrap();
@@ -310,13 +340,24 @@ fn embedding_refuses_buffers_of_the_wrong_length() {
     let ids = DeviceBuffer::copy_htod(&dev, &[0u32, 1]).unwrap();
     let mut out = DeviceBuffer::<f32>::zeros(&dev, 5).unwrap();
     let err = embedding::embedding_fwd(&dev, &w, 4, 3, &ids, &mut out).unwrap_err();
-    assert!(err.to_string().contains("`out` has 5 elements, expected 6"), "{err}");
+    assert!(
+        err.to_string().contains("`out` has 5 elements, expected 6"),
+        "{err}"
+    );
     let err = embedding::embedding_fwd(&dev, &w, 5, 3, &ids, &mut out).unwrap_err();
-    assert!(err.to_string().contains("`weights` has 12 elements, expected 15"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("`weights` has 12 elements, expected 15"),
+        "{err}"
+    );
     let dy = DeviceBuffer::<f32>::zeros(&dev, 6).unwrap();
     let mut dw = DeviceBuffer::<f32>::zeros(&dev, 11).unwrap();
     let err = embedding::embedding_bwd(&dev, &dy, &ids, 4, 3, &mut dw).unwrap_err();
-    assert!(err.to_string().contains("`dweights` has 11 elements, expected 12"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("`dweights` has 11 elements, expected 12"),
+        "{err}"
+    );
 }
 
 /// (V, E, N) for the device equality tests: ragged sizes, N around powers of
@@ -351,7 +392,13 @@ fn embedding_bwd_is_bit_identical_on_cpu_and_every_kernel_device() {
     let devices = test_devices("embedding_bwd_is_bit_identical_on_cpu_and_every_kernel_device");
     let mut cases = bwd_cases();
     for (v, e, n) in DEVICE_CASES {
-        cases.push((v, e, ids_uniform(42, n, v), floats(43, n * e), floats(44, v * e)));
+        cases.push((
+            v,
+            e,
+            ids_uniform(42, n, v),
+            floats(43, n * e),
+            floats(44, v * e),
+        ));
     }
     for (v, e, ids, dy, dw0) in cases {
         let want = bits(&bwd(&Device::Cpu, &dy, &ids, v, e, &dw0));
@@ -374,7 +421,10 @@ fn embedding_kernel_bits_do_not_depend_on_launch_shape() {
     // N = 5003: P = 8192 (4 tiles, so global sort steps run too); skewed ids.
     let (v, e, n) = (200, 17, 5003);
     let w = floats(50, v * e);
-    let ids: Vec<u32> = words(51, n).into_iter().map(|r| (r % 200) % (1 + r % 4 * 60)).collect();
+    let ids: Vec<u32> = words(51, n)
+        .into_iter()
+        .map(|r| (r % 200) % (1 + r % 4 * 60))
+        .collect();
     let dy = floats(52, n * e);
     let dw0 = floats(53, v * e);
     let want_fwd = bits(&fwd(&Device::Cpu, &w, v, e, &ids));

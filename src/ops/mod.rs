@@ -14,7 +14,5 @@ use crate::verify::Outcome;
 pub type VerifyFn = fn(&Device, usize) -> Result<Outcome>;
 
 /// Every family's self-check, in the order `shoestring verify` prints them.
-pub const VERIFY: &[(&str, VerifyFn)] = &[
-    ("philox", philox::verify),
-    ("embedding", embedding::verify),
-];
+pub const VERIFY: &[(&str, VerifyFn)] =
+    &[("philox", philox::verify), ("embedding", embedding::verify)];

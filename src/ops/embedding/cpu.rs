@@ -11,6 +11,9 @@ use rayon::prelude::*;
 
 /// Positions per rayon task in the forward copy. Not part of the numerics.
 const POSITIONS_PER_TASK: usize = 256;
+/// Least weight rows per rayon task in the backward pass (most rows of a large
+/// vocabulary are untouched and cost almost nothing). Not part of the numerics.
+const ROWS_PER_TASK: usize = 64;
 
 /// Out-of-range ids found by [`embedding_check_ids_u32`]: the kernel's error
 /// buffer as the host reads it.
@@ -85,6 +88,7 @@ pub fn embedding_bwd_f32(keys: &[u64], dy: &[f32], e: usize, dw: &mut [f32]) {
     }
     dw.par_chunks_mut(e)
         .zip(segment.par_iter())
+        .with_min_len(ROWS_PER_TASK)
         .for_each(|(row, &(s0, s1))| {
             // For each column the adds run over the segment in order: the loop
             // over positions is outside so that the column loop vectorises;

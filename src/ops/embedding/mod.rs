@@ -184,7 +184,13 @@ pub fn verify(device: &Device, elements: usize) -> Result<crate::verify::Outcome
     // Ids: half uniform over V, half squeezed onto the first 8 tokens.
     let ids: Vec<u32> = draw(1, n)?
         .into_iter()
-        .map(|r| if r & 1 == 0 { (r >> 1) % v as u32 } else { (r >> 1) % 8 })
+        .map(|r| {
+            if r & 1 == 0 {
+                (r >> 1) % v as u32
+            } else {
+                (r >> 1) % 8
+            }
+        })
         .collect();
     let specials = [f32::NAN, -f32::NAN, f32::INFINITY, -0.0, 1e-45, -1e-40];
     let finite = |r: u32| -> f32 {
@@ -194,7 +200,13 @@ pub fn verify(device: &Device, elements: usize) -> Result<crate::verify::Outcome
     let w_host: Vec<f32> = draw(2, v * e)?
         .into_iter()
         .enumerate()
-        .map(|(i, r)| if i % 97 == 0 { specials[(r % 6) as usize] } else { finite(r) })
+        .map(|(i, r)| {
+            if i % 97 == 0 {
+                specials[(r % 6) as usize]
+            } else {
+                finite(r)
+            }
+        })
         .collect();
     let dy_host: Vec<f32> = draw(3, n * e)?.into_iter().map(finite).collect();
     let dw0: Vec<f32> = draw(4, v * e)?.into_iter().map(finite).collect();
