@@ -450,3 +450,22 @@ fn embedding_verify_reports_bitwise_equal_on_every_device() {
         assert!(outcome.is_bitwise_equal(), "{dev}: {outcome}");
     }
 }
+
+#[test]
+fn embedding_with_no_positions_or_no_columns_is_a_no_op_on_every_device() {
+    let mut devices = vec![Device::Cpu];
+    devices.extend(test_devices(
+        "embedding_with_no_positions_or_no_columns_is_a_no_op_on_every_device",
+    ));
+    for dev in &devices {
+        let (v, e) = (4, 3);
+        let w = floats(60, v * e);
+        let dw0 = floats(61, v * e);
+        // N = 0.
+        assert!(fwd(dev, &w, v, e, &[]).is_empty(), "{dev}");
+        assert_eq!(bits(&bwd(dev, &[], &[], v, e, &dw0)), bits(&dw0), "{dev}");
+        // E = 0 with valid ids.
+        assert!(fwd(dev, &[], v, 0, &[1, 2, 3]).is_empty(), "{dev}");
+        assert!(bwd(dev, &[], &[1, 2, 3], v, 0, &[]).is_empty(), "{dev}");
+    }
+}
