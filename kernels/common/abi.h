@@ -41,6 +41,7 @@ typedef struct ss_philox_blocks_params {
 #include "abi_reduce.h"
 #include "abi_elementwise.h"
 #include "abi_dropout.h"
+#include "abi_embedding.h"
 #include "abi_lstm.h"
 
 #endif /* SHOESTRING_ABI_H */

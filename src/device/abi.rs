@@ -9,6 +9,9 @@ pub const SS_PHILOX_ROUNDS: u32 = 10;
 pub const SS_REDUCE_LANES: u32 = 256;
 pub const SS_REDUCE_CHUNK: u32 = 16384;
 pub const SS_REDUCE_CANONICAL_NAN: u32 = 2143289344;
+pub const SS_EMBEDDING_SORT_TILE: u32 = 2048;
+pub const SS_EMBEDDING_ERR_WORDS: u32 = 3;
+pub const SS_EMBEDDING_ERR_FLAG_BAD_ID: u32 = 1;
 pub const SS_LSTM_GATES: u32 = 4;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
@@ -232,6 +235,53 @@ const _: () = {
         [::core::mem::offset_of!(ss_dropout_embedding_params, v) - 32usize];
     ["Offset of field: ss_dropout_embedding_params::e"]
         [::core::mem::offset_of!(ss_dropout_embedding_params, e) - 40usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct ss_embedding_params {
+    pub n: u64,
+    pub v: u64,
+    pub e: u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of ss_embedding_params"][::core::mem::size_of::<ss_embedding_params>() - 24usize];
+    ["Alignment of ss_embedding_params"][::core::mem::align_of::<ss_embedding_params>() - 8usize];
+    ["Offset of field: ss_embedding_params::n"]
+        [::core::mem::offset_of!(ss_embedding_params, n) - 0usize];
+    ["Offset of field: ss_embedding_params::v"]
+        [::core::mem::offset_of!(ss_embedding_params, v) - 8usize];
+    ["Offset of field: ss_embedding_params::e"]
+        [::core::mem::offset_of!(ss_embedding_params, e) - 16usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct ss_embedding_sort_params {
+    pub n: u64,
+    pub p: u64,
+    pub k: u64,
+    pub j: u64,
+    pub k_end: u64,
+    pub tile: u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of ss_embedding_sort_params"]
+        [::core::mem::size_of::<ss_embedding_sort_params>() - 48usize];
+    ["Alignment of ss_embedding_sort_params"]
+        [::core::mem::align_of::<ss_embedding_sort_params>() - 8usize];
+    ["Offset of field: ss_embedding_sort_params::n"]
+        [::core::mem::offset_of!(ss_embedding_sort_params, n) - 0usize];
+    ["Offset of field: ss_embedding_sort_params::p"]
+        [::core::mem::offset_of!(ss_embedding_sort_params, p) - 8usize];
+    ["Offset of field: ss_embedding_sort_params::k"]
+        [::core::mem::offset_of!(ss_embedding_sort_params, k) - 16usize];
+    ["Offset of field: ss_embedding_sort_params::j"]
+        [::core::mem::offset_of!(ss_embedding_sort_params, j) - 24usize];
+    ["Offset of field: ss_embedding_sort_params::k_end"]
+        [::core::mem::offset_of!(ss_embedding_sort_params, k_end) - 32usize];
+    ["Offset of field: ss_embedding_sort_params::tile"]
+        [::core::mem::offset_of!(ss_embedding_sort_params, tile) - 40usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]

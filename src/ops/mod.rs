@@ -4,6 +4,7 @@
 
 pub mod dropout;
 pub mod elementwise;
+pub mod embedding;
 pub mod lstm;
 pub mod philox;
 pub mod reduce;
@@ -22,5 +23,6 @@ pub const VERIFY: &[(&str, VerifyFn)] = &[
     ("reduce", reduce::verify),
     ("elementwise", elementwise::verify),
     ("dropout", dropout::verify),
+    ("embedding", embedding::verify),
     ("lstm", lstm::verify),
 ];

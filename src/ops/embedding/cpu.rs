@@ -1,0 +1,103 @@
+//! CPU twin of `kernels/embedding.cu`.
+//!
+//! Forward: a row copy per position, positions spread over rayon.
+//! Backward: the same keys as the GPU (`ids[t] << 32 | t`), sorted (they are
+//! unique, so the sort's algorithm does not matter), cut into one segment per
+//! token; rayon spreads the weight *rows* over threads and each row adds its
+//! segment's rows of `dy` in increasing position order. One `(v, c)` chain is
+//! never split, so the bits do not depend on the pool size.
+
+use rayon::prelude::*;
+
+/// Positions per rayon task in the forward copy. Not part of the numerics.
+const POSITIONS_PER_TASK: usize = 256;
+/// Least weight rows per rayon task in the backward pass (most rows of a large
+/// vocabulary are untouched and cost almost nothing). Not part of the numerics.
+const ROWS_PER_TASK: usize = 64;
+
+/// Out-of-range ids found by [`embedding_check_ids_u32`]: the kernel's error
+/// buffer as the host reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadIds {
+    /// The first position `t` with `ids[t] >= V`.
+    pub first: usize,
+    /// How many positions have `ids[t] >= V`.
+    pub count: usize,
+}
+
+/// TWIN: kernels/embedding.cu::embedding_check_ids_u32. `None` when every id is
+/// `< v`. (Integer min and count: the same on any split.)
+pub fn embedding_check_ids_u32(ids: &[u32], v: usize) -> Option<BadIds> {
+    let (first, count) = ids
+        .par_iter()
+        .enumerate()
+        .filter(|(_, &id)| id as usize >= v)
+        .map(|(t, _)| (t, 1usize))
+        .reduce(|| (usize::MAX, 0), |a, b| (a.0.min(b.0), a.1 + b.1));
+    (count > 0).then_some(BadIds { first, count })
+}
+
+/// TWIN: kernels/embedding.cu::embedding_fwd_f32. `out[t*e..][..e] =
+/// w[ids[t]*e..][..e]`. Precondition (checked by the caller): every id `< V`.
+pub fn embedding_fwd_f32(w: &[f32], e: usize, ids: &[u32], out: &mut [f32]) {
+    if e == 0 {
+        return;
+    }
+    out.par_chunks_mut(e * POSITIONS_PER_TASK)
+        .zip(ids.par_chunks(POSITIONS_PER_TASK))
+        .for_each(|(out, ids)| {
+            for (row, &id) in out.chunks_exact_mut(e).zip(ids) {
+                let id = id as usize;
+                row.copy_from_slice(&w[id * e..(id + 1) * e]);
+            }
+        });
+}
+
+/// TWIN: kernels/embedding.cu::embedding_sort_keys_init_u64. The keys of the
+/// `N` positions (no padding: the CPU sort needs none).
+pub fn embedding_sort_keys_init_u64(ids: &[u32]) -> Vec<u64> {
+    ids.par_iter()
+        .enumerate()
+        .map(|(t, &id)| (u64::from(id) << 32) | t as u64)
+        .collect()
+}
+
+/// TWIN: kernels/embedding.cu::embedding_sort_keys_global_u64 and
+/// embedding_sort_keys_local_u64 (the GPU's bitonic network). The keys are
+/// unique, so this sort and the network give the same ascending order.
+pub fn embedding_sort_keys(keys: &mut [u64]) {
+    keys.par_sort_unstable();
+}
+
+/// TWIN: kernels/embedding.cu::embedding_bwd_f32. `keys` sorted ascending
+/// (token, then position); `dw[v*e + c]` accumulates `dy[t*e + c]` over the
+/// segment of token `v` in increasing `t`. Precondition: every token `< V`.
+pub fn embedding_bwd_f32(keys: &[u64], dy: &[f32], e: usize, dw: &mut [f32]) {
+    if e == 0 || keys.is_empty() {
+        return;
+    }
+    let v = dw.len() / e;
+    // segment[v] = the range of sorted indices holding token v (empty if none).
+    let mut segment = vec![(0usize, 0usize); v];
+    let mut start = 0;
+    for i in 1..=keys.len() {
+        if i == keys.len() || keys[i] >> 32 != keys[start] >> 32 {
+            segment[(keys[start] >> 32) as usize] = (start, i);
+            start = i;
+        }
+    }
+    dw.par_chunks_mut(e)
+        .zip(segment.par_iter())
+        .with_min_len(ROWS_PER_TASK)
+        .for_each(|(row, &(s0, s1))| {
+            // For each column the adds run over the segment in order: the loop
+            // over positions is outside so that the column loop vectorises;
+            // every (v, c) still sees t ascending.
+            for &key in &keys[s0..s1] {
+                let t = (key & 0xffff_ffff) as usize;
+                for (acc, &g) in row.iter_mut().zip(&dy[t * e..(t + 1) * e]) {
+                    *acc += g;
+                }
+            }
+        });
+}
