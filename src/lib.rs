@@ -8,6 +8,7 @@
 //! - [`ops`]: kernel families, each a CUDA kernel file plus its CPU twin.
 //! - [`rng`]: the explicit Philox state and named streams.
 
+pub mod detmath;
 pub mod device;
 pub mod error;
 pub mod ops;

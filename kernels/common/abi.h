@@ -38,4 +38,6 @@ typedef struct ss_philox_blocks_params {
     uint64_t n_blocks;
 } ss_philox_blocks_params;
 
+#include "abi_detmath.h"
+
 #endif /* SHOESTRING_ABI_H */

@@ -6,6 +6,11 @@
 
 pub const SS_PHILOX_WORDS_PER_BLOCK: u32 = 4;
 pub const SS_PHILOX_ROUNDS: u32 = 10;
+pub const SS_DETMATH_OP_EXP: u32 = 0;
+pub const SS_DETMATH_OP_LOG: u32 = 1;
+pub const SS_DETMATH_OP_LOG1P: u32 = 2;
+pub const SS_DETMATH_OP_TANH: u32 = 3;
+pub const SS_DETMATH_OP_SIGMOID: u32 = 4;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
 pub struct ss_philox_key {
@@ -59,4 +64,22 @@ const _: () = {
         [::core::mem::offset_of!(ss_philox_blocks_params, base) - 8usize];
     ["Offset of field: ss_philox_blocks_params::n_blocks"]
         [::core::mem::offset_of!(ss_philox_blocks_params, n_blocks) - 24usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct ss_detmath_params {
+    pub op: u32,
+    pub pad: u32,
+    pub n: u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of ss_detmath_params"][::core::mem::size_of::<ss_detmath_params>() - 16usize];
+    ["Alignment of ss_detmath_params"][::core::mem::align_of::<ss_detmath_params>() - 8usize];
+    ["Offset of field: ss_detmath_params::op"]
+        [::core::mem::offset_of!(ss_detmath_params, op) - 0usize];
+    ["Offset of field: ss_detmath_params::pad"]
+        [::core::mem::offset_of!(ss_detmath_params, pad) - 4usize];
+    ["Offset of field: ss_detmath_params::n"]
+        [::core::mem::offset_of!(ss_detmath_params, n) - 8usize];
 };

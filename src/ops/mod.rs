@@ -2,6 +2,7 @@
 //! (launch wrappers shared by Cuda and Sim) + `ops/<family>/cpu.rs` (the twin),
 //! with the public, device-dispatching functions in `ops/<family>/mod.rs`.
 
+pub mod detmath;
 pub mod philox;
 
 use crate::device::Device;
@@ -13,4 +14,4 @@ use crate::verify::Outcome;
 pub type VerifyFn = fn(&Device, usize) -> Result<Outcome>;
 
 /// Every family's self-check, in the order `shoestring verify` prints them.
-pub const VERIFY: &[(&str, VerifyFn)] = &[("philox", philox::verify)];
+pub const VERIFY: &[(&str, VerifyFn)] = &[("philox", philox::verify), ("detmath", detmath::verify)];
