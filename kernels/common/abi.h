@@ -39,5 +39,6 @@ typedef struct ss_philox_blocks_params {
 } ss_philox_blocks_params;
 
 #include "abi_detmath.h"
+#include "abi_reduce.h"
 
 #endif /* SHOESTRING_ABI_H */

@@ -11,6 +11,9 @@ pub const SS_DETMATH_OP_LOG: u32 = 1;
 pub const SS_DETMATH_OP_LOG1P: u32 = 2;
 pub const SS_DETMATH_OP_TANH: u32 = 3;
 pub const SS_DETMATH_OP_SIGMOID: u32 = 4;
+pub const SS_REDUCE_LANES: u32 = 256;
+pub const SS_REDUCE_CHUNK: u32 = 16384;
+pub const SS_REDUCE_CANONICAL_NAN: u32 = 2143289344;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
 pub struct ss_philox_key {
@@ -82,4 +85,24 @@ const _: () = {
         [::core::mem::offset_of!(ss_detmath_params, pad) - 4usize];
     ["Offset of field: ss_detmath_params::n"]
         [::core::mem::offset_of!(ss_detmath_params, n) - 8usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct ss_reduce_chunks_params {
+    pub rows: u64,
+    pub width: u64,
+    pub chunks_per_row: u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of ss_reduce_chunks_params"]
+        [::core::mem::size_of::<ss_reduce_chunks_params>() - 24usize];
+    ["Alignment of ss_reduce_chunks_params"]
+        [::core::mem::align_of::<ss_reduce_chunks_params>() - 8usize];
+    ["Offset of field: ss_reduce_chunks_params::rows"]
+        [::core::mem::offset_of!(ss_reduce_chunks_params, rows) - 0usize];
+    ["Offset of field: ss_reduce_chunks_params::width"]
+        [::core::mem::offset_of!(ss_reduce_chunks_params, width) - 8usize];
+    ["Offset of field: ss_reduce_chunks_params::chunks_per_row"]
+        [::core::mem::offset_of!(ss_reduce_chunks_params, chunks_per_row) - 16usize];
 };

@@ -4,6 +4,7 @@
 
 pub mod detmath;
 pub mod philox;
+pub mod reduce;
 
 use crate::device::Device;
 use crate::error::Result;
@@ -14,4 +15,8 @@ use crate::verify::Outcome;
 pub type VerifyFn = fn(&Device, usize) -> Result<Outcome>;
 
 /// Every family's self-check, in the order `shoestring verify` prints them.
-pub const VERIFY: &[(&str, VerifyFn)] = &[("philox", philox::verify), ("detmath", detmath::verify)];
+pub const VERIFY: &[(&str, VerifyFn)] = &[
+    ("philox", philox::verify),
+    ("detmath", detmath::verify),
+    ("reduce", reduce::verify),
+];

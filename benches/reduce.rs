@@ -1,0 +1,43 @@
+//! Canonical sum throughput on the CPU twin, 1 and 2 rayon threads, next to a
+//! memcpy of the same bytes and a naive `iter().sum()` (one serial add chain,
+//! a different order) measured in the same run, so the report is a ratio.
+//!
+//! `cargo bench --bench reduce`
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use shoestring::ops::reduce::cpu;
+use std::hint::black_box;
+
+fn bench_reduce(c: &mut Criterion) {
+    let mut g = c.benchmark_group("reduce_sum");
+    for n in [1usize << 20, 1 << 24] {
+        g.throughput(Throughput::Bytes(4 * n as u64));
+        let x: Vec<f32> = (0..n).map(|i| (i % 1013) as f32 * 0.001 - 0.5).collect();
+        let mut dst = vec![0f32; n];
+        g.bench_with_input(BenchmarkId::new("memcpy (reference)", n), &n, |b, _| {
+            b.iter(|| dst.copy_from_slice(black_box(&x)))
+        });
+        g.bench_with_input(BenchmarkId::new("naive iter().sum()", n), &n, |b, _| {
+            b.iter(|| black_box(&x).iter().sum::<f32>())
+        });
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            g.bench_with_input(
+                BenchmarkId::new(format!("canonical_sum {threads}t"), n),
+                &n,
+                |b, _| b.iter(|| pool.install(|| cpu::canonical_sum(black_box(&x)))),
+            );
+        }
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10).measurement_time(std::time::Duration::from_secs(2));
+    targets = bench_reduce
+}
+criterion_main!(benches);

@@ -1,0 +1,202 @@
+//! CPU twin of `kernels/reduce.cu` and `kernels/common/reduce.cuh`: the
+//! canonical reduction (DESIGN.md rule 3, `docs/numerics/reduce.md`).
+//!
+//! The GPU's 256 lanes are a `[f32; 256]` array updated in a loop the compiler
+//! vectorises (one SIMD register holds 4/8/16 lanes); chunks of long inputs
+//! and rows go to rayon tasks. A chunk's value depends on its elements only,
+//! and the levels are combined in index order, so the pool size never changes
+//! the bits.
+//!
+//! The `canonical_*` functions are the building blocks other families' CPU
+//! twins call (softmax rows, pooling).
+
+use super::ReduceOp;
+use rayon::prelude::*;
+
+/// Lanes per chunk (`SS_REDUCE_LANES`).
+pub const LANES: usize = crate::device::abi::SS_REDUCE_LANES as usize;
+/// Elements per chunk (`SS_REDUCE_CHUNK`).
+pub const CHUNK: usize = crate::device::abi::SS_REDUCE_CHUNK as usize;
+/// The bits of the NaN every reduction returns (`SS_REDUCE_CANONICAL_NAN`).
+pub const CANONICAL_NAN_BITS: u32 = crate::device::abi::SS_REDUCE_CANONICAL_NAN;
+
+const _: () = assert!(CHUNK % LANES == 0 && LANES.is_power_of_two());
+
+/// NaN by bits. TWIN: reduce.cuh::ss_reduce_is_nan
+#[inline(always)]
+fn is_nan(x: f32) -> bool {
+    (x.to_bits() & 0x7fff_ffff) > 0x7f80_0000
+}
+
+/// TWIN: reduce.cuh::ss_reduce_canonicalize
+#[inline(always)]
+fn canonicalize(x: f32) -> f32 {
+    if is_nan(x) {
+        f32::from_bits(CANONICAL_NAN_BITS)
+    } else {
+        x
+    }
+}
+
+/// The reduction's max: canonical NaN if either operand is NaN, else
+/// `if b > a { b } else { a }` (ties, including `max2(-0.0, 0.0)`, keep `a`).
+/// TWIN: reduce.cuh::ss_reduce_max2
+#[inline(always)]
+pub fn max2(a: f32, b: f32) -> f32 {
+    if is_nan(a) | is_nan(b) {
+        f32::from_bits(CANONICAL_NAN_BITS)
+    } else if b > a {
+        b
+    } else {
+        a
+    }
+}
+
+/// The lanes' start value. TWIN: reduce.cuh::ss_reduce_*_op::identity
+pub fn identity(op: ReduceOp) -> f32 {
+    match op {
+        ReduceOp::Sum | ReduceOp::SumSquares => 0.0,
+        ReduceOp::Max => f32::NEG_INFINITY,
+    }
+}
+
+/// The operation that reduces chunk results. TWIN: reduce.cuh::ss_reduce_*_op::upper
+pub fn upper(op: ReduceOp) -> ReduceOp {
+    match op {
+        ReduceOp::Sum | ReduceOp::SumSquares => ReduceOp::Sum,
+        ReduceOp::Max => ReduceOp::Max,
+    }
+}
+
+/// Folds `c` into the 256 lanes: lane `l` takes `c[l], c[l+256], ...` in
+/// increasing order. The body is a fixed-trip loop over a whole lane array, so
+/// it vectorises. TWIN: reduce.cuh::ss_lane_accumulate_256
+#[inline(always)]
+fn lanes_fold(lanes: &mut [f32; LANES], c: &[f32], first: impl Fn(f32, f32) -> f32) {
+    let mut rows = c.chunks_exact(LANES);
+    for row in &mut rows {
+        for (acc, &x) in lanes.iter_mut().zip(row) {
+            *acc = first(*acc, x);
+        }
+    }
+    for (acc, &x) in lanes.iter_mut().zip(rows.remainder()) {
+        *acc = first(*acc, x);
+    }
+}
+
+/// The pairwise tree: for s = 128, 64, ..., 1: `v[i] = combine(v[i], v[i+s])`
+/// for i < s; the canonicalized `v[0]`. TWIN: reduce.cuh::ss_block_tree_256
+#[inline(always)]
+fn tree(v: &mut [f32; LANES], combine: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut s = LANES / 2;
+    while s > 0 {
+        let (lo, hi) = v.split_at_mut(s);
+        for (a, &b) in lo.iter_mut().zip(&hi[..s]) {
+            *a = combine(*a, b);
+        }
+        s /= 2;
+    }
+    canonicalize(v[0])
+}
+
+#[inline(always)]
+fn chunk_reduce_generic(op: ReduceOp, c: &[f32]) -> f32 {
+    debug_assert!(c.len() <= CHUNK);
+    let mut lanes = [identity(op); LANES];
+    match op {
+        ReduceOp::Sum => {
+            lanes_fold(&mut lanes, c, |acc, x| acc + x);
+            tree(&mut lanes, |a, b| a + b)
+        }
+        ReduceOp::SumSquares => {
+            lanes_fold(&mut lanes, c, |acc, x| x.mul_add(x, acc));
+            tree(&mut lanes, |a, b| a + b)
+        }
+        ReduceOp::Max => {
+            lanes_fold(&mut lanes, c, max2);
+            tree(&mut lanes, max2)
+        }
+    }
+}
+
+/// The same code compiled for AVX2 + FMA: wider vectors, and `mul_add` as one
+/// instruction instead of a libm call (DESIGN.md rule 1). Same bits: every
+/// operation is correctly rounded on both paths.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA (the caller detects both at run time).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn chunk_reduce_avx2_fma(op: ReduceOp, c: &[f32]) -> f32 {
+    chunk_reduce_generic(op, c)
+}
+
+/// chunk_reduce: the reduction of one chunk `c` (`c.len() <= CHUNK`) by `op`
+/// at the first level (sum of squares squares `c`). TWIN:
+/// kernels/reduce.cu::reduce_{sum,max,sumsq}_chunks_f32 (one block's task).
+pub fn chunk_reduce(op: ReduceOp, c: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the function only requires the avx2 and fma target features,
+        // which were detected at run time on this CPU just above.
+        return unsafe { chunk_reduce_avx2_fma(op, c) };
+    }
+    chunk_reduce_generic(op, c)
+}
+
+/// One pass: the chunk results of `x`, `max(1, ceil(len / CHUNK))` of them,
+/// chunks spread over rayon. TWIN: kernels/reduce.cu (one launch, one row).
+fn chunk_pass(op: ReduceOp, x: &[f32]) -> Vec<f32> {
+    if x.len() <= CHUNK {
+        return vec![chunk_reduce(op, x)];
+    }
+    x.par_chunks(CHUNK).map(|c| chunk_reduce(op, c)).collect()
+}
+
+/// The canonical reduction of `x` by `op`: one chunk directly; otherwise the
+/// chunk results reduced again by `upper(op)`, until one value is left.
+/// `x` empty gives the identity. TWIN: src/ops/reduce/cuda.rs::reduce_rows
+/// (the pass loop) over kernels/reduce.cu.
+pub fn canonical_reduce(op: ReduceOp, x: &[f32]) -> f32 {
+    let mut level = chunk_pass(op, x);
+    while level.len() > 1 {
+        level = chunk_pass(upper(op), &level);
+    }
+    level[0]
+}
+
+/// Canonical sum of `x` (0.0 for an empty slice; any NaN result is 0x7fc00000).
+pub fn canonical_sum(x: &[f32]) -> f32 {
+    canonical_reduce(ReduceOp::Sum, x)
+}
+
+/// Canonical max of `x` (-inf for an empty slice; NaN if any element is NaN).
+pub fn canonical_max(x: &[f32]) -> f32 {
+    canonical_reduce(ReduceOp::Max, x)
+}
+
+/// Canonical sum of squares of `x`: `fma(x, x, acc)` in the lanes of the first
+/// level, plain sums above.
+pub fn canonical_sum_squares(x: &[f32]) -> f32 {
+    canonical_reduce(ReduceOp::SumSquares, x)
+}
+
+/// `out[r] = canonical_reduce(op, row r)` for the rows of width `width` in
+/// `x` (`x.len() == out.len() * width`), rows spread over rayon.
+/// TWIN: src/ops/reduce/cuda.rs::reduce_rows.
+pub fn reduce_rows(op: ReduceOp, x: &[f32], width: usize, out: &mut [f32]) {
+    if width == 0 {
+        out.fill(identity(op));
+        return;
+    }
+    debug_assert_eq!(x.len(), out.len() * width);
+    // Short rows: many rows per task; long rows parallelise inside.
+    let rows_per_task = (CHUNK / width).max(1);
+    out.par_chunks_mut(rows_per_task)
+        .zip(x.par_chunks(rows_per_task * width))
+        .for_each(|(o, xs)| {
+            for (o, row) in o.iter_mut().zip(xs.chunks_exact(width)) {
+                *o = canonical_reduce(op, row);
+            }
+        });
+}
