@@ -40,5 +40,6 @@ typedef struct ss_philox_blocks_params {
 
 #include "abi_detmath.h"
 #include "abi_reduce.h"
+#include "abi_softmax.h"
 
 #endif /* SHOESTRING_ABI_H */

@@ -14,6 +14,8 @@ pub const SS_DETMATH_OP_SIGMOID: u32 = 4;
 pub const SS_REDUCE_LANES: u32 = 256;
 pub const SS_REDUCE_CHUNK: u32 = 16384;
 pub const SS_REDUCE_CANONICAL_NAN: u32 = 2143289344;
+pub const SS_SOFTMAX_MAX_COLS: u32 = 268435456;
+pub const SS_SOFTMAX_MAX_ROWS: u32 = 16777215;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
 pub struct ss_philox_key {
@@ -105,4 +107,39 @@ const _: () = {
         [::core::mem::offset_of!(ss_reduce_chunks_params, width) - 8usize];
     ["Offset of field: ss_reduce_chunks_params::chunks_per_row"]
         [::core::mem::offset_of!(ss_reduce_chunks_params, chunks_per_row) - 16usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct ss_softmax_rows_params {
+    pub rows: u32,
+    pub cols: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of ss_softmax_rows_params"][::core::mem::size_of::<ss_softmax_rows_params>() - 8usize];
+    ["Alignment of ss_softmax_rows_params"]
+        [::core::mem::align_of::<ss_softmax_rows_params>() - 4usize];
+    ["Offset of field: ss_softmax_rows_params::rows"]
+        [::core::mem::offset_of!(ss_softmax_rows_params, rows) - 0usize];
+    ["Offset of field: ss_softmax_rows_params::cols"]
+        [::core::mem::offset_of!(ss_softmax_rows_params, cols) - 4usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, PartialEq)]
+pub struct ss_softmax_bwd_params {
+    pub rows: u32,
+    pub cols: u32,
+    pub gscale: f32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of ss_softmax_bwd_params"][::core::mem::size_of::<ss_softmax_bwd_params>() - 12usize];
+    ["Alignment of ss_softmax_bwd_params"]
+        [::core::mem::align_of::<ss_softmax_bwd_params>() - 4usize];
+    ["Offset of field: ss_softmax_bwd_params::rows"]
+        [::core::mem::offset_of!(ss_softmax_bwd_params, rows) - 0usize];
+    ["Offset of field: ss_softmax_bwd_params::cols"]
+        [::core::mem::offset_of!(ss_softmax_bwd_params, cols) - 4usize];
+    ["Offset of field: ss_softmax_bwd_params::gscale"]
+        [::core::mem::offset_of!(ss_softmax_bwd_params, gscale) - 8usize];
 };

@@ -5,6 +5,7 @@
 pub mod detmath;
 pub mod philox;
 pub mod reduce;
+pub mod softmax;
 
 use crate::device::Device;
 use crate::error::Result;
@@ -19,4 +20,5 @@ pub const VERIFY: &[(&str, VerifyFn)] = &[
     ("philox", philox::verify),
     ("detmath", detmath::verify),
     ("reduce", reduce::verify),
+    ("softmax", softmax::verify),
 ];

@@ -1,0 +1,104 @@
+//! CPU twin of `kernels/softmax.cu`: the same f32 operations in the same
+//! order. Rows go to rayon tasks (several short rows per task); a row's bits
+//! depend on the row alone, and the batch loss is one canonical sum over the
+//! per-row values in row order, so the pool size never changes the bits.
+
+use crate::detmath::{exp, log};
+use crate::ops::reduce::cpu::{canonical_max, canonical_sum, CANONICAL_NAN_BITS, CHUNK};
+use rayon::prelude::*;
+
+/// Any NaN becomes `0x7fc00000`. TWIN: reduce.cuh::ss_reduce_canonicalize
+#[inline(always)]
+fn canonical(x: f32) -> f32 {
+    if (x.to_bits() & 0x7fff_ffff) > 0x7f80_0000 {
+        f32::from_bits(CANONICAL_NAN_BITS)
+    } else {
+        x
+    }
+}
+
+/// Rows per rayon task: about one chunk of elements, at least one row. Not
+/// part of the numerics (any value gives the same bits).
+fn rows_per_task(cols: usize) -> usize {
+    (CHUNK / cols.max(1)).max(1)
+}
+
+/// One row's log-softmax into `yr`; returns `(m, ls)`. `yr` first holds the
+/// `exp(x_j - m)` terms that the sum reads, then the result.
+/// TWIN: kernels/softmax.cu::ss_softmax_log_row
+pub fn log_softmax_row(xr: &[f32], yr: &mut [f32]) -> (f32, f32) {
+    let m = canonical_max(xr);
+    for (e, &xj) in yr.iter_mut().zip(xr) {
+        *e = exp(xj - m);
+    }
+    let s = canonical_sum(yr);
+    let ls = log(s);
+    for (yj, &xj) in yr.iter_mut().zip(xr) {
+        *yj = canonical((xj - m) - ls);
+    }
+    (m, ls)
+}
+
+/// `y = log_softmax(x)` over rows of `cols` (`cols >= 1`, `x.len() == y.len()`,
+/// a multiple of `cols`). TWIN: kernels/softmax.cu::softmax_log_fwd_f32
+pub fn log_softmax_rows(x: &[f32], cols: usize, y: &mut [f32]) {
+    let per = rows_per_task(cols);
+    y.par_chunks_mut(per * cols)
+        .zip(x.par_chunks(per * cols))
+        .for_each(|(ys, xs)| {
+            for (yr, xr) in ys.chunks_exact_mut(cols).zip(xs.chunks_exact(cols)) {
+                log_softmax_row(xr, yr);
+            }
+        });
+}
+
+/// The first row whose label is not below `cols`, as `(row, label)`: the row
+/// the device reports through its error flag (the smallest bad row).
+pub fn first_bad_label(labels: &[u32], cols: usize) -> Option<(usize, u32)> {
+    labels
+        .iter()
+        .position(|&l| l as usize >= cols)
+        .map(|r| (r, labels[r]))
+}
+
+/// `y = log_softmax(x)` and `nll[r] = -y[r, labels[r]]` (labels checked by the
+/// caller). TWIN: kernels/softmax.cu::softmax_xent_fwd_f32
+pub fn xent_rows(x: &[f32], labels: &[u32], cols: usize, y: &mut [f32], nll: &mut [f32]) {
+    let per = rows_per_task(cols);
+    y.par_chunks_mut(per * cols)
+        .zip(x.par_chunks(per * cols))
+        .zip(nll.par_chunks_mut(per).zip(labels.par_chunks(per)))
+        .for_each(|((ys, xs), (ns, ls))| {
+            let rows = ys.chunks_exact_mut(cols).zip(xs.chunks_exact(cols));
+            for ((yr, xr), (n, &label)) in rows.zip(ns.iter_mut().zip(ls)) {
+                log_softmax_row(xr, yr);
+                // -y: the same bits the kernel gets by recomputing y's operations.
+                *n = canonical(-yr[label as usize]);
+            }
+        });
+}
+
+/// `loss = canonical_sum(nll) / (R as f32)`, one IEEE f32 division (R < 2^24,
+/// so `R as f32` is exact). TWIN: kernels/softmax.cu::softmax_xent_loss_f32
+pub fn mean_loss(nll: &[f32]) -> f32 {
+    canonical(canonical_sum(nll) / nll.len() as f32)
+}
+
+/// `dx[r, j] = (exp(y[r, j]) - onehot) * gscale`, two roundings after the exp
+/// (subtract, then multiply; no fma). TWIN: kernels/softmax.cu::softmax_xent_bwd_f32
+pub fn xent_bwd(y: &[f32], labels: &[u32], cols: usize, gscale: f32, dx: &mut [f32]) {
+    let per = rows_per_task(cols);
+    dx.par_chunks_mut(per * cols)
+        .zip(y.par_chunks(per * cols))
+        .zip(labels.par_chunks(per))
+        .for_each(|((ds, ys), ls)| {
+            let rows = ds.chunks_exact_mut(cols).zip(ys.chunks_exact(cols));
+            for ((dr, yr), &label) in rows.zip(ls) {
+                for (j, (d, &yj)) in dr.iter_mut().zip(yr).enumerate() {
+                    let onehot = if j == label as usize { 1.0f32 } else { 0.0 };
+                    let q = exp(yj) - onehot;
+                    *d = canonical(q * gscale);
+                }
+            }
+        });
+}
