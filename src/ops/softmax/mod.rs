@@ -268,7 +268,8 @@ pub fn verify(device: &Device, elements: usize) -> Result<crate::verify::Outcome
             x[3 * cols..4 * cols].fill(7.25);
         }
         let labels: Vec<u32> = (0..rows).map(|r| ((r * 7919) % cols) as u32).collect();
-        let run = |d: &Device| -> Result<(Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>)> {
+        // log_softmax y, cross-entropy y, loss, dx.
+        let run = |d: &Device| -> Result<[Vec<f32>; 4]> {
             let xb = DeviceBuffer::copy_htod(d, &x)?;
             let lb = DeviceBuffer::copy_htod(d, &labels)?;
             let mut y = DeviceBuffer::zeros(d, x.len())?;
@@ -277,7 +278,7 @@ pub fn verify(device: &Device, elements: usize) -> Result<crate::verify::Outcome
             let loss = cross_entropy_fwd(d, &xb, &lb, rows, cols, &mut y)?;
             let mut dx = DeviceBuffer::zeros(d, x.len())?;
             cross_entropy_bwd(d, &y, &lb, rows, cols, 0.75, &mut dx)?;
-            Ok((y_ls, y.copy_dtoh()?, loss.copy_dtoh()?, dx.copy_dtoh()?))
+            Ok([y_ls, y.copy_dtoh()?, loss.copy_dtoh()?, dx.copy_dtoh()?])
         };
         let want = run(&Device::Cpu)?;
         let got = run(device)?;
@@ -285,26 +286,26 @@ pub fn verify(device: &Device, elements: usize) -> Result<crate::verify::Outcome
         merge(cmp(
             "softmax",
             "softmax_log_fwd_f32",
-            &bits(&want.0),
-            &bits(&got.0),
+            &bits(&want[0]),
+            &bits(&got[0]),
         ));
         merge(cmp(
             "softmax",
             "softmax_xent_fwd_f32",
-            &bits(&want.1),
-            &bits(&got.1),
+            &bits(&want[1]),
+            &bits(&got[1]),
         ));
         merge(cmp(
             "softmax",
             "softmax_xent_loss_f32",
-            &bits(&want.2),
-            &bits(&got.2),
+            &bits(&want[2]),
+            &bits(&got[2]),
         ));
         merge(cmp(
             "softmax",
             "softmax_xent_bwd_f32",
-            &bits(&want.3),
-            &bits(&got.3),
+            &bits(&want[3]),
+            &bits(&got[3]),
         ));
     }
     Ok(out.expect("at least one case"))
