@@ -75,7 +75,7 @@ fn dense_range(op: DetmathOp) -> (f32, f32) {
 
 /// Values around which every function is checked ulp by ulp: branch and
 /// reduction boundaries, overflow/underflow and saturation thresholds.
-const EDGES: [f32; 24] = [
+const EDGES: [f32; 25] = [
     0.0,
     1.0,
     -1.0,
@@ -99,6 +99,7 @@ const EDGES: [f32; 24] = [
     17.32868,
     -16.635532,
     -88.0,
+    -88.72283, // sigmoid switches to exp(x) below
     -103.0,
 ];
 
