@@ -115,14 +115,16 @@ pub fn apply_with_shape(
             cpu::detmath_apply_f32(op, input, out);
             Ok(())
         }
-        Device::Cuda(_) | Device::Sim(_) => {
-            cuda::detmath_apply_f32(device, op, input, out, shape)
-        }
+        Device::Cuda(_) | Device::Sim(_) => cuda::detmath_apply_f32(device, op, input, out, shape),
     }
 }
 
 /// Convenience: a new buffer holding `op(input[i])`.
-pub fn applied(device: &Device, op: DetmathOp, input: &DeviceBuffer<f32>) -> Result<DeviceBuffer<f32>> {
+pub fn applied(
+    device: &Device,
+    op: DetmathOp,
+    input: &DeviceBuffer<f32>,
+) -> Result<DeviceBuffer<f32>> {
     let mut out = DeviceBuffer::zeros(device, input.len())?;
     apply(device, op, input, &mut out)?;
     Ok(out)
@@ -135,8 +137,13 @@ pub fn applied(device: &Device, op: DetmathOp, input: &DeviceBuffer<f32>) -> Res
 pub fn verify_inputs(elements: usize) -> Result<Vec<f32>> {
     let key = PhiloxKey::from_seed(0xde7_0a7b_5eed);
     let n_blocks = elements.div_ceil(4).max(1) as u64;
-    let words = philox::philox_blocks(&Device::Cpu, key, PhiloxCounter::new(0, 0x0de7, 0), n_blocks)?
-        .copy_dtoh()?;
+    let words = philox::philox_blocks(
+        &Device::Cpu,
+        key,
+        PhiloxCounter::new(0, 0x0de7, 0),
+        n_blocks,
+    )?
+    .copy_dtoh()?;
     let mut xs: Vec<f32> = words
         .iter()
         .enumerate()
@@ -159,11 +166,34 @@ pub fn verify_inputs(elements: usize) -> Result<Vec<f32>> {
 /// Bit patterns every check includes: zeros, subnormal and normal extremes,
 /// infinities, NaNs, and the thresholds of exp/log1p/tanh/sigmoid.
 pub const SPECIAL_BITS: [u32; 28] = [
-    0x0000_0000, 0x8000_0000, 0x0000_0001, 0x8000_0001, 0x007f_ffff, 0x807f_ffff,
-    0x0080_0000, 0x8080_0000, 0x7f7f_ffff, 0xff7f_ffff, 0x7f80_0000, 0xff80_0000,
-    0x7fc0_0000, 0xffc0_0000, 0x7f80_0001, 0xffff_ffff, 0x3f80_0000, 0xbf80_0000,
-    0x42b1_7217, 0x42b1_7218, 0xc2ae_ac50, 0xc2cf_f1b4, 0xc2cf_f1b5, 0xc2d0_0000,
-    0x4118_0000, 0x4110_0000, 0x3f10_0000, 0xbf7f_ffff,
+    0x0000_0000,
+    0x8000_0000,
+    0x0000_0001,
+    0x8000_0001,
+    0x007f_ffff,
+    0x807f_ffff,
+    0x0080_0000,
+    0x8080_0000,
+    0x7f7f_ffff,
+    0xff7f_ffff,
+    0x7f80_0000,
+    0xff80_0000,
+    0x7fc0_0000,
+    0xffc0_0000,
+    0x7f80_0001,
+    0xffff_ffff,
+    0x3f80_0000,
+    0xbf80_0000,
+    0x42b1_7217,
+    0x42b1_7218,
+    0xc2ae_ac50,
+    0xc2cf_f1b4,
+    0xc2cf_f1b5,
+    0xc2d0_0000,
+    0x4118_0000,
+    0x4110_0000,
+    0x3f10_0000,
+    0xbf7f_ffff,
 ];
 
 /// `shoestring verify`: every op on `elements` inputs (see [`verify_inputs`])
