@@ -1,6 +1,7 @@
 //! Canonical sum throughput on the CPU twin, 1 and 2 rayon threads, next to a
 //! memcpy of the same bytes and a naive `iter().sum()` (one serial add chain,
 //! a different order) measured in the same run, so the report is a ratio.
+//! Max and sum of squares (1 thread) for comparison.
 //!
 //! `cargo bench --bench reduce`
 
@@ -31,6 +32,19 @@ fn bench_reduce(c: &mut Criterion) {
                 |b, _| b.iter(|| pool.install(|| cpu::canonical_sum(black_box(&x)))),
             );
         }
+        // The other two ops, one thread (softmax and norms build on them).
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        g.bench_with_input(BenchmarkId::new("canonical_max 1t", n), &n, |b, _| {
+            b.iter(|| pool.install(|| cpu::canonical_max(black_box(&x))))
+        });
+        g.bench_with_input(
+            BenchmarkId::new("canonical_sum_squares 1t", n),
+            &n,
+            |b, _| b.iter(|| pool.install(|| cpu::canonical_sum_squares(black_box(&x)))),
+        );
     }
     g.finish();
 }

@@ -101,7 +101,6 @@ fn tree(v: &mut [f32; LANES], combine: impl Fn(f32, f32) -> f32) -> f32 {
 
 #[inline(always)]
 fn chunk_reduce_generic(op: ReduceOp, c: &[f32]) -> f32 {
-    debug_assert!(c.len() <= CHUNK);
     let mut lanes = [identity(op); LANES];
     match op {
         ReduceOp::Sum => {
@@ -131,10 +130,18 @@ unsafe fn chunk_reduce_avx2_fma(op: ReduceOp, c: &[f32]) -> f32 {
     chunk_reduce_generic(op, c)
 }
 
-/// chunk_reduce: the reduction of one chunk `c` (`c.len() <= CHUNK`) by `op`
-/// at the first level (sum of squares squares `c`). TWIN:
+/// chunk_reduce: the reduction of one chunk `c` by `op` at the first level
+/// (sum of squares squares `c`). TWIN:
 /// kernels/reduce.cu::reduce_{sum,max,sumsq}_chunks_f32 (one block's task).
+///
+/// # Panics
+/// If `c.len() > CHUNK` (use [`canonical_reduce`] for longer inputs).
 pub fn chunk_reduce(op: ReduceOp, c: &[f32]) -> f32 {
+    assert!(
+        c.len() <= CHUNK,
+        "chunk_reduce: {} > CHUNK elements",
+        c.len()
+    );
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the function only requires the avx2 and fma target features,
