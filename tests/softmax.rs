@@ -281,8 +281,8 @@ fn softmax_cpu_is_within_stated_tolerance_of_f64() {
             let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let ls = row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
             let gscale = f64::from(dloss) / rows as f64;
-            for j in 0..cols {
-                let d = row[j] - m;
+            for (j, &xj) in row.iter().enumerate() {
+                let d = xj - m;
                 let y64 = d - ls;
                 let tol = (k + 24.0) * U + 4.0 * U * (d.abs() + ls.abs());
                 let y = f64::from(got.y[r * cols + j]);
