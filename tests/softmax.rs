@@ -486,3 +486,18 @@ fn softmax_refuses_bad_shapes_and_lengths() {
     // log_softmax of zero rows is an empty no-op.
     softmax::log_softmax(&cpu, &x0, 0, 3, &mut empty).unwrap();
 }
+
+#[test]
+fn softmax_loss_kernel_sums_more_rows_than_a_chunk_like_the_cpu() {
+    // 16_500 rows: the batch loss kernel runs both canonical levels.
+    let (rows, cols) = (16_500usize, 2usize);
+    let x = philox_logits(11, rows, cols, 5.0).unwrap();
+    let labels = labels_for(rows, cols, 10);
+    let want = run_all(&Device::Cpu, &x, &labels, cols, 1.0, softmax::DEFAULT_SHAPE);
+    let devices = test_devices("softmax_loss_kernel_sums_more_rows_than_a_chunk_like_the_cpu");
+    // One simulator order (about 5 s: 16_500 blocks) and the GPU when present.
+    for dev in devices.iter().take(1).chain(devices.iter().skip(2)) {
+        let got = run_all(dev, &x, &labels, cols, 1.0, softmax::DEFAULT_SHAPE);
+        assert_same(&format!("{dev}: {rows} x {cols}"), &want, &got);
+    }
+}
