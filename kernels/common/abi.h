@@ -38,10 +38,12 @@ typedef struct ss_philox_blocks_params {
     uint64_t n_blocks;
 } ss_philox_blocks_params;
 
+#include "abi_detmath.h"
 #include "abi_reduce.h"
 #include "abi_elementwise.h"
 #include "abi_dropout.h"
 #include "abi_embedding.h"
+#include "abi_softmax.h"
 #include "abi_lstm.h"
 
 #endif /* SHOESTRING_ABI_H */

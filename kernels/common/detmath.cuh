@@ -159,17 +159,17 @@ SS_DEVICE float ss_tanh(float x) {
     return __uint_as_float(__float_as_uint(y) | sign);
 }
 
-// sigmoid(x) = 1/(1 + exp(-x)), evaluated so that exp never overflows:
-//   x >= 0 (and +-0): 1 / (1 + exp(-x));
-//   x < 0:            e / (1 + e), e = exp(x).
-// sigmoid(-inf) = +0, sigmoid(+inf) = 1, NaN -> canonical NaN.
+// sigmoid(x) = 1/(1 + exp(-x)). Where exp(-x) is finite (x >= -88.72283) the
+// formula is used as written: exp, the add and the division are each monotone,
+// so sigmoid is monotone there. Below, exp(-x) would overflow and the result is
+// e/(1 + e) with e = exp(x) < 2^-127, where 1 + e rounds to 1: it is exp(x).
+// sigmoid(-inf) = +0, sigmoid(+-0) = 0.5, sigmoid(+inf) = 1, NaN -> canonical NaN.
 SS_DEVICE float ss_sigmoid(float x) {
     if (ss_detmath_isnan(x)) {
         return __uint_as_float(SS_DETMATH_NAN_BITS);
     }
-    if (x < 0.0f) {
-        const float e = ss_exp(x);
-        return e / (1.0f + e);
+    if (x < -88.72283f) {
+        return ss_exp(x);
     }
     return 1.0f / (1.0f + ss_exp(-x));
 }

@@ -6,12 +6,19 @@
 
 pub const SS_PHILOX_WORDS_PER_BLOCK: u32 = 4;
 pub const SS_PHILOX_ROUNDS: u32 = 10;
+pub const SS_DETMATH_OP_EXP: u32 = 0;
+pub const SS_DETMATH_OP_LOG: u32 = 1;
+pub const SS_DETMATH_OP_LOG1P: u32 = 2;
+pub const SS_DETMATH_OP_TANH: u32 = 3;
+pub const SS_DETMATH_OP_SIGMOID: u32 = 4;
 pub const SS_REDUCE_LANES: u32 = 256;
 pub const SS_REDUCE_CHUNK: u32 = 16384;
 pub const SS_REDUCE_CANONICAL_NAN: u32 = 2143289344;
 pub const SS_EMBEDDING_SORT_TILE: u32 = 2048;
 pub const SS_EMBEDDING_ERR_WORDS: u32 = 3;
 pub const SS_EMBEDDING_ERR_FLAG_BAD_ID: u32 = 1;
+pub const SS_SOFTMAX_MAX_COLS: u32 = 268435456;
+pub const SS_SOFTMAX_MAX_ROWS: u32 = 16777215;
 pub const SS_LSTM_GATES: u32 = 4;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
@@ -66,6 +73,24 @@ const _: () = {
         [::core::mem::offset_of!(ss_philox_blocks_params, base) - 8usize];
     ["Offset of field: ss_philox_blocks_params::n_blocks"]
         [::core::mem::offset_of!(ss_philox_blocks_params, n_blocks) - 24usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct ss_detmath_params {
+    pub op: u32,
+    pub pad: u32,
+    pub n: u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of ss_detmath_params"][::core::mem::size_of::<ss_detmath_params>() - 16usize];
+    ["Alignment of ss_detmath_params"][::core::mem::align_of::<ss_detmath_params>() - 8usize];
+    ["Offset of field: ss_detmath_params::op"]
+        [::core::mem::offset_of!(ss_detmath_params, op) - 0usize];
+    ["Offset of field: ss_detmath_params::pad"]
+        [::core::mem::offset_of!(ss_detmath_params, pad) - 4usize];
+    ["Offset of field: ss_detmath_params::n"]
+        [::core::mem::offset_of!(ss_detmath_params, n) - 8usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
@@ -282,6 +307,41 @@ const _: () = {
         [::core::mem::offset_of!(ss_embedding_sort_params, k_end) - 32usize];
     ["Offset of field: ss_embedding_sort_params::tile"]
         [::core::mem::offset_of!(ss_embedding_sort_params, tile) - 40usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct ss_softmax_rows_params {
+    pub rows: u32,
+    pub cols: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of ss_softmax_rows_params"][::core::mem::size_of::<ss_softmax_rows_params>() - 8usize];
+    ["Alignment of ss_softmax_rows_params"]
+        [::core::mem::align_of::<ss_softmax_rows_params>() - 4usize];
+    ["Offset of field: ss_softmax_rows_params::rows"]
+        [::core::mem::offset_of!(ss_softmax_rows_params, rows) - 0usize];
+    ["Offset of field: ss_softmax_rows_params::cols"]
+        [::core::mem::offset_of!(ss_softmax_rows_params, cols) - 4usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, PartialEq)]
+pub struct ss_softmax_bwd_params {
+    pub rows: u32,
+    pub cols: u32,
+    pub gscale: f32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of ss_softmax_bwd_params"][::core::mem::size_of::<ss_softmax_bwd_params>() - 12usize];
+    ["Alignment of ss_softmax_bwd_params"]
+        [::core::mem::align_of::<ss_softmax_bwd_params>() - 4usize];
+    ["Offset of field: ss_softmax_bwd_params::rows"]
+        [::core::mem::offset_of!(ss_softmax_bwd_params, rows) - 0usize];
+    ["Offset of field: ss_softmax_bwd_params::cols"]
+        [::core::mem::offset_of!(ss_softmax_bwd_params, cols) - 4usize];
+    ["Offset of field: ss_softmax_bwd_params::gscale"]
+        [::core::mem::offset_of!(ss_softmax_bwd_params, gscale) - 8usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]

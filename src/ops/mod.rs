@@ -2,12 +2,14 @@
 //! (launch wrappers shared by Cuda and Sim) + `ops/<family>/cpu.rs` (the twin),
 //! with the public, device-dispatching functions in `ops/<family>/mod.rs`.
 
+pub mod detmath;
 pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
 pub mod lstm;
 pub mod philox;
 pub mod reduce;
+pub mod softmax;
 
 use crate::device::Device;
 use crate::error::Result;
@@ -20,9 +22,11 @@ pub type VerifyFn = fn(&Device, usize) -> Result<Outcome>;
 /// Every family's self-check, in the order `shoestring verify` prints them.
 pub const VERIFY: &[(&str, VerifyFn)] = &[
     ("philox", philox::verify),
+    ("detmath", detmath::verify),
     ("reduce", reduce::verify),
     ("elementwise", elementwise::verify),
     ("dropout", dropout::verify),
     ("embedding", embedding::verify),
+    ("softmax", softmax::verify),
     ("lstm", lstm::verify),
 ];

@@ -1,0 +1,179 @@
+//! CPU twin of `kernels/softmax.cu`: the same f32 operations in the same
+//! order. Rows go to rayon tasks (several short rows per task); a row's bits
+//! depend on the row alone, and the batch loss is one canonical sum over the
+//! per-row values in row order, so the pool size never changes the bits.
+
+use crate::detmath::{exp, log};
+use crate::ops::reduce::cpu::{canonical_max, canonical_sum, CANONICAL_NAN_BITS, CHUNK};
+use rayon::prelude::*;
+
+/// Any NaN becomes `0x7fc00000`. TWIN: reduce.cuh::ss_reduce_canonicalize
+#[inline(always)]
+fn canonical(x: f32) -> f32 {
+    if (x.to_bits() & 0x7fff_ffff) > 0x7f80_0000 {
+        f32::from_bits(CANONICAL_NAN_BITS)
+    } else {
+        x
+    }
+}
+
+/// Rows per rayon task: about one chunk of elements, at least one row. Not
+/// part of the numerics (any value gives the same bits).
+fn rows_per_task(cols: usize) -> usize {
+    (CHUNK / cols.max(1)).max(1)
+}
+
+/// One row's log-softmax into `yr`; returns `(m, ls)`. `yr` first holds the
+/// `exp(x_j - m)` terms that the sum reads, then the result.
+/// TWIN: kernels/softmax.cu::ss_softmax_log_row
+#[inline(always)]
+pub fn log_softmax_row(xr: &[f32], yr: &mut [f32]) -> (f32, f32) {
+    let m = canonical_max(xr);
+    for (e, &xj) in yr.iter_mut().zip(xr) {
+        *e = exp(xj - m);
+    }
+    let s = canonical_sum(yr);
+    let ls = log(s);
+    for (yj, &xj) in yr.iter_mut().zip(xr) {
+        *yj = canonical((xj - m) - ls);
+    }
+    (m, ls)
+}
+
+/// Runs a task body compiled for AVX2 + FMA when the CPU has both (detected
+/// at run time), else the generic build. `mul_add` in `detmath` is then one
+/// instruction instead of a libm call (DESIGN.md rule 1); both builds perform
+/// the same correctly rounded operations, so the bits are the same.
+macro_rules! dispatch_fma {
+    ($generic:ident, $fast:ident, ($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the function only requires the avx2 and fma target
+            // features, detected on this CPU just above.
+            return unsafe { $fast($($arg),*) };
+        }
+        $generic($($arg),*)
+    }};
+}
+
+/// Rows of one rayon task. TWIN: kernels/softmax.cu::softmax_log_fwd_f32 (one block's rows)
+#[inline(always)]
+fn log_softmax_task(xs: &[f32], cols: usize, ys: &mut [f32]) {
+    for (yr, xr) in ys.chunks_exact_mut(cols).zip(xs.chunks_exact(cols)) {
+        log_softmax_row(xr, yr);
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn log_softmax_task_fma(xs: &[f32], cols: usize, ys: &mut [f32]) {
+    log_softmax_task(xs, cols, ys)
+}
+
+fn log_softmax_task_any(xs: &[f32], cols: usize, ys: &mut [f32]) {
+    dispatch_fma!(log_softmax_task, log_softmax_task_fma, (xs, cols, ys))
+}
+
+/// `y = log_softmax(x)` over rows of `cols` (`cols >= 1`, `x.len() == y.len()`,
+/// a multiple of `cols`). TWIN: kernels/softmax.cu::softmax_log_fwd_f32
+pub fn log_softmax_rows(x: &[f32], cols: usize, y: &mut [f32]) {
+    let per = rows_per_task(cols);
+    y.par_chunks_mut(per * cols)
+        .zip(x.par_chunks(per * cols))
+        .for_each(|(ys, xs)| log_softmax_task_any(xs, cols, ys));
+}
+
+/// The first row whose label is not below `cols`, as `(row, label)`: the row
+/// the device reports through its error flag (the smallest bad row).
+pub fn first_bad_label(labels: &[u32], cols: usize) -> Option<(usize, u32)> {
+    labels
+        .iter()
+        .position(|&l| l as usize >= cols)
+        .map(|r| (r, labels[r]))
+}
+
+/// TWIN: kernels/softmax.cu::softmax_xent_fwd_f32 (one block's rows)
+#[inline(always)]
+fn xent_task(xs: &[f32], labels: &[u32], cols: usize, ys: &mut [f32], nll: &mut [f32]) {
+    let rows = ys.chunks_exact_mut(cols).zip(xs.chunks_exact(cols));
+    for ((yr, xr), (n, &label)) in rows.zip(nll.iter_mut().zip(labels)) {
+        log_softmax_row(xr, yr);
+        // -y: the same bits the kernel gets by recomputing y's operations.
+        *n = canonical(-yr[label as usize]);
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn xent_task_fma(xs: &[f32], labels: &[u32], cols: usize, ys: &mut [f32], nll: &mut [f32]) {
+    xent_task(xs, labels, cols, ys, nll)
+}
+
+fn xent_task_any(xs: &[f32], labels: &[u32], cols: usize, ys: &mut [f32], nll: &mut [f32]) {
+    dispatch_fma!(xent_task, xent_task_fma, (xs, labels, cols, ys, nll))
+}
+
+/// `y = log_softmax(x)` and `nll[r] = -y[r, labels[r]]` (labels checked by the
+/// caller). TWIN: kernels/softmax.cu::softmax_xent_fwd_f32
+pub fn xent_rows(x: &[f32], labels: &[u32], cols: usize, y: &mut [f32], nll: &mut [f32]) {
+    let per = rows_per_task(cols);
+    y.par_chunks_mut(per * cols)
+        .zip(x.par_chunks(per * cols))
+        .zip(nll.par_chunks_mut(per).zip(labels.par_chunks(per)))
+        .for_each(|((ys, xs), (ns, ls))| xent_task_any(xs, ls, cols, ys, ns));
+}
+
+/// `loss = canonical_sum(nll) / (R as f32)`, one IEEE f32 division (R < 2^24,
+/// so `R as f32` is exact). TWIN: kernels/softmax.cu::softmax_xent_loss_f32
+pub fn mean_loss(nll: &[f32]) -> f32 {
+    canonical(canonical_sum(nll) / nll.len() as f32)
+}
+
+/// TWIN: kernels/softmax.cu::softmax_xent_bwd_f32 (the elements of these rows)
+#[inline(always)]
+fn xent_bwd_task(ys: &[f32], labels: &[u32], cols: usize, gscale: f32, ds: &mut [f32]) {
+    let rows = ds.chunks_exact_mut(cols).zip(ys.chunks_exact(cols));
+    for ((dr, yr), &label) in rows.zip(labels) {
+        for (d, &yj) in dr.iter_mut().zip(yr) {
+            *d = canonical(exp(yj) * gscale);
+        }
+        // The label's column: exp(y) - 1 first, then the same multiply.
+        if let Some(d) = dr.get_mut(label as usize) {
+            let q = exp(yr[label as usize]) - 1.0;
+            *d = canonical(q * gscale);
+        }
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn xent_bwd_task_fma(ys: &[f32], labels: &[u32], cols: usize, gscale: f32, ds: &mut [f32]) {
+    xent_bwd_task(ys, labels, cols, gscale, ds)
+}
+
+fn xent_bwd_task_any(ys: &[f32], labels: &[u32], cols: usize, gscale: f32, ds: &mut [f32]) {
+    dispatch_fma!(
+        xent_bwd_task,
+        xent_bwd_task_fma,
+        (ys, labels, cols, gscale, ds)
+    )
+}
+
+/// `dx[r, j] = (exp(y[r, j]) - onehot) * gscale`: off the label `exp(y) - 0`
+/// is `exp(y)` exactly (exp never returns -0), so only the label's column
+/// subtracts; then one multiply (no fma). TWIN: kernels/softmax.cu::softmax_xent_bwd_f32
+pub fn xent_bwd(y: &[f32], labels: &[u32], cols: usize, gscale: f32, dx: &mut [f32]) {
+    let per = rows_per_task(cols);
+    dx.par_chunks_mut(per * cols)
+        .zip(y.par_chunks(per * cols))
+        .zip(labels.par_chunks(per))
+        .for_each(|((ds, ys), ls)| xent_bwd_task_any(ys, ls, cols, gscale, ds));
+}
