@@ -14,8 +14,8 @@
 //! |---|---|
 //! | [`exp`] | 1 |
 //! | [`log`] | 1 |
-//! | [`log1p`] | 1 |
-//! | [`tanh`] | 2 |
+//! | [`log1p`] | 2 |
+//! | [`tanh`] | 1 |
 //! | [`sigmoid`] | 2 |
 //!
 //! NaN: every NaN result is the canonical quiet NaN `0x7fc00000`

@@ -15,7 +15,7 @@ fn ulp_bound(op: DetmathOp) -> u64 {
         DetmathOp::Exp => 1,
         DetmathOp::Log => 1,
         DetmathOp::Log1p => 2,
-        DetmathOp::Tanh => 2,
+        DetmathOp::Tanh => 1,
         DetmathOp::Sigmoid => 2,
     }
 }
