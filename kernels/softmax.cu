@@ -49,7 +49,7 @@ extern "C" __global__ void softmax_log_fwd_f32(const ss_softmax_rows_params p, c
                                                float* y) {
     __shared__ float smem[SS_REDUCE_LANES];
     const uint64_t C = p.cols;
-    for (uint32_t r = blockIdx.x; r < p.rows; r += gridDim.x) {
+    for (uint64_t r = blockIdx.x; r < p.rows; r += gridDim.x) {  // 64-bit: no wrap near 2^32 rows
         float m;
         (void)ss_softmax_log_row(x + (uint64_t)r * C, y + (uint64_t)r * C, C, smem, &m);
     }
@@ -68,7 +68,7 @@ extern "C" __global__ void softmax_xent_fwd_f32(const ss_softmax_rows_params p, 
                                                 uint32_t* err) {
     __shared__ float smem[SS_REDUCE_LANES];
     const uint64_t C = p.cols;
-    for (uint32_t r = blockIdx.x; r < p.rows; r += gridDim.x) {
+    for (uint64_t r = blockIdx.x; r < p.rows; r += gridDim.x) {  // 64-bit: no wrap near 2^32 rows
         const float* xr = x + (uint64_t)r * C;
         float m;
         const float ls = ss_softmax_log_row(xr, y + (uint64_t)r * C, C, smem, &m);
@@ -78,7 +78,7 @@ extern "C" __global__ void softmax_xent_fwd_f32(const ss_softmax_rows_params p, 
                 nll[r] = ss_reduce_canonicalize(-((xr[label] - m) - ls));
             } else {
                 nll[r] = ss_reduce_canonical_nan();
-                atomicMax(err, p.rows - r);
+                atomicMax(err, (uint32_t)(p.rows - r));
             }
         }
     }

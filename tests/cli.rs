@@ -51,6 +51,10 @@ fn verify_on_the_simulator_reports_every_family_bitwise_equal() {
             std::io::stderr(),
             "skipped: verify on sim: no simulator in this build"
         );
+        assert!(
+            std::env::var("SHOESTRING_REQUIRE_SIM").map_or(true, |v| v != "1"),
+            "SHOESTRING_REQUIRE_SIM=1 but this build has no simulator"
+        );
         return;
     }
     let out = shoestring(&["verify", "--device", "sim", "--log2-elements", "16"]);

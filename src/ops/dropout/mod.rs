@@ -177,7 +177,9 @@ pub fn dropout_with_shape(
     let m = mask.params(op)?;
     let n = match variant {
         Variant::Elementwise => input.len(),
-        Variant::Variational { t, b, f } => product(op, &[t, b, f])?,
+        // b * f on its own: the kernels index the mask by it even when t = 0,
+        // where a product over all three would hide its overflow.
+        Variant::Variational { t, b, f } => product(op, &[t, product(op, &[b, f])?])?,
         Variant::Embedding { v, e } => product(op, &[v, e])?,
     };
     input.check(op, "input", device, n)?;
