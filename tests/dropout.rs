@@ -480,6 +480,13 @@ fn dropout_refuses_invalid_p_and_wrong_lengths() {
     assert!(err.to_string().contains("expected 12"), "{err}");
     let err = dropout::embedding_fwd(&Device::Cpu, &m, (usize::MAX, 2), &x, &mut out).unwrap_err();
     assert!(err.to_string().contains("overflow"), "{err}");
+    // t = 0 must not hide an overflowing b * f (the mask is indexed by it).
+    let empty = DeviceBuffer::<f32>::zeros(&Device::Cpu, 0).unwrap();
+    let mut empty_out = DeviceBuffer::<f32>::zeros(&Device::Cpu, 0).unwrap();
+    let err =
+        dropout::variational_fwd(&Device::Cpu, &m, (0, usize::MAX, 2), &empty, &mut empty_out)
+            .unwrap_err();
+    assert!(err.to_string().contains("overflow"), "{err}");
 }
 
 #[test]
