@@ -159,7 +159,11 @@ mod tests {
         let mut short = DeviceBuffer::<u32>::zeros(&cpu, 2).unwrap();
         assert!(matches!(
             short.copy_from(&src),
-            Err(Error::Length { got: 3, expected: 2, .. })
+            Err(Error::Length {
+                got: 3,
+                expected: 2,
+                ..
+            })
         ));
         assert!(cpu.synchronize().is_ok());
     }
