@@ -1,6 +1,8 @@
 //! detmath throughput: the CPU twin (all cores) applying each function to
 //! 2^20 floats, next to a memcpy of the same bytes measured in the same run, so
-//! the report is a ratio (ours / memcpy bandwidth), not a lone time.
+//! the report is a ratio (ours / memcpy bandwidth), not a lone time. Where a
+//! GPU opens, each function on it too, next to a device-to-device copy
+//! (`common`).
 //!
 //! The CPU path calls `f32::mul_add`, which without the `fma` target feature
 //! is a (correctly rounded) libm call; a later change may add an `avx2,fma`
@@ -12,6 +14,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use shoestring::device::{Device, DeviceBuffer};
 use shoestring::ops::detmath::{self, DetmathOp};
 use std::hint::black_box;
+
+mod common;
 
 fn bench_detmath(c: &mut Criterion) {
     let mut g = c.benchmark_group("detmath_apply_f32");
@@ -39,6 +43,25 @@ fn bench_detmath(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new(op.name(), n), &n, |b, _| {
             b.iter(|| detmath::apply(&Device::Cpu, op, &input, &mut out).unwrap())
         });
+    }
+    if let Some(gpu) = common::gpu() {
+        common::bench_gpu_memcpy(&mut g, &gpu, n, 8 * n as u64);
+        for op in DetmathOp::ALL {
+            let data = if op == DetmathOp::Log || op == DetmathOp::Log1p {
+                &pos
+            } else {
+                &xs
+            };
+            let input = DeviceBuffer::copy_htod(&gpu, data).unwrap();
+            let mut out = DeviceBuffer::zeros(&gpu, n).unwrap();
+            let id = BenchmarkId::new(format!("{} cuda", op.name()), n);
+            g.bench_with_input(id, &n, |b, _| {
+                b.iter(|| {
+                    detmath::apply(&gpu, op, &input, &mut out).unwrap();
+                    gpu.synchronize().unwrap()
+                })
+            });
+        }
     }
     g.finish();
 }

@@ -1,7 +1,8 @@
 //! Dropout throughput: the CPU twin (all cores) forward, next to a memcpy of
 //! the same bytes (4N read + 4N written) measured in the same run, so the
 //! report is a ratio (ours / memcpy bandwidth), not a lone time. The simulator
-//! runs too where it is built, for scale.
+//! runs too where it is built, for scale; where a GPU opens, the kernels on it,
+//! next to a device-to-device copy (`common`).
 //!
 //! `cargo bench --bench dropout`
 
@@ -10,6 +11,8 @@ use shoestring::device::{Device, DeviceBuffer, SimDevice};
 use shoestring::ops::dropout::{self, DropoutMask};
 use shoestring::rng::{RngState, Stream, StreamFamily};
 use std::hint::black_box;
+
+mod common;
 
 fn bench_dropout(c: &mut Criterion) {
     let mut g = c.benchmark_group("dropout_fwd_f32");
@@ -45,6 +48,23 @@ fn bench_dropout(c: &mut Criterion) {
                     b.iter(|| dropout::dropout_fwd(&sim, &mask, &xs, &mut o).unwrap())
                 });
             }
+        }
+        if let Some(gpu) = common::gpu() {
+            common::bench_gpu_memcpy(&mut g, &gpu, n, 8 * n as u64);
+            let xg = DeviceBuffer::copy_htod(&gpu, &src).unwrap();
+            let mut o = DeviceBuffer::zeros(&gpu, n).unwrap();
+            g.bench_with_input(BenchmarkId::new("cuda", n), &n, |b, _| {
+                b.iter(|| {
+                    dropout::dropout_fwd(&gpu, &mask, &xg, &mut o).unwrap();
+                    gpu.synchronize().unwrap()
+                })
+            });
+            g.bench_with_input(BenchmarkId::new("cuda variational", n), &n, |b, _| {
+                b.iter(|| {
+                    dropout::variational_fwd(&gpu, &mask, t_b_f, &xg, &mut o).unwrap();
+                    gpu.synchronize().unwrap()
+                })
+            });
         }
     }
     g.finish();

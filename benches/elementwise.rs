@@ -2,6 +2,8 @@
 //! element: two f32 reads, one write) and the Adam step (28 bytes per element:
 //! param, grad, m, v read; param, m, v written), each next to a memcpy of the
 //! same number of bytes measured in the same run, so the report is a ratio.
+//! Where a GPU opens, both on it too, next to a device-to-device copy
+//! (`common`).
 //!
 //! `cargo bench --bench elementwise`
 
@@ -10,8 +12,14 @@ use shoestring::device::{Device, DeviceBuffer};
 use shoestring::ops::elementwise::{self as ew, AdamParams};
 use std::hint::black_box;
 
+mod common;
+
+fn filled_on(dev: &Device, n: usize, x: f32) -> DeviceBuffer<f32> {
+    DeviceBuffer::copy_htod(dev, &vec![x; n]).unwrap()
+}
+
 fn filled(n: usize, x: f32) -> DeviceBuffer<f32> {
-    DeviceBuffer::copy_htod(&Device::Cpu, &vec![x; n]).unwrap()
+    filled_on(&Device::Cpu, n, x)
 }
 
 fn bench_add(c: &mut Criterion) {
@@ -28,6 +36,17 @@ fn bench_add(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("cpu", n), &n, |b, _| {
             b.iter(|| ew::add(&Device::Cpu, &x, &y, &mut out).unwrap())
         });
+        if let Some(gpu) = common::gpu() {
+            common::bench_gpu_memcpy(&mut g, &gpu, n, bytes);
+            let f = |x| filled_on(&gpu, n, x);
+            let (x, y, mut out) = (f(1.5), f(-0.25), f(0.0));
+            g.bench_with_input(BenchmarkId::new("cuda", n), &n, |b, _| {
+                b.iter(|| {
+                    ew::add(&gpu, &x, &y, &mut out).unwrap();
+                    gpu.synchronize().unwrap()
+                })
+            });
+        }
     }
     g.finish();
 }
@@ -52,6 +71,17 @@ fn bench_adam(c: &mut Criterion) {
             // A fixed t keeps the work identical across iterations.
             b.iter(|| ew::adam_step(&Device::Cpu, &hp, 10, &mut p, &grad, &mut m, &mut v).unwrap())
         });
+        if let Some(gpu) = common::gpu() {
+            common::bench_gpu_memcpy(&mut g, &gpu, n, bytes);
+            let f = |x| filled_on(&gpu, n, x);
+            let (mut p, grad, mut m, mut v) = (f(0.5), f(1e-3), f(0.0), f(0.0));
+            g.bench_with_input(BenchmarkId::new("cuda", n), &n, |b, _| {
+                b.iter(|| {
+                    ew::adam_step(&gpu, &hp, 10, &mut p, &grad, &mut m, &mut v).unwrap();
+                    gpu.synchronize().unwrap()
+                })
+            });
+        }
     }
     g.finish();
 }

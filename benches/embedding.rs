@@ -4,7 +4,8 @@
 //!
 //! Bytes counted: forward reads and writes `N*E*4` each (the gathered rows and
 //! the output); backward reads `N*E*4` of `dy` (dW traffic not counted). The
-//! memcpy reference copies `N*E*4` bytes.
+//! memcpy reference copies `N*E*4` bytes. Where a GPU opens, both kernels on
+//! it too, next to a device-to-device copy of the same bytes (`common`).
 //!
 //! `cargo bench --bench embedding`
 
@@ -12,6 +13,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use shoestring::device::{Device, DeviceBuffer};
 use shoestring::ops::embedding;
 use std::hint::black_box;
+
+mod common;
 
 /// A ULMFiT-like shape: vocabulary V, width E, positions N = T*B.
 const V: usize = 30_000;
@@ -29,13 +32,18 @@ fn ids(n: usize) -> Vec<u32> {
 
 fn bench_embedding(c: &mut Criterion) {
     let cpu = Device::Cpu;
-    let w = DeviceBuffer::copy_htod(&cpu, &vec![0.5f32; V * E]).unwrap();
+    let w_host = vec![0.5f32; V * E];
+    let w = DeviceBuffer::copy_htod(&cpu, &w_host).unwrap();
+    let gpu = common::gpu();
+    let w_gpu = gpu
+        .as_ref()
+        .map(|d| DeviceBuffer::copy_htod(d, &w_host).unwrap());
     for (name, n) in [("70x64", 70 * 64), ("70x256", 70 * 256)] {
         let bytes = (n * E * 4) as u64;
-        let id_buf = DeviceBuffer::copy_htod(&cpu, &ids(n)).unwrap();
+        let ids_host = ids(n);
+        let id_buf = DeviceBuffer::copy_htod(&cpu, &ids_host).unwrap();
         let src = vec![1.0f32; n * E];
         let mut dst = vec![0.0f32; n * E];
-
         let mut g = c.benchmark_group("embedding_fwd_f32");
         g.throughput(Throughput::Bytes(bytes));
         g.bench_with_input(BenchmarkId::new("memcpy (reference)", name), &n, |b, _| {
@@ -45,8 +53,23 @@ fn bench_embedding(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("cpu", name), &n, |b, _| {
             b.iter(|| embedding::embedding_fwd(&cpu, &w, V, E, &id_buf, &mut out).unwrap())
         });
+        // The GPU's buffers, shared by forward and backward.
+        let on_gpu = gpu.as_ref().zip(w_gpu.as_ref()).map(|(d, w)| {
+            let ids = DeviceBuffer::copy_htod(d, &ids_host).unwrap();
+            let dy = DeviceBuffer::copy_htod(d, &src).unwrap();
+            (d, w, ids, dy)
+        });
+        if let Some((d, w, ids, _)) = &on_gpu {
+            common::bench_gpu_memcpy(&mut g, d, name, bytes);
+            let mut out = DeviceBuffer::zeros(d, n * E).unwrap();
+            g.bench_with_input(BenchmarkId::new("cuda", name), &n, |b, _| {
+                b.iter(|| {
+                    embedding::embedding_fwd(d, w, V, E, ids, &mut out).unwrap();
+                    d.synchronize().unwrap()
+                })
+            });
+        }
         g.finish();
-
         let mut g = c.benchmark_group("embedding_bwd_f32");
         g.throughput(Throughput::Bytes(bytes));
         g.bench_with_input(BenchmarkId::new("memcpy (reference)", name), &n, |b, _| {
@@ -57,6 +80,16 @@ fn bench_embedding(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("cpu", name), &n, |b, _| {
             b.iter(|| embedding::embedding_bwd(&cpu, &dy, &id_buf, V, E, &mut dw).unwrap())
         });
+        if let Some((d, _, ids, dy)) = &on_gpu {
+            common::bench_gpu_memcpy(&mut g, d, name, bytes);
+            let mut dw = DeviceBuffer::zeros(d, V * E).unwrap();
+            g.bench_with_input(BenchmarkId::new("cuda", name), &n, |b, _| {
+                b.iter(|| {
+                    embedding::embedding_bwd(d, dy, ids, V, E, &mut dw).unwrap();
+                    d.synchronize().unwrap()
+                })
+            });
+        }
         g.finish();
     }
 }

@@ -3,7 +3,8 @@
 //! the report is a ratio (ours / memcpy bandwidth), not a lone time.
 //!
 //! Bytes per unit (kernels/lstm.cu headers): forward reads 20 and writes 24,
-//! backward reads 32 and writes 20.
+//! backward reads 32 and writes 20. Where a GPU opens, both kernels on it too,
+//! next to a device-to-device copy of the same bytes (`common`).
 //!
 //! `cargo bench --bench lstm`
 
@@ -11,6 +12,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use shoestring::device::{Device, DeviceBuffer};
 use shoestring::ops::lstm::{self, LstmShape};
 use std::hint::black_box;
+
+mod common;
 
 const FWD_BYTES_PER_UNIT: u64 = 44;
 const BWD_BYTES_PER_UNIT: u64 = 52;
@@ -25,27 +28,81 @@ fn filler(n: usize, salt: u32) -> Vec<f32> {
         .collect()
 }
 
+/// The cell's buffers on one device, forward already run once (backward reads
+/// its `act` and `c`).
+struct Cell {
+    gates: DeviceBuffer<f32>,
+    c_prev: DeviceBuffer<f32>,
+    dh: DeviceBuffer<f32>,
+    dc: DeviceBuffer<f32>,
+    c: DeviceBuffer<f32>,
+    h: DeviceBuffer<f32>,
+    act: DeviceBuffer<f32>,
+    dgates: DeviceBuffer<f32>,
+    dc_prev: DeviceBuffer<f32>,
+}
+
+impl Cell {
+    fn new(dev: &Device, shape: LstmShape, n: usize) -> Cell {
+        let up = |v: Vec<f32>| DeviceBuffer::copy_htod(dev, &v).unwrap();
+        let zeros = |len: usize| DeviceBuffer::<f32>::zeros(dev, len).unwrap();
+        let mut cell = Cell {
+            gates: up(filler(4 * n, 1)),
+            c_prev: up(filler(n, 2)),
+            dh: up(filler(n, 3)),
+            dc: up(filler(n, 4)),
+            c: zeros(n),
+            h: zeros(n),
+            act: zeros(4 * n),
+            dgates: zeros(4 * n),
+            dc_prev: zeros(n),
+        };
+        cell.fwd(dev, shape);
+        cell
+    }
+
+    fn fwd(&mut self, dev: &Device, shape: LstmShape) {
+        let Cell {
+            gates,
+            c_prev,
+            c,
+            h,
+            act,
+            ..
+        } = self;
+        lstm::lstm_cell_fwd(dev, shape, gates, c_prev, c, h, act).unwrap();
+    }
+
+    fn bwd(&mut self, dev: &Device, shape: LstmShape) {
+        let Cell {
+            dh,
+            dc,
+            act,
+            c_prev,
+            c,
+            dgates,
+            dc_prev,
+            ..
+        } = self;
+        lstm::lstm_cell_bwd(dev, shape, dh, dc, act, c_prev, c, dgates, dc_prev).unwrap();
+    }
+}
+
 fn bench_lstm(c: &mut Criterion) {
     let cpu = Device::Cpu;
+    let gpu = common::gpu();
     // (B, H): a classifier batch at AWD-LSTM's hidden size, and a larger one.
     for (batch, hidden) in [(64usize, 1152usize), (256, 1152)] {
         let shape = LstmShape::new(batch, hidden);
         let n = batch * hidden;
-        let up = |v: Vec<f32>| DeviceBuffer::copy_htod(&cpu, &v).unwrap();
-        let gates = up(filler(4 * n, 1));
-        let c_prev = up(filler(n, 2));
-        let dh = up(filler(n, 3));
-        let dc = up(filler(n, 4));
-        let zeros = |len: usize| DeviceBuffer::<f32>::zeros(&cpu, len).unwrap();
-        let (mut cc, mut h, mut act) = (zeros(n), zeros(n), zeros(4 * n));
-        let (mut dgates, mut dc_prev) = (zeros(4 * n), zeros(n));
-        lstm::lstm_cell_fwd(&cpu, shape, &gates, &c_prev, &mut cc, &mut h, &mut act).unwrap();
+        let mut on_cpu = Cell::new(&cpu, shape, n);
+        let mut on_gpu = gpu.as_ref().map(|d| (d, Cell::new(d, shape, n)));
         let id = format!("{batch}x{hidden}");
-
         for (name, per_unit) in [
             ("lstm_cell_fwd", FWD_BYTES_PER_UNIT),
             ("lstm_cell_bwd", BWD_BYTES_PER_UNIT),
         ] {
+            let fwd = name == "lstm_cell_fwd";
             let mut g = c.benchmark_group(name);
             let bytes = per_unit * n as u64;
             g.throughput(Throughput::Bytes(bytes));
@@ -54,28 +111,25 @@ fn bench_lstm(c: &mut Criterion) {
             g.bench_with_input(BenchmarkId::new("memcpy (reference)", &id), &n, |b, _| {
                 b.iter(|| dst.copy_from_slice(black_box(&src)))
             });
-            if name == "lstm_cell_fwd" {
-                g.bench_with_input(BenchmarkId::new("cpu", &id), &n, |b, _| {
+            g.bench_with_input(BenchmarkId::new("cpu", &id), &n, |b, _| {
+                b.iter(|| {
+                    if fwd {
+                        on_cpu.fwd(&cpu, shape)
+                    } else {
+                        on_cpu.bwd(&cpu, shape)
+                    }
+                })
+            });
+            if let Some((d, cell)) = &mut on_gpu {
+                common::bench_gpu_memcpy(&mut g, d, &id, bytes);
+                g.bench_with_input(BenchmarkId::new("cuda", &id), &n, |b, _| {
                     b.iter(|| {
-                        lstm::lstm_cell_fwd(&cpu, shape, &gates, &c_prev, &mut cc, &mut h, &mut act)
-                            .unwrap()
-                    })
-                });
-            } else {
-                g.bench_with_input(BenchmarkId::new("cpu", &id), &n, |b, _| {
-                    b.iter(|| {
-                        lstm::lstm_cell_bwd(
-                            &cpu,
-                            shape,
-                            &dh,
-                            &dc,
-                            &act,
-                            &c_prev,
-                            &cc,
-                            &mut dgates,
-                            &mut dc_prev,
-                        )
-                        .unwrap()
+                        if fwd {
+                            cell.fwd(d, shape)
+                        } else {
+                            cell.bwd(d, shape)
+                        }
+                        d.synchronize().unwrap()
                     })
                 });
             }

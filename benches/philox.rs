@@ -1,6 +1,7 @@
 //! Philox throughput: the CPU twin (all cores) and the simulator, each next to
 //! a memcpy of the same number of bytes measured in the same run, so the
-//! report is a ratio (ours / memcpy bandwidth), not a lone time.
+//! report is a ratio (ours / memcpy bandwidth), not a lone time. Where a GPU
+//! opens, the kernel on it too, next to a device-to-device copy (`common`).
 //!
 //! `cargo bench --bench philox`
 
@@ -8,6 +9,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use shoestring::device::{Device, DeviceBuffer, SimDevice};
 use shoestring::ops::philox::{self, PhiloxCounter, PhiloxKey};
 use std::hint::black_box;
+
+mod common;
 
 fn bench_philox(c: &mut Criterion) {
     let mut g = c.benchmark_group("philox_blocks_u32");
@@ -31,6 +34,16 @@ fn bench_philox(c: &mut Criterion) {
             let mut out = DeviceBuffer::zeros(&sim, 4 * blocks as usize).unwrap();
             g.bench_with_input(BenchmarkId::new("sim", blocks), &blocks, |b, &n| {
                 b.iter(|| philox::philox_blocks_u32(&sim, key, base, n, &mut out).unwrap())
+            });
+        }
+        if let Some(gpu) = common::gpu() {
+            common::bench_gpu_memcpy(&mut g, &gpu, blocks, bytes);
+            let mut out = DeviceBuffer::zeros(&gpu, 4 * blocks as usize).unwrap();
+            g.bench_with_input(BenchmarkId::new("cuda", blocks), &blocks, |b, &n| {
+                b.iter(|| {
+                    philox::philox_blocks_u32(&gpu, key, base, n, &mut out).unwrap();
+                    gpu.synchronize().unwrap()
+                })
             });
         }
     }

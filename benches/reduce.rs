@@ -1,13 +1,18 @@
 //! Canonical sum throughput on the CPU twin, 1 and 2 rayon threads, next to a
 //! memcpy of the same bytes and a naive `iter().sum()` (one serial add chain,
 //! a different order) measured in the same run, so the report is a ratio.
-//! Max and sum of squares (1 thread) for comparison.
+//! Max and sum of squares (1 thread) for comparison. Where a GPU opens, the
+//! three reductions on it too (`reduce_all`), next to a device-to-device copy
+//! (`common`).
 //!
 //! `cargo bench --bench reduce`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use shoestring::ops::reduce::cpu;
+use shoestring::device::DeviceBuffer;
+use shoestring::ops::reduce::{self, cpu, ReduceOp};
 use std::hint::black_box;
+
+mod common;
 
 fn bench_reduce(c: &mut Criterion) {
     let mut g = c.benchmark_group("reduce_sum");
@@ -45,6 +50,24 @@ fn bench_reduce(c: &mut Criterion) {
             &n,
             |b, _| b.iter(|| pool.install(|| cpu::canonical_sum_squares(black_box(&x)))),
         );
+        if let Some(gpu) = common::gpu() {
+            common::bench_gpu_memcpy(&mut g, &gpu, n, 4 * n as u64);
+            let xd = DeviceBuffer::copy_htod(&gpu, &x).unwrap();
+            let mut out = DeviceBuffer::zeros(&gpu, 1).unwrap();
+            for (name, op) in [
+                ("sum", ReduceOp::Sum),
+                ("max", ReduceOp::Max),
+                ("sum_squares", ReduceOp::SumSquares),
+            ] {
+                let id = BenchmarkId::new(format!("reduce_all {name} cuda"), n);
+                g.bench_with_input(id, &n, |b, _| {
+                    b.iter(|| {
+                        reduce::reduce_all(&gpu, op, &xd, &mut out).unwrap();
+                        gpu.synchronize().unwrap()
+                    })
+                });
+            }
+        }
     }
     g.finish();
 }

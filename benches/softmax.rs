@@ -1,7 +1,9 @@
 //! Softmax throughput: the CPU twin (all cores) of log-softmax, the fused
 //! cross-entropy forward and its backward, each next to a memcpy of the same
 //! bytes (the logits, R x C f32) measured in the same run, so the report is a
-//! ratio (ours / memcpy bandwidth), not a lone time.
+//! ratio (ours / memcpy bandwidth), not a lone time. Where a GPU opens, the
+//! three on it too, next to a device-to-device copy of the same bytes
+//! (`common`).
 //!
 //! `cargo bench --bench softmax`
 
@@ -9,6 +11,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use shoestring::device::{Device, DeviceBuffer};
 use shoestring::ops::softmax;
 use std::hint::black_box;
+
+mod common;
 
 fn bench_softmax(c: &mut Criterion) {
     let mut g = c.benchmark_group("softmax_fwd");
@@ -47,6 +51,35 @@ fn bench_softmax(c: &mut Criterion) {
                 })
             },
         );
+        if let Some(gpu) = common::gpu() {
+            common::bench_gpu_memcpy(&mut g, &gpu, &id, 4 * n as u64);
+            let x = DeviceBuffer::copy_htod(&gpu, &x_host).unwrap();
+            let lb = DeviceBuffer::copy_htod(&gpu, &labels).unwrap();
+            let (mut y, mut dx) = (
+                DeviceBuffer::zeros(&gpu, n).unwrap(),
+                DeviceBuffer::zeros(&gpu, n).unwrap(),
+            );
+            g.bench_with_input(BenchmarkId::new("log_softmax cuda", &id), &n, |b, _| {
+                b.iter(|| {
+                    softmax::log_softmax(&gpu, &x, rows, cols, &mut y).unwrap();
+                    gpu.synchronize().unwrap()
+                })
+            });
+            let ce = BenchmarkId::new("cross_entropy_fwd cuda", &id);
+            g.bench_with_input(ce, &n, |b, _| {
+                b.iter(|| {
+                    softmax::cross_entropy_fwd(&gpu, &x, &lb, rows, cols, &mut y).unwrap();
+                    gpu.synchronize().unwrap()
+                })
+            });
+            let ce = BenchmarkId::new("cross_entropy_bwd cuda", &id);
+            g.bench_with_input(ce, &n, |b, _| {
+                b.iter(|| {
+                    softmax::cross_entropy_bwd(&gpu, &y, &lb, rows, cols, 1.0, &mut dx).unwrap();
+                    gpu.synchronize().unwrap()
+                })
+            });
+        }
     }
     g.finish();
 }

@@ -12,15 +12,12 @@
 #include "common/prelude.cuh"
 #include "common/abi.h"
 
-// Every float this family computes with arithmetic is stored through this: a NaN
-// result becomes the canonical NaN 0x7fffffff, which is what the GPU's f32
-// arithmetic produces for any NaN result (CUDA Programming Guide, floating-point
-// appendix), while x86 (CPU twin, Sim) propagates an input payload or makes
-// 0xffc00000. A bit test, so it means the same under any compiler flags.
-// TWIN: src/ops/elementwise/cpu.rs::canonical_nan
-SS_DEVICE float ss_elementwise_canonical_nan(float x) {
-    return (__float_as_uint(x) & 0x7fffffffu) > 0x7f800000u ? __uint_as_float(0x7fffffffu) : x;
-}
+// Every float this family computes with arithmetic is stored through
+// ss_canonical_nan (prelude.cuh): a NaN result becomes the project's one NaN,
+// 0x7fc00000, the IEEE default quiet NaN that Rust's f32::NAN also has. GPU f32
+// arithmetic makes 0x7fffffff for any NaN result, x86 (CPU twin, Sim) propagates
+// an input payload or makes 0xffc00000; a bit test, so it means the same under any
+// compiler flags. TWIN: src/numerics.rs::canonical_nan
 
 #define SS_GRID_STRIDE_LOOP(i, n)                                                      \
     for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x, ss_stride_ =    \
@@ -28,7 +25,7 @@ SS_DEVICE float ss_elementwise_canonical_nan(float x) {
          i < (n); i += ss_stride_)
 
 // elementwise_add_f32: out[i] = a[i] + b[i] (one f32 addition), i < N; a NaN
-//   result is stored as 0x7fffffff (ss_elementwise_canonical_nan), as in every
+//   result is stored as 0x7fc00000 (ss_canonical_nan), as in every
 //   arithmetic kernel below.
 // Threads: one element per thread per iteration, grid-stride. Memory: reads
 //   8 bytes, writes 4 bytes per element. No accumulation.
@@ -37,7 +34,7 @@ extern "C" __global__ void elementwise_add_f32(const ss_elementwise_params p,
                                                const float* __restrict__ a,
                                                const float* __restrict__ b,
                                                float* __restrict__ out) {
-    SS_GRID_STRIDE_LOOP(i, p.n) { out[i] = ss_elementwise_canonical_nan(a[i] + b[i]); }
+    SS_GRID_STRIDE_LOOP(i, p.n) { out[i] = ss_canonical_nan(a[i] + b[i]); }
 }
 
 // elementwise_mul_f32: out[i] = a[i] * b[i] (one f32 multiplication), i < N.
@@ -47,7 +44,7 @@ extern "C" __global__ void elementwise_mul_f32(const ss_elementwise_params p,
                                                const float* __restrict__ a,
                                                const float* __restrict__ b,
                                                float* __restrict__ out) {
-    SS_GRID_STRIDE_LOOP(i, p.n) { out[i] = ss_elementwise_canonical_nan(a[i] * b[i]); }
+    SS_GRID_STRIDE_LOOP(i, p.n) { out[i] = ss_canonical_nan(a[i] * b[i]); }
 }
 
 // elementwise_scale_f32: out[i] = p.alpha * x[i] (one f32 multiplication), i < N.
@@ -57,7 +54,7 @@ extern "C" __global__ void elementwise_scale_f32(const ss_elementwise_params p,
                                                  const float* __restrict__ x,
                                                  float* __restrict__ out) {
     const float alpha = p.alpha;
-    SS_GRID_STRIDE_LOOP(i, p.n) { out[i] = ss_elementwise_canonical_nan(alpha * x[i]); }
+    SS_GRID_STRIDE_LOOP(i, p.n) { out[i] = ss_canonical_nan(alpha * x[i]); }
 }
 
 // elementwise_cast_f32_to_f16: out[i] = bits of f16(x[i]), round to nearest
@@ -113,9 +110,9 @@ extern "C" __global__ void elementwise_adam_f32(const ss_elementwise_adam_params
         const float denom = sqrtf(v_hat) + p.eps;
         const float upd = m_hat / denom;
         const float w_dec = fmaf(-p.lr_weight_decay, w, w);
-        m[i] = ss_elementwise_canonical_nan(m1);
-        v[i] = ss_elementwise_canonical_nan(v1);
-        param[i] = ss_elementwise_canonical_nan(fmaf(-p.lr, upd, w_dec));
+        m[i] = ss_canonical_nan(m1);
+        v[i] = ss_canonical_nan(v1);
+        param[i] = ss_canonical_nan(fmaf(-p.lr, upd, w_dec));
     }
 }
 
@@ -136,7 +133,7 @@ extern "C" __global__ void elementwise_unscale_check_f32(const ss_elementwise_pa
     unsigned int bad = 0u;
     SS_GRID_STRIDE_LOOP(i, p.n) {
         const float x = g[i] * inv_scale;
-        g[i] = ss_elementwise_canonical_nan(x);
+        g[i] = ss_canonical_nan(x);
         bad |= ss_isfinite(x) ? 0u : 1u;
     }
     if (bad != 0u) {

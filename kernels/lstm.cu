@@ -15,14 +15,11 @@
 #include "common/abi.h"
 #include "common/detmath.cuh"
 
-// NaN results leave as the canonical quiet NaN 0x7fc00000 (detmath's), whatever
-// sign and payload the arithmetic produced: GPUs return 0x7fffffff for an
-// invalid operation and x86 returns 0xffc00000 or propagates an operand's
-// payload, so only this makes NaN outputs bit-identical too. Applied to every
-// output computed by arithmetic here (act is detmath's, already canonical).
-SS_DEVICE float ss_lstm_canon(float x) {
-    return (__float_as_uint(x) & 0x7fffffffu) > 0x7f800000u ? __uint_as_float(SS_DETMATH_NAN_BITS) : x;
-}
+// NaN results leave as the project's canonical NaN 0x7fc00000 (ss_canonical_nan,
+// prelude.cuh), whatever sign and payload the arithmetic produced: GPUs return
+// 0x7fffffff for an invalid operation and x86 returns 0xffc00000 or propagates an
+// operand's payload, so only this makes NaN outputs bit-identical too. Applied to
+// every output computed by arithmetic here (act is detmath's, already canonical).
 
 // (b, j) of flat index t = b*H + j, and the offset b*4H + j of gate 0 of that
 // unit. 32-bit division when the whole problem fits, a 64-bit one otherwise;
@@ -44,7 +41,7 @@ SS_DEVICE void ss_lstm_unit(uint64_t t, uint64_t hidden, bool narrow, uint64_t* 
 //     c = fmaf(f, c_prev, i * g)          (i*g rounded, then one fused multiply-add)
 //     h = o * tanh(c)
 //   and act[b, k*H + j] = (i, f, g, o)[k], kept for backward. NaN outputs are
-//   written as 0x7fc00000 (ss_lstm_canon).
+//   written as 0x7fc00000 (ss_canonical_nan).
 //   sigmoid/tanh are ss_sigmoid/ss_tanh (common/detmath.cuh).
 // Threads: one (b, j) per thread per iteration of a grid-stride loop over
 //   t = b*H + j in 0..B*H; each output depends on its own t only, so any grid
@@ -71,8 +68,8 @@ extern "C" __global__ void lstm_cell_fwd_f32(const ss_lstm_cell_params p, const 
         const float o = ss_sigmoid(gates[g0 + 3u * H]);
         const float ig = i * g;
         const float ct = fmaf(f, c_prev[t], ig);
-        c[t] = ss_lstm_canon(ct);
-        h[t] = ss_lstm_canon(o * ss_tanh(ct));
+        c[t] = ss_canonical_nan(ct);
+        h[t] = ss_canonical_nan(o * ss_tanh(ct));
         act[g0] = i;
         act[g0 + H] = f;
         act[g0 + 2u * H] = g;
@@ -91,7 +88,7 @@ extern "C" __global__ void lstm_cell_fwd_f32(const ss_lstm_cell_params p, const 
 //     dGg = dg * fmaf(-g, g, 1)             (1 - g^2, one rounding)
 //     dGo = dO * fmaf(-o, o, o)
 //   dgates[b, k*H + j] = (dGi, dGf, dGg, dGo)[k]; dc_prev[b, j] as above.
-//   NaN outputs are written as 0x7fc00000 (ss_lstm_canon).
+//   NaN outputs are written as 0x7fc00000 (ss_canonical_nan).
 //   dc may be all zeros (the last step). Both outputs are overwritten, not accumulated.
 // Threads, launch, preconditions: as lstm_cell_fwd_f32 (grid-stride over t = b*H + j).
 // Memory: reads 32 bytes per unit (4 act, c_prev, c, dh, dc), writes 20 (4 dgates,
@@ -121,10 +118,10 @@ extern "C" __global__ void lstm_cell_bwd_f32(const ss_lstm_cell_params p, const 
         const float di = dct * g;
         const float df = dct * c_prev[t];
         const float dg = dct * i;
-        dc_prev[t] = ss_lstm_canon(dct * f);
-        dgates[g0] = ss_lstm_canon(di * fmaf(-i, i, i));
-        dgates[g0 + H] = ss_lstm_canon(df * fmaf(-f, f, f));
-        dgates[g0 + 2u * H] = ss_lstm_canon(dg * fmaf(-g, g, 1.0f));
-        dgates[g0 + 3u * H] = ss_lstm_canon(dO * fmaf(-o, o, o));
+        dc_prev[t] = ss_canonical_nan(dct * f);
+        dgates[g0] = ss_canonical_nan(di * fmaf(-i, i, i));
+        dgates[g0 + H] = ss_canonical_nan(df * fmaf(-f, f, f));
+        dgates[g0 + 2u * H] = ss_canonical_nan(dg * fmaf(-g, g, 1.0f));
+        dgates[g0 + 3u * H] = ss_canonical_nan(dO * fmaf(-o, o, o));
     }
 }

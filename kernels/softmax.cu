@@ -10,7 +10,7 @@
 // loops over the row's chunks of 16384 in order and reduces the chunk results
 // by the same rule (reduce.cuh's ss_block_row_reduce_256).
 //
-// Every value stored is passed through ss_reduce_canonicalize, so a NaN has
+// Every value stored is passed through ss_canonical_nan (prelude.cuh), so a NaN has
 // the bits 0x7fc00000 on every device (GPU and x86 NaN payloads differ).
 #include "common/prelude.cuh"
 #include "common/abi.h"
@@ -28,7 +28,7 @@ SS_DEVICE float ss_softmax_log_row(const float* xr, float* yr, uint64_t C, float
         C, [&](uint64_t j) { return ss_exp(xr[j] - m); }, smem);
     const float ls = ss_log(s);
     for (uint64_t j = threadIdx.x; j < C; j += SS_REDUCE_LANES) {
-        yr[j] = ss_reduce_canonicalize((xr[j] - m) - ls);
+        yr[j] = ss_canonical_nan((xr[j] - m) - ls);
     }
     *m_out = m;
     return ls;
@@ -75,9 +75,9 @@ extern "C" __global__ void softmax_xent_fwd_f32(const ss_softmax_rows_params p, 
         if (threadIdx.x == 0) {
             const uint32_t label = labels[r];
             if (label < p.cols) {
-                nll[r] = ss_reduce_canonicalize(-((xr[label] - m) - ls));
+                nll[r] = ss_canonical_nan(-((xr[label] - m) - ls));
             } else {
-                nll[r] = ss_reduce_canonical_nan();
+                nll[r] = __uint_as_float(SS_CANONICAL_NAN_BITS);
                 atomicMax(err, (uint32_t)(p.rows - r));
             }
         }
@@ -97,7 +97,7 @@ extern "C" __global__ void softmax_xent_loss_f32(const ss_softmax_rows_params p,
     const float s = ss_block_row_reduce_256<ss_reduce_sum_op>(
         (uint64_t)p.rows, [&](uint64_t r) { return nll[r]; }, smem);
     if (threadIdx.x == 0 && blockIdx.x == 0) {
-        loss[0] = ss_reduce_canonicalize(s / (float)p.rows);
+        loss[0] = ss_canonical_nan(s / (float)p.rows);
     }
 }
 
@@ -126,6 +126,6 @@ extern "C" __global__ void softmax_xent_bwd_f32(const ss_softmax_bwd_params p, c
         }
         const float onehot = j == (uint64_t)label ? 1.0f : 0.0f;
         const float q = ss_exp(y[i]) - onehot;
-        dx[i] = ss_reduce_canonicalize(q * p.gscale);
+        dx[i] = ss_canonical_nan(q * p.gscale);
     }
 }

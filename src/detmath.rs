@@ -18,20 +18,15 @@
 //! | [`tanh`] | 1 |
 //! | [`sigmoid`] | 2 |
 //!
-//! NaN: every NaN result is the canonical quiet NaN `0x7fc00000`
-//! ([`NAN_BITS`]), whatever the input NaN's sign or payload.
+//! NaN: every NaN result is the project's canonical NaN `0x7fc00000`
+//! ([`crate::numerics::CANONICAL_NAN_BITS`]), whatever the input NaN's sign or
+//! payload.
 //!
 //! `f32::mul_add` compiled without the `fma` target feature is a (correctly
 //! rounded, slower) libm call; a later change may add an `avx2,fma` path
 //! behind run-time detection, which gives the same bits.
 
-/// The bits of every NaN these functions return.
-pub const NAN_BITS: u32 = 0x7fc0_0000;
-
-#[inline]
-fn is_nan(x: f32) -> bool {
-    (x.to_bits() & 0x7fff_ffff) > 0x7f80_0000
-}
+use crate::numerics::{is_nan, CANONICAL_NAN_BITS};
 
 /// 2^j for j in [-126, 127], from the exponent bits.
 #[inline]
@@ -45,7 +40,7 @@ fn pow2i(j: i32) -> f32 {
 #[allow(clippy::approx_constant)]
 pub fn exp(x: f32) -> f32 {
     if is_nan(x) {
-        return f32::from_bits(NAN_BITS);
+        return f32::from_bits(CANONICAL_NAN_BITS);
     }
     if x > 88.72283 {
         // 0x42b17217: the largest x with a finite result
@@ -90,7 +85,7 @@ fn log_kernel(f: f32, dk: f32, c: f32) -> f32 {
 #[inline]
 pub fn log(x: f32) -> f32 {
     if is_nan(x) || x < 0.0 {
-        return f32::from_bits(NAN_BITS);
+        return f32::from_bits(CANONICAL_NAN_BITS);
     }
     if x == 0.0 {
         return f32::NEG_INFINITY;
@@ -116,7 +111,7 @@ pub fn log(x: f32) -> f32 {
 #[inline]
 pub fn log1p(x: f32) -> f32 {
     if is_nan(x) || x < -1.0 {
-        return f32::from_bits(NAN_BITS);
+        return f32::from_bits(CANONICAL_NAN_BITS);
     }
     if x == -1.0 {
         return f32::NEG_INFINITY;
@@ -141,7 +136,7 @@ pub fn log1p(x: f32) -> f32 {
 #[inline]
 pub fn tanh(x: f32) -> f32 {
     if is_nan(x) {
-        return f32::from_bits(NAN_BITS);
+        return f32::from_bits(CANONICAL_NAN_BITS);
     }
     let sign = x.to_bits() & 0x8000_0000;
     let a = f32::from_bits(x.to_bits() & 0x7fff_ffff);
@@ -165,7 +160,7 @@ pub fn tanh(x: f32) -> f32 {
 #[inline]
 pub fn sigmoid(x: f32) -> f32 {
     if is_nan(x) {
-        return f32::from_bits(NAN_BITS);
+        return f32::from_bits(CANONICAL_NAN_BITS);
     }
     if x < -88.72283 {
         // exp(-x) would overflow; e/(1 + e) with 1 + e == 1 is exp(x)
@@ -215,8 +210,8 @@ mod tests {
         assert_eq!(b(exp(-0.0)), b(1.0));
         assert_eq!(b(exp(f32::INFINITY)), b(f32::INFINITY));
         assert_eq!(b(exp(f32::NEG_INFINITY)), b(0.0));
-        assert_eq!(b(exp(f32::NAN)), NAN_BITS);
-        assert_eq!(b(exp(f32::from_bits(0xffc0_0001))), NAN_BITS);
+        assert_eq!(b(exp(f32::NAN)), CANONICAL_NAN_BITS);
+        assert_eq!(b(exp(f32::from_bits(0xffc0_0001))), CANONICAL_NAN_BITS);
         assert!(exp(f32::from_bits(0x42b1_7217)).is_finite());
         assert_eq!(exp(f32::from_bits(0x42b1_7218)), f32::INFINITY);
         // Gradual underflow: the smallest subnormal just above ln(2^-150), 0 below.
@@ -230,11 +225,11 @@ mod tests {
         assert_eq!(b(log(1.0)), 0);
         assert_eq!(b(log(0.0)), b(f32::NEG_INFINITY));
         assert_eq!(b(log(-0.0)), b(f32::NEG_INFINITY));
-        assert_eq!(b(log(-1.0)), NAN_BITS);
-        assert_eq!(b(log(f32::NEG_INFINITY)), NAN_BITS);
-        assert_eq!(b(log(f32::from_bits(0x8000_0001))), NAN_BITS);
+        assert_eq!(b(log(-1.0)), CANONICAL_NAN_BITS);
+        assert_eq!(b(log(f32::NEG_INFINITY)), CANONICAL_NAN_BITS);
+        assert_eq!(b(log(f32::from_bits(0x8000_0001))), CANONICAL_NAN_BITS);
         assert_eq!(b(log(f32::INFINITY)), b(f32::INFINITY));
-        assert_eq!(b(log(f32::NAN)), NAN_BITS);
+        assert_eq!(b(log(f32::NAN)), CANONICAL_NAN_BITS);
         assert_eq!(log(f32::from_bits(1)), -103.27893); // ln 2^-149
     }
 
@@ -243,10 +238,10 @@ mod tests {
         assert_eq!(b(log1p(0.0)), 0);
         assert_eq!(b(log1p(-0.0)), 0x8000_0000);
         assert_eq!(b(log1p(-1.0)), b(f32::NEG_INFINITY));
-        assert_eq!(b(log1p(-1.5)), NAN_BITS);
-        assert_eq!(b(log1p(f32::NEG_INFINITY)), NAN_BITS);
+        assert_eq!(b(log1p(-1.5)), CANONICAL_NAN_BITS);
+        assert_eq!(b(log1p(f32::NEG_INFINITY)), CANONICAL_NAN_BITS);
         assert_eq!(b(log1p(f32::INFINITY)), b(f32::INFINITY));
-        assert_eq!(b(log1p(f32::NAN)), NAN_BITS);
+        assert_eq!(b(log1p(f32::NAN)), CANONICAL_NAN_BITS);
         assert_eq!(b(log1p(f32::from_bits(1))), 1);
         assert_eq!(b(log1p(f32::from_bits(0x8000_0001))), 0x8000_0001);
         assert!(log1p(f32::MAX).is_finite());
@@ -258,7 +253,7 @@ mod tests {
         assert_eq!(b(tanh(-0.0)), 0x8000_0000);
         assert_eq!(b(tanh(f32::INFINITY)), b(1.0));
         assert_eq!(b(tanh(f32::NEG_INFINITY)), b(-1.0));
-        assert_eq!(b(tanh(f32::NAN)), NAN_BITS);
+        assert_eq!(b(tanh(f32::NAN)), CANONICAL_NAN_BITS);
         assert_eq!(b(tanh(f32::from_bits(0x8000_0001))), 0x8000_0001);
         assert_eq!(tanh(10.0), 1.0);
         assert_eq!(tanh(-f32::MAX), -1.0);
@@ -270,7 +265,7 @@ mod tests {
         assert_eq!(b(sigmoid(-0.0)), b(0.5));
         assert_eq!(b(sigmoid(f32::INFINITY)), b(1.0));
         assert_eq!(b(sigmoid(f32::NEG_INFINITY)), 0);
-        assert_eq!(b(sigmoid(f32::NAN)), NAN_BITS);
+        assert_eq!(b(sigmoid(f32::NAN)), CANONICAL_NAN_BITS);
         assert_eq!(b(sigmoid(f32::MAX)), b(1.0));
         assert_eq!(b(sigmoid(-f32::MAX)), 0);
         assert_eq!(b(sigmoid(-100.0)), b(exp(-100.0))); // subnormal, no 1+e effect

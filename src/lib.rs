@@ -5,12 +5,16 @@
 //! (`../shared/DESIGN.md` has the whole map):
 //! - [`device`]: `Device = Cpu | Cuda | Sim`, probing that never panics, the
 //!   launcher shared by Cuda and Sim, device buffers, the kernel ABI.
+//! - [`numerics`] and [`detmath`]: the Rust twins of the bit-level helpers
+//!   (one NaN, finiteness, f16 casts) and the transcendentals that every kernel
+//!   shares (`kernels/common/`).
 //! - [`ops`]: kernel families, each a CUDA kernel file plus its CPU twin.
 //! - [`rng`]: the explicit Philox state and named streams.
 
 pub mod detmath;
 pub mod device;
 pub mod error;
+pub mod numerics;
 pub mod ops;
 pub mod rng;
 pub mod verify;

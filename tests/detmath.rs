@@ -4,8 +4,9 @@
 //! monotonicity spot checks.
 
 use rayon::prelude::*;
-use shoestring::detmath::{self, NAN_BITS};
+use shoestring::detmath;
 use shoestring::device::{test_devices, Device, DeviceBuffer};
+use shoestring::numerics::CANONICAL_NAN_BITS as NAN_BITS;
 use shoestring::ops::detmath::{self as fam, DetmathOp};
 
 /// The max ulp error each function promises (docs/numerics/detmath.md and the

@@ -5,7 +5,8 @@
 //! CPU twin bit for bit, under several sizes and launch shapes.
 
 use shoestring::device::{test_devices, Device, DeviceBuffer};
-use shoestring::ops::elementwise::{self as ew, cpu, AdamParams, OverflowFlag};
+use shoestring::numerics::{float_to_half_rn, CANONICAL_NAN_BITS};
+use shoestring::ops::elementwise::{self as ew, AdamParams, OverflowFlag};
 use shoestring::ops::philox::{cpu::philox_block, PhiloxCounter, PhiloxKey};
 use shoestring::Error;
 
@@ -53,10 +54,10 @@ fn unit(n: usize, stream: u32) -> Vec<f32> {
         .collect()
 }
 
-/// NaN results are stored as the canonical 0x7fffffff (what GPU arithmetic makes).
+/// NaN results are stored as the project's one NaN, 0x7fc00000 (Rust's f32::NAN).
 fn canon(x: f32) -> f32 {
     if x.is_nan() {
-        f32::from_bits(0x7fff_ffff)
+        f32::from_bits(CANONICAL_NAN_BITS)
     } else {
         x
     }
@@ -254,22 +255,22 @@ fn cast_f32_to_f16_equals_half_on_ties_overflow_subnormals_nan_and_a_sweep() {
     }
     // Spot checks that the sweep really contains what it claims.
     assert_eq!(
-        cpu::float_to_half_rn(65520.0),
+        float_to_half_rn(65520.0),
         0x7c00,
         "tie at the top rounds to inf"
     );
-    assert_eq!(cpu::float_to_half_rn(65519.996), 0x7bff);
+    assert_eq!(float_to_half_rn(65519.996), 0x7bff);
     assert_eq!(
-        cpu::float_to_half_rn(1.0 + 2.0f32.powi(-11)),
+        float_to_half_rn(1.0 + 2.0f32.powi(-11)),
         0x3c00,
         "tie to even"
     );
     assert_eq!(
-        cpu::float_to_half_rn(2.0f32.powi(-25)),
+        float_to_half_rn(2.0f32.powi(-25)),
         0,
         "half the smallest subnormal"
     );
-    assert_eq!(cpu::float_to_half_rn(f32::from_bits(0x7f80_0001)), 0x7e00);
+    assert_eq!(float_to_half_rn(f32::from_bits(0x7f80_0001)), 0x7e00);
 }
 
 // ---- Adam --------------------------------------------------------------------
@@ -515,7 +516,7 @@ fn unscale_raises_the_flag_on_exactly_one_overflow_inf_or_nan_and_it_stays_until
 }
 
 #[test]
-fn nan_results_are_the_canonical_0x7fffffff_on_every_device() {
+fn nan_results_are_the_canonical_nan_on_every_device() {
     // NaN payloads of both signs, and NaNs made from non-NaN inputs
     // (inf - inf, 0 * inf), through every arithmetic op.
     let a = [
@@ -542,7 +543,7 @@ fn nan_results_are_the_canonical_0x7fffffff_on_every_device() {
         for (i, x) in out.copy_dtoh().unwrap().into_iter().enumerate() {
             assert_eq!(x.is_nan(), add_nan[i], "{dev}: add {i}");
             assert!(
-                !x.is_nan() || x.to_bits() == 0x7fff_ffff,
+                !x.is_nan() || x.to_bits() == CANONICAL_NAN_BITS,
                 "{dev}: add {i}: {:#x}",
                 x.to_bits()
             );
@@ -551,7 +552,7 @@ fn nan_results_are_the_canonical_0x7fffffff_on_every_device() {
         for (i, x) in out.copy_dtoh().unwrap().into_iter().enumerate() {
             assert_eq!(x.is_nan(), mul_nan[i], "{dev}: mul {i}");
             assert!(
-                !x.is_nan() || x.to_bits() == 0x7fff_ffff,
+                !x.is_nan() || x.to_bits() == CANONICAL_NAN_BITS,
                 "{dev}: mul {i}: {:#x}",
                 x.to_bits()
             );
@@ -560,14 +561,24 @@ fn nan_results_are_the_canonical_0x7fffffff_on_every_device() {
         let got = out.copy_dtoh().unwrap();
         assert_eq!(
             bits(&got),
-            [0x7fff_ffff, 0x7fff_ffff, 0x7fff_ffff, 0, 0],
+            [
+                CANONICAL_NAN_BITS,
+                CANONICAL_NAN_BITS,
+                CANONICAL_NAN_BITS,
+                0,
+                0
+            ],
             "{dev}: scale"
         );
         let mut g = DeviceBuffer::copy_htod(&dev, &a).unwrap();
         let mut flag = OverflowFlag::new(&dev).unwrap();
         ew::unscale_check_finite(&dev, 0.5, &mut g, &mut flag).unwrap();
         let got = bits(&g.copy_dtoh().unwrap());
-        assert_eq!(got[..2], [0x7fff_ffff, 0x7fff_ffff], "{dev}: unscale");
+        assert_eq!(
+            got[..2],
+            [CANONICAL_NAN_BITS, CANONICAL_NAN_BITS],
+            "{dev}: unscale"
+        );
         // Adam on a NaN gradient: every output of that element is canonical.
         let mut p = DeviceBuffer::copy_htod(&dev, &[1.0f32, 1.0]).unwrap();
         let grad = DeviceBuffer::copy_htod(&dev, &[f32::from_bits(0xffc0_0042), 0.5]).unwrap();
@@ -588,7 +599,7 @@ fn nan_results_are_the_canonical_0x7fffffff_on_every_device() {
         for (what, buf) in [("param", &p), ("m", &m), ("v", &v)] {
             assert_eq!(
                 buf.copy_dtoh().unwrap()[0].to_bits(),
-                0x7fff_ffff,
+                CANONICAL_NAN_BITS,
                 "{dev}: adam {what}"
             );
         }

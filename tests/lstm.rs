@@ -4,8 +4,9 @@
 //! (Sim under two thread orders, the GPU when present) against the CPU twin,
 //! bit for bit, for ragged shapes, several launch shapes and saturated gates.
 
-use shoestring::detmath::{sigmoid, tanh, NAN_BITS};
+use shoestring::detmath::{sigmoid, tanh};
 use shoestring::device::{test_devices, Device, DeviceBuffer};
+use shoestring::numerics::CANONICAL_NAN_BITS;
 use shoestring::ops::lstm::{self, LstmShape};
 use shoestring::ops::philox::{cpu::philox_block, PhiloxCounter, PhiloxKey};
 
@@ -118,7 +119,7 @@ fn assert_same_bits(what: &str, want: &Outputs, got: &Outputs) {
 /// Any NaN as the canonical quiet NaN (the contract's last step on every output).
 fn canon(x: f32) -> f32 {
     if x.is_nan() {
-        f32::from_bits(NAN_BITS)
+        f32::from_bits(CANONICAL_NAN_BITS)
     } else {
         x
     }
@@ -470,7 +471,7 @@ fn lstm_infinities_and_nans_give_the_same_bits_everywhere() {
     assert!(want
         .iter()
         .flatten()
-        .all(|v| !v.is_nan() || v.to_bits() == NAN_BITS));
+        .all(|v| !v.is_nan() || v.to_bits() == CANONICAL_NAN_BITS));
     for dev in test_devices("lstm_infinities_and_nans_give_the_same_bits_everywhere") {
         assert_same_bits(&format!("{dev}"), &want, &run(&dev, &x, None));
     }

@@ -9,7 +9,7 @@ use shoestring::ops::reduce::{self, cpu, ReduceOp};
 
 const LANES: usize = 256;
 const CHUNK: usize = 16_384;
-const CANONICAL_NAN: u32 = 0x7fc0_0000;
+const CANONICAL_NAN: u32 = shoestring::numerics::CANONICAL_NAN_BITS;
 
 // ---------------------------------------------------------------------------
 // The reference: the definition, written plainly, one element at a time.

@@ -19,7 +19,7 @@ use shoestring::Error;
 
 const LANES: usize = 256;
 const CHUNK: usize = 16_384;
-const NAN: u32 = 0x7fc0_0000;
+const NAN: u32 = shoestring::numerics::CANONICAL_NAN_BITS;
 
 fn is_nan(x: f32) -> bool {
     (x.to_bits() & 0x7fff_ffff) > 0x7f80_0000

@@ -11,8 +11,6 @@
 /* Elements per chunk (64 per lane). A reduction over more than this many
  * elements reduces each chunk, then reduces the chunk results recursively. */
 #define SS_REDUCE_CHUNK 16384u
-/* The one NaN every reduction returns (sum, max and sum of squares alike). */
-#define SS_REDUCE_CANONICAL_NAN 0x7fc00000u
 
 /* reduce_{sum,max,sumsq}_chunks_f32: one pass. The input is `rows` rows of
  * `width` floats (row-major, contiguous); out[r * chunks_per_row + k] is the

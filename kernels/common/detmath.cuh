@@ -12,17 +12,12 @@
 // float32 (both compilers round decimal literals correctly); src/detmath.rs's
 // tests pin their bit patterns.
 //
-// NaN: every NaN result is the canonical quiet NaN 0x7fc00000, whatever the
-// input NaN's sign or payload (GPUs and CPUs propagate NaN payloads through
-// arithmetic differently, so NaN inputs are screened before any arithmetic).
+// NaN: every NaN result is the project's canonical NaN SS_CANONICAL_NAN_BITS
+// (0x7fc00000, prelude.cuh), whatever the input NaN's sign or payload (GPUs and
+// CPUs propagate NaN payloads through arithmetic differently, so NaN inputs are
+// screened with ss_isnan before any arithmetic).
 #pragma once
 #include "common/prelude.cuh"
-
-#define SS_DETMATH_NAN_BITS 0x7fc00000u
-
-SS_DEVICE bool ss_detmath_isnan(float x) {
-    return (__float_as_uint(x) & 0x7fffffffu) > 0x7f800000u;
-}
 
 // 2^j as a float for j in [-126, 127], from the exponent bits.
 SS_DEVICE float ss_detmath_pow2i(int j) {
@@ -36,8 +31,8 @@ SS_DEVICE float ss_detmath_pow2i(int j) {
 // product is exact, so a subnormal result is rounded once.
 // x > 88.72283 (0x42b17217) -> +inf; x < -104 -> +0; NaN -> canonical NaN.
 SS_DEVICE float ss_exp(float x) {
-    if (ss_detmath_isnan(x)) {
-        return __uint_as_float(SS_DETMATH_NAN_BITS);
+    if (ss_isnan(x)) {
+        return __uint_as_float(SS_CANONICAL_NAN_BITS);
     }
     if (x > 88.72283f) {  // 0x42b17217: the largest x with a finite result
         return __uint_as_float(0x7f800000u);
@@ -81,8 +76,8 @@ SS_DEVICE float ss_detmath_log_kernel(float f, float dk, float c) {
 // first scaled by 2^23), f = m - 1 (exact), then ss_detmath_log_kernel.
 // log(+-0) = -inf, log(x < 0) = NaN, log(+inf) = +inf, NaN -> canonical NaN.
 SS_DEVICE float ss_log(float x) {
-    if (ss_detmath_isnan(x) || x < 0.0f) {
-        return __uint_as_float(SS_DETMATH_NAN_BITS);
+    if (ss_isnan(x) || x < 0.0f) {
+        return __uint_as_float(SS_CANONICAL_NAN_BITS);
     }
     if (x == 0.0f) {
         return __uint_as_float(0xff800000u);
@@ -109,8 +104,8 @@ SS_DEVICE float ss_log(float x) {
 // x - (u - 1) (k < 0). log1p(+-0) = +-0, log1p(-1) = -inf, log1p(x < -1) = NaN,
 // log1p(+inf) = +inf, NaN -> canonical NaN.
 SS_DEVICE float ss_log1p(float x) {
-    if (ss_detmath_isnan(x) || x < -1.0f) {
-        return __uint_as_float(SS_DETMATH_NAN_BITS);
+    if (ss_isnan(x) || x < -1.0f) {
+        return __uint_as_float(SS_CANONICAL_NAN_BITS);
     }
     if (x == -1.0f) {
         return __uint_as_float(0xff800000u);
@@ -138,8 +133,8 @@ SS_DEVICE float ss_log1p(float x) {
 //   a > 9.5:    1 (tanh(a) rounds to 1 above 9.0109).
 // tanh(+-0) = +-0, tanh(+-inf) = +-1, NaN -> canonical NaN.
 SS_DEVICE float ss_tanh(float x) {
-    if (ss_detmath_isnan(x)) {
-        return __uint_as_float(SS_DETMATH_NAN_BITS);
+    if (ss_isnan(x)) {
+        return __uint_as_float(SS_CANONICAL_NAN_BITS);
     }
     const uint32_t sign = __float_as_uint(x) & 0x80000000u;
     const float a = __uint_as_float(__float_as_uint(x) & 0x7fffffffu);
@@ -165,8 +160,8 @@ SS_DEVICE float ss_tanh(float x) {
 // e/(1 + e) with e = exp(x) < 2^-127, where 1 + e rounds to 1: it is exp(x).
 // sigmoid(-inf) = +0, sigmoid(+-0) = 0.5, sigmoid(+inf) = 1, NaN -> canonical NaN.
 SS_DEVICE float ss_sigmoid(float x) {
-    if (ss_detmath_isnan(x)) {
-        return __uint_as_float(SS_DETMATH_NAN_BITS);
+    if (ss_isnan(x)) {
+        return __uint_as_float(SS_CANONICAL_NAN_BITS);
     }
     if (x < -88.72283f) {
         return ss_exp(x);

@@ -11,8 +11,11 @@
 //   __shfl_up_sync __shfl_down_sync __shfl_xor_sync (width 32; int, unsigned, float
 //   and 64-bit types), __ballot_sync __any_sync __all_sync, fmaf sqrtf fabsf fminf
 //   fmaxf and IEEE `/`, __float_as_uint __uint_as_float __float_as_int
-//   __int_as_float, ss_isfinite, atomicOr/atomicAdd/atomicMax on unsigned int,
-//   ss_half_to_float, ss_float_to_half_rn, <stdint.h> fixed-width types.
+//   __int_as_float, ss_isfinite ss_isnan ss_canonical_nan SS_CANONICAL_NAN_BITS,
+//   atomicOr/atomicAdd/atomicMax on unsigned int, ss_half_to_float,
+//   ss_float_to_half_rn, <stdint.h> fixed-width types.
+// The bit-level helpers below (NaN, finiteness, f16 conversions) have one Rust twin
+// each in src/numerics.rs.
 // No float atomics anywhere (DESIGN.md, numerics contract rule 3).
 #ifndef SHOESTRING_PRELUDE_CUH
 #define SHOESTRING_PRELUDE_CUH
@@ -49,8 +52,31 @@ typedef unsigned long long uint64_t;
 
 // Finite = exponent field not all ones. A bit test, so it means the same on both
 // sides whatever the compiler's idea of isfinite under any flags.
+// TWIN: src/numerics.rs::is_finite
 SS_DEVICE bool ss_isfinite(float x) {
     return (__float_as_uint(x) & 0x7f800000u) != 0x7f800000u;
+}
+
+// ---------------------------------------------------------------------------------
+// One NaN for the whole project (docs/numerics.md, "One NaN"). GPU f32 arithmetic
+// returns 0x7fffffff for an invalid operation, x86 returns 0xffc00000 or passes an
+// input's payload through, so every float a kernel stores that arithmetic could
+// have made NaN goes through ss_canonical_nan: any NaN leaves as 0x7fc00000, the
+// IEEE default quiet NaN (Rust's f32::NAN has the same bits).
+// ---------------------------------------------------------------------------------
+
+#define SS_CANONICAL_NAN_BITS 0x7fc00000u
+
+// NaN = exponent field all ones, mantissa nonzero. A bit test, like ss_isfinite.
+// TWIN: src/numerics.rs::is_nan
+SS_DEVICE bool ss_isnan(float x) {
+    return (__float_as_uint(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// x, or the canonical NaN when x is any NaN (whatever its sign and payload).
+// TWIN: src/numerics.rs::canonical_nan
+SS_DEVICE float ss_canonical_nan(float x) {
+    return ss_isnan(x) ? __uint_as_float(SS_CANONICAL_NAN_BITS) : x;
 }
 
 // ---------------------------------------------------------------------------------
@@ -61,6 +87,7 @@ SS_DEVICE bool ss_isfinite(float x) {
 // ---------------------------------------------------------------------------------
 
 // Exact. NaN: payload kept, quiet bit set, as `half` does.
+// TWIN: src/numerics.rs::half_to_float
 SS_DEVICE float ss_half_to_float(unsigned short h) {
     uint32_t sign = ((uint32_t)h & 0x8000u) << 16;
     uint32_t exp = ((uint32_t)h >> 10) & 0x1fu;
@@ -86,6 +113,7 @@ SS_DEVICE float ss_half_to_float(unsigned short h) {
 
 // Round to nearest, ties to even; overflow -> inf; NaN -> 0x7e00 | top payload bits
 // (quiet), sign kept; subnormal results correctly rounded.
+// TWIN: src/numerics.rs::float_to_half_rn
 SS_DEVICE unsigned short ss_float_to_half_rn(float f) {
     uint32_t x = __float_as_uint(f);
     uint32_t sign = (x >> 16) & 0x8000u;

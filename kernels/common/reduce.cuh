@@ -14,34 +14,21 @@
 // The canonical order, in brief: chunk_reduce(c[0..m)), m <= 16384: lane l
 // starts from the identity and combines c[l], c[l+256], ... in increasing
 // order with Op::first; then for s = 128, 64, ..., 1: v[i] = combine(v[i],
-// v[i+s]) for i < s; the result is v[0], with any NaN made canonical. A longer
+// v[i+s]) for i < s; the result is v[0], with any NaN made canonical
+// (ss_canonical_nan: 0x7fc00000; GPUs and x86 make different NaN bits for
+// inf - inf, only NaN-ness is portable, so the contract fixes the bits). A longer
 // input is split into chunks of 16384, and the chunk results are reduced the
 // same way, with Op::upper (sum of squares squares at the first level only).
 #pragma once
 #include "common/prelude.cuh"
 #include "common/abi.h"
 
-// NaN by bits (exponent all ones, mantissa nonzero): the same test on every side.
-SS_DEVICE bool ss_reduce_is_nan(float x) {
-    return (__float_as_uint(x) & 0x7fffffffu) > 0x7f800000u;
-}
-
-SS_DEVICE float ss_reduce_canonical_nan() {
-    return __uint_as_float(SS_REDUCE_CANONICAL_NAN);
-}
-
-// Any NaN becomes 0x7fc00000 (GPUs and x86 produce different NaN bits for
-// inf - inf; only NaN-ness is portable, so the contract fixes the bits).
-SS_DEVICE float ss_reduce_canonicalize(float x) {
-    return ss_reduce_is_nan(x) ? ss_reduce_canonical_nan() : x;
-}
-
 // max of two floats: NaN if either is NaN (canonical bits), else `b > a ? b : a`,
 // so ties, including max(-0, +0) and max(+0, -0), keep the first operand.
 // TWIN: src/ops/reduce/cpu.rs::max2
 SS_DEVICE float ss_reduce_max2(float a, float b) {
-    if (ss_reduce_is_nan(a) || ss_reduce_is_nan(b)) {
-        return ss_reduce_canonical_nan();
+    if (ss_isnan(a) || ss_isnan(b)) {
+        return __uint_as_float(SS_CANONICAL_NAN_BITS);
     }
     return b > a ? b : a;
 }
@@ -101,7 +88,7 @@ SS_DEVICE float ss_block_tree_256(float v, float* smem) {
         }
         __syncthreads();
     }
-    const float r = ss_reduce_canonicalize(smem[0]);
+    const float r = ss_canonical_nan(smem[0]);
     __syncthreads();  // every thread has read smem[0]: the caller may reuse smem
     return r;
 }

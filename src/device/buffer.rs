@@ -102,6 +102,21 @@ impl<T: Element> DeviceBuffer<T> {
         &mut self.storage
     }
 
+    /// Copies `src` into this buffer on the device (a host copy on Cpu and Sim,
+    /// a device-to-device copy queued on the stream on Cuda). Both buffers must
+    /// live on the same device and have the same length.
+    pub fn copy_from(&mut self, src: &DeviceBuffer<T>) -> Result<()> {
+        src.check("copy_from", "src", &self.device, self.len())?;
+        match (&mut self.storage, &src.storage, &self.device) {
+            (Storage::Host(d), Storage::Host(s), _) => d.copy_from_slice(s),
+            (Storage::Cuda(d), Storage::Cuda(s), Device::Cuda(dev)) => {
+                dev.stream().memcpy_dtod(s, d)?
+            }
+            _ => unreachable!("same device, so the same kind of storage"),
+        }
+        Ok(())
+    }
+
     /// Errors unless this buffer lives on `device` and holds `expected` elements.
     pub fn check(
         &self,
@@ -127,5 +142,29 @@ impl<T: Element> DeviceBuffer<T> {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_from_copies_on_the_same_device_and_refuses_a_length_mismatch() {
+        let cpu = Device::Cpu;
+        let src = DeviceBuffer::copy_htod(&cpu, &[1u32, 2, 3]).unwrap();
+        let mut dst = DeviceBuffer::<u32>::zeros(&cpu, 3).unwrap();
+        dst.copy_from(&src).unwrap();
+        assert_eq!(dst.copy_dtoh().unwrap(), [1, 2, 3]);
+        let mut short = DeviceBuffer::<u32>::zeros(&cpu, 2).unwrap();
+        assert!(matches!(
+            short.copy_from(&src),
+            Err(Error::Length {
+                got: 3,
+                expected: 2,
+                ..
+            })
+        ));
+        assert!(cpu.synchronize().is_ok());
     }
 }

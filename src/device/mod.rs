@@ -78,6 +78,16 @@ impl Device {
         }
     }
 
+    /// Waits until all work queued on this device has finished: the GPU's
+    /// stream on Cuda; a no-op on Cpu and Sim, whose ops return when done.
+    /// Benches time GPU work with it.
+    pub fn synchronize(&self) -> Result<()> {
+        match self {
+            Device::Cpu | Device::Sim(_) => Ok(()),
+            Device::Cuda(d) => d.synchronize(),
+        }
+    }
+
     /// True for the devices that run the CUDA kernel sources (Cuda and Sim).
     pub fn runs_kernels(&self) -> bool {
         !matches!(self, Device::Cpu)

@@ -3,9 +3,11 @@
 //! and since element `i` depends only on element `i` of the inputs, the chunk
 //! size and the pool's thread count cannot change the bits. The one cross-element
 //! result, the overflow flag, is an integer OR (order independent). Every
-//! arithmetic result goes through [`canonical_nan`], as in the kernels.
+//! arithmetic result goes through [`canonical_nan`] (the project's one NaN,
+//! `0x7fc00000`), as in the kernels.
 
 use crate::device::abi::{ss_elementwise_adam_params, ss_elementwise_params};
+use crate::numerics::{canonical_nan, float_to_half_rn, half_to_float, is_finite};
 use rayon::prelude::*;
 
 /// Elements per rayon task: amortises scheduling, balances on many cores. Not
@@ -135,7 +137,7 @@ pub fn elementwise_unscale_check_f32(p: &ss_elementwise_params, g: &mut [f32], f
             for x in g.iter_mut() {
                 let y = *x * inv_scale;
                 *x = canonical_nan(y);
-                bad |= if is_finite_bits(y) { 0 } else { 1 };
+                bad |= if is_finite(y) { 0 } else { 1 };
             }
             bad
         })
@@ -143,93 +145,4 @@ pub fn elementwise_unscale_check_f32(p: &ss_elementwise_params, g: &mut [f32], f
     if bad != 0 {
         *flag |= 1;
     }
-}
-
-/// The canonical NaN every arithmetic output of this family is stored as: the
-/// GPU's f32 arithmetic produces it for any NaN result; x86 propagates payloads.
-pub const CANONICAL_NAN_BITS: u32 = 0x7fff_ffff;
-
-/// TWIN: kernels/elementwise.cu::ss_elementwise_canonical_nan. A NaN becomes
-/// `f32::from_bits(0x7fffffff)`; everything else is returned unchanged.
-#[inline(always)]
-pub fn canonical_nan(x: f32) -> f32 {
-    if (x.to_bits() & 0x7fff_ffff) > 0x7f80_0000 {
-        f32::from_bits(CANONICAL_NAN_BITS)
-    } else {
-        x
-    }
-}
-
-/// TWIN: prelude.cuh::ss_isfinite. Finite = exponent field not all ones.
-#[inline(always)]
-pub fn is_finite_bits(x: f32) -> bool {
-    (x.to_bits() & 0x7f80_0000) != 0x7f80_0000
-}
-
-/// TWIN: prelude.cuh::ss_half_to_float. Exact; NaN keeps its payload with
-/// the quiet bit set (as the `half` crate does).
-pub fn half_to_float(h: u16) -> f32 {
-    let h = u32::from(h);
-    let sign = (h & 0x8000) << 16;
-    let exp = (h >> 10) & 0x1f;
-    let mut man = h & 0x3ff;
-    let bits = if exp == 0x1f {
-        sign | 0x7f80_0000
-            | if man != 0 {
-                0x0040_0000 | (man << 13)
-            } else {
-                0
-            }
-    } else if exp != 0 {
-        sign | ((exp + (127 - 15)) << 23) | (man << 13)
-    } else if man == 0 {
-        sign
-    } else {
-        // Subnormal man * 2^-24: shift the leading one up to the hidden-bit position.
-        let mut e = 127 - 14;
-        while man & 0x400 == 0 {
-            man <<= 1;
-            e -= 1;
-        }
-        sign | (e << 23) | ((man & 0x3ff) << 13)
-    };
-    f32::from_bits(bits)
-}
-
-/// TWIN: prelude.cuh::ss_float_to_half_rn. Round to nearest, ties to even;
-/// overflow -> inf; NaN -> `0x7e00 | top payload bits` (quiet), sign kept;
-/// subnormal results correctly rounded.
-pub fn float_to_half_rn(f: f32) -> u16 {
-    let x = f.to_bits();
-    let sign = (x >> 16) & 0x8000;
-    let exp = (x >> 23) & 0xff;
-    let man = x & 0x007f_ffff;
-    if exp == 0xff {
-        return (sign | 0x7c00 | if man != 0 { 0x0200 | (man >> 13) } else { 0 }) as u16;
-    }
-    let e = exp as i32 - 127 + 15; // biased half exponent
-    if e >= 31 {
-        return (sign | 0x7c00) as u16;
-    }
-    if e <= 0 {
-        // Half subnormal (or zero): below half the smallest subnormal rounds to 0.
-        if e < -10 {
-            return sign as u16;
-        }
-        let m = man | 0x0080_0000;
-        let shift = (14 - e) as u32; // 14..24
-        let mut q = m >> shift;
-        let rem = m & ((1 << shift) - 1);
-        let halfway = 1 << (shift - 1);
-        if rem > halfway || (rem == halfway && q & 1 != 0) {
-            q += 1; // may carry into the smallest normal: still the right encoding
-        }
-        return (sign | q) as u16;
-    }
-    let mut q = ((e as u32) << 10) | (man >> 13);
-    let rem = man & 0x1fff;
-    if rem > 0x1000 || (rem == 0x1000 && q & 1 != 0) {
-        q += 1; // may carry into the exponent, up to inf: still right
-    }
-    (sign | q) as u16
 }

@@ -16,8 +16,9 @@
 //! - `unscale_check_finite`: `g * inv_scale` (one rounding); the flag is an
 //!   integer OR of "some result has an all-ones exponent".
 //!
-//! - NaN results of arithmetic (not of the casts) are stored as the canonical
-//!   `0x7fffffff`, which GPU arithmetic produces natively and x86 does not.
+//! - NaN results of arithmetic (not of the casts) are stored as the project's
+//!   one NaN, `0x7fc00000` ([`crate::numerics::canonical_nan`]), the IEEE
+//!   default quiet NaN that Rust's `f32::NAN` also has.
 //!
 //! Launch shape never changes the bits: every kernel is a grid-stride loop.
 

@@ -5,23 +5,13 @@
 //! Dimension letters and layouts as in the kernel file: B rows, H hidden units;
 //! `gates`, `act`, `dgates` are B x 4H with blocks `[i | f | g | o]`; the rest B x H.
 
-use crate::detmath::{sigmoid, tanh, NAN_BITS};
+use crate::detmath::{sigmoid, tanh};
+use crate::numerics::canonical_nan;
 use rayon::prelude::*;
 
 /// Units per rayon task (rounded to whole rows, at least one row). Not part of
 /// the numerics: any value gives the same bits.
 const UNITS_PER_TASK: usize = 16 * 1024;
-
-/// Any NaN as the canonical quiet NaN `0x7fc00000`, so that NaN outputs are
-/// bit-identical to the GPU's too. TWIN: kernels/lstm.cu::ss_lstm_canon.
-#[inline]
-fn canon(x: f32) -> f32 {
-    if (x.to_bits() & 0x7fff_ffff) > 0x7f80_0000 {
-        f32::from_bits(NAN_BITS)
-    } else {
-        x
-    }
-}
 
 fn rows_per_task(hidden: usize) -> usize {
     (UNITS_PER_TASK / hidden).max(1)
@@ -115,8 +105,8 @@ fn fwd_rows_body(
             let o = sigmoid(go[j]);
             let ig = i * g;
             let ct = f.mul_add(c_prev[j], ig);
-            c[j] = canon(ct);
-            h[j] = canon(o * tanh(ct));
+            c[j] = canonical_nan(ct);
+            h[j] = canonical_nan(o * tanh(ct));
             ai[j] = i;
             af[j] = f;
             ag[j] = g;
@@ -219,11 +209,11 @@ fn bwd_rows_body(hidden: usize, x: &BwdInputs<'_>, dgates: &mut [f32], dc_prev: 
             let di = dct * g;
             let df = dct * cp[j];
             let dg = dct * i;
-            dc_prev[j] = canon(dct * f);
-            di_out[j] = canon(di * (-i).mul_add(i, i));
-            df_out[j] = canon(df * (-f).mul_add(f, f));
-            dg_out[j] = canon(dg * (-g).mul_add(g, 1.0));
-            do_out[j] = canon(d_o * (-o).mul_add(o, o));
+            dc_prev[j] = canonical_nan(dct * f);
+            di_out[j] = canonical_nan(di * (-i).mul_add(i, i));
+            df_out[j] = canonical_nan(df * (-f).mul_add(f, f));
+            dg_out[j] = canonical_nan(dg * (-g).mul_add(g, 1.0));
+            do_out[j] = canonical_nan(d_o * (-o).mul_add(o, o));
         }
     }
 }

@@ -23,8 +23,9 @@
 //! ```
 //!
 //! Every `*` and the products inside `fma` are as written: products are rounded
-//! once each, `fma` rounds once. Every NaN output is written as the canonical
-//! quiet NaN `0x7fc00000` (detmath's), so even NaN outputs are bit-identical. Backward recomputes `tanh(c)` rather than
+//! once each, `fma` rounds once. Every NaN output is written as the project's
+//! one NaN `0x7fc00000` ([`crate::numerics::canonical_nan`]), so even NaN
+//! outputs are bit-identical. Backward recomputes `tanh(c)` rather than
 //! storing it (the same function on the same input, so the same bits as in
 //! forward). Accuracy against f64 and special values: `docs/numerics/lstm.md`.
 

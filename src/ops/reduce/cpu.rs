@@ -11,32 +11,15 @@
 //! twins call (softmax rows, pooling).
 
 use super::ReduceOp;
+use crate::numerics::{canonical_nan, is_nan, CANONICAL_NAN_BITS};
 use rayon::prelude::*;
 
 /// Lanes per chunk (`SS_REDUCE_LANES`).
 pub const LANES: usize = crate::device::abi::SS_REDUCE_LANES as usize;
 /// Elements per chunk (`SS_REDUCE_CHUNK`).
 pub const CHUNK: usize = crate::device::abi::SS_REDUCE_CHUNK as usize;
-/// The bits of the NaN every reduction returns (`SS_REDUCE_CANONICAL_NAN`).
-pub const CANONICAL_NAN_BITS: u32 = crate::device::abi::SS_REDUCE_CANONICAL_NAN;
 
 const _: () = assert!(CHUNK % LANES == 0 && LANES.is_power_of_two());
-
-/// NaN by bits. TWIN: reduce.cuh::ss_reduce_is_nan
-#[inline(always)]
-fn is_nan(x: f32) -> bool {
-    (x.to_bits() & 0x7fff_ffff) > 0x7f80_0000
-}
-
-/// TWIN: reduce.cuh::ss_reduce_canonicalize
-#[inline(always)]
-fn canonicalize(x: f32) -> f32 {
-    if is_nan(x) {
-        f32::from_bits(CANONICAL_NAN_BITS)
-    } else {
-        x
-    }
-}
 
 /// The reduction's max: canonical NaN if either operand is NaN, else
 /// `if b > a { b } else { a }` (ties, including `max2(-0.0, 0.0)`, keep `a`).
@@ -96,7 +79,7 @@ fn tree(v: &mut [f32; LANES], combine: impl Fn(f32, f32) -> f32) -> f32 {
         }
         s /= 2;
     }
-    canonicalize(v[0])
+    canonical_nan(v[0])
 }
 
 #[inline(always)]

@@ -4,18 +4,9 @@
 //! per-row values in row order, so the pool size never changes the bits.
 
 use crate::detmath::{exp, log};
-use crate::ops::reduce::cpu::{canonical_max, canonical_sum, CANONICAL_NAN_BITS, CHUNK};
+use crate::numerics::canonical_nan;
+use crate::ops::reduce::cpu::{canonical_max, canonical_sum, CHUNK};
 use rayon::prelude::*;
-
-/// Any NaN becomes `0x7fc00000`. TWIN: reduce.cuh::ss_reduce_canonicalize
-#[inline(always)]
-fn canonical(x: f32) -> f32 {
-    if (x.to_bits() & 0x7fff_ffff) > 0x7f80_0000 {
-        f32::from_bits(CANONICAL_NAN_BITS)
-    } else {
-        x
-    }
-}
 
 /// Rows per rayon task: about one chunk of elements, at least one row. Not
 /// part of the numerics (any value gives the same bits).
@@ -35,7 +26,7 @@ pub fn log_softmax_row(xr: &[f32], yr: &mut [f32]) -> (f32, f32) {
     let s = canonical_sum(yr);
     let ls = log(s);
     for (yj, &xj) in yr.iter_mut().zip(xr) {
-        *yj = canonical((xj - m) - ls);
+        *yj = canonical_nan((xj - m) - ls);
     }
     (m, ls)
 }
@@ -103,7 +94,7 @@ fn xent_task(xs: &[f32], labels: &[u32], cols: usize, ys: &mut [f32], nll: &mut 
     for ((yr, xr), (n, &label)) in rows.zip(nll.iter_mut().zip(labels)) {
         log_softmax_row(xr, yr);
         // -y: the same bits the kernel gets by recomputing y's operations.
-        *n = canonical(-yr[label as usize]);
+        *n = canonical_nan(-yr[label as usize]);
     }
 }
 
@@ -132,7 +123,7 @@ pub fn xent_rows(x: &[f32], labels: &[u32], cols: usize, y: &mut [f32], nll: &mu
 /// `loss = canonical_sum(nll) / (R as f32)`, one IEEE f32 division (R < 2^24,
 /// so `R as f32` is exact). TWIN: kernels/softmax.cu::softmax_xent_loss_f32
 pub fn mean_loss(nll: &[f32]) -> f32 {
-    canonical(canonical_sum(nll) / nll.len() as f32)
+    canonical_nan(canonical_sum(nll) / nll.len() as f32)
 }
 
 /// TWIN: kernels/softmax.cu::softmax_xent_bwd_f32 (the elements of these rows)
@@ -141,12 +132,12 @@ fn xent_bwd_task(ys: &[f32], labels: &[u32], cols: usize, gscale: f32, ds: &mut 
     let rows = ds.chunks_exact_mut(cols).zip(ys.chunks_exact(cols));
     for ((dr, yr), &label) in rows.zip(labels) {
         for (d, &yj) in dr.iter_mut().zip(yr) {
-            *d = canonical(exp(yj) * gscale);
+            *d = canonical_nan(exp(yj) * gscale);
         }
         // The label's column: exp(y) - 1 first, then the same multiply.
         if let Some(d) = dr.get_mut(label as usize) {
             let q = exp(yr[label as usize]) - 1.0;
-            *d = canonical(q * gscale);
+            *d = canonical_nan(q * gscale);
         }
     }
 }
