@@ -166,7 +166,8 @@ extern "C" __global__ void embedding_sort_keys_local_u64(const ss_embedding_sort
 
 // embedding_bwd_f32: dW[v, c] += dy[t, c] over the positions t with ids[t] == v,
 //   in increasing t:  acc = dW[v, c]; for each such t ascending: acc = acc + dy[t, c];
-//   dW[v, c] = acc.  Rows v that no position names are not touched.
+//   dW[v, c] = acc (a NaN stored as the canonical NaN). Rows v that no position
+//   names are not touched.
 // Input: keys[0..N) sorted ascending (embedding_sort_keys_*), so the positions of
 //   one token form a segment, in increasing t.
 // Threads: one (sorted index i, column c) per thread per iteration, flat index
@@ -202,6 +203,6 @@ extern "C" __global__ void embedding_bwd_f32(const ss_embedding_params p,
             const uint64_t t = keys[s] & 0xffffffffu;
             acc = acc + dy[t * p.e + c];
         }
-        dw[id * p.e + c] = acc;
+        dw[id * p.e + c] = ss_canonical_nan(acc);  // one NaN on every device
     }
 }

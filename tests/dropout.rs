@@ -496,3 +496,53 @@ fn dropout_verify_is_bitwise_equal_on_every_device() {
         assert!(o.is_bitwise_equal(), "{dev}: {o}");
     }
 }
+
+/// NaN inputs on the kept path: a GPU multiply returns 0x7fffffff, x86 keeps
+/// the payload, so every stored NaN must be the canonical one on every device.
+#[test]
+fn kept_nan_inputs_are_stored_as_the_canonical_nan_on_every_device() {
+    let nan_payloads = [0x7fa0_0001u32, 0xffc1_2345, 0x7fc0_0000, 0xff80_0001];
+    let mut x = inputs(4099, 11);
+    for (i, v) in x.iter_mut().enumerate().filter(|(i, _)| i % 3 == 0) {
+        *v = f32::from_bits(nan_payloads[i % nan_payloads.len()]);
+    }
+    for p in [0.0f32, 0.5] {
+        let m = mask_of(p, 9, 1);
+        for (variant, pass) in [
+            (Variant::Elementwise, Pass::Fwd),
+            (Variant::Elementwise, Pass::Bwd),
+            (
+                Variant::Variational {
+                    t: 1,
+                    b: 1,
+                    f: 4099,
+                },
+                Pass::Fwd,
+            ),
+        ] {
+            let want = cpu(&m, variant, pass, &x);
+            for (i, w) in want.iter().enumerate() {
+                if w.is_nan() {
+                    assert_eq!(
+                        w.to_bits(),
+                        shoestring::numerics::CANONICAL_NAN_BITS,
+                        "p {p}, index {i}"
+                    );
+                }
+            }
+            assert!(
+                want.iter().any(|w| w.is_nan()),
+                "p {p}: no NaN kept, the test checks nothing"
+            );
+            for dev in
+                test_devices("kept_nan_inputs_are_stored_as_the_canonical_nan_on_every_device")
+            {
+                assert_eq!(
+                    bits(&apply(&dev, &m, variant, pass, &x, (256, 65_535))),
+                    bits(&want),
+                    "{dev}, p {p}"
+                );
+            }
+        }
+    }
+}

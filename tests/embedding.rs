@@ -469,3 +469,49 @@ fn embedding_with_no_positions_or_no_columns_is_a_no_op_on_every_device() {
         assert!(bwd(dev, &[], &[1, 2, 3], v, 0, &[]).is_empty(), "{dev}");
     }
 }
+
+/// Non-finite gradients (an overflowed, scaled loss): inf + -inf and NaN
+/// payloads must leave one NaN pattern in dW on every device.
+#[test]
+fn non_finite_gradients_leave_the_canonical_nan_on_every_device() {
+    use shoestring::device::{test_devices, Device, DeviceBuffer};
+    use shoestring::ops::embedding;
+    let (v, e) = (5usize, 3usize);
+    let ids: Vec<u32> = vec![1, 2, 1, 3, 2, 1];
+    let specials = [
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::from_bits(0x7fa0_0001),
+        f32::from_bits(0xffc1_2345),
+        1.5,
+        -2.0,
+    ];
+    let dy: Vec<f32> = (0..ids.len() * e)
+        .map(|i| specials[(i * 7 + i / e) % specials.len()])
+        .collect();
+    let dw0: Vec<f32> = (0..v * e).map(|i| i as f32 * 0.25).collect();
+    let run = |dev: &Device| {
+        let dyb = DeviceBuffer::copy_htod(dev, &dy).unwrap();
+        let idb = DeviceBuffer::copy_htod(dev, &ids).unwrap();
+        let mut dw = DeviceBuffer::copy_htod(dev, &dw0).unwrap();
+        embedding::embedding_bwd(dev, &dyb, &idb, v, e, &mut dw).unwrap();
+        dw.copy_dtoh()
+            .unwrap()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect::<Vec<u32>>()
+    };
+    let want = run(&Device::Cpu);
+    assert!(
+        want.iter().any(|&b| f32::from_bits(b).is_nan()),
+        "no NaN produced: the test checks nothing"
+    );
+    for (i, &b) in want.iter().enumerate() {
+        if f32::from_bits(b).is_nan() {
+            assert_eq!(b, shoestring::numerics::CANONICAL_NAN_BITS, "dW[{i}]");
+        }
+    }
+    for dev in test_devices("non_finite_gradients_leave_the_canonical_nan_on_every_device") {
+        assert_eq!(run(&dev), want, "{dev}");
+    }
+}

@@ -41,6 +41,8 @@ SS_DEVICE bool ss_dropout_keep(const ss_philox_key key, uint32_t stream, uint32_
 }
 
 // The value of one element: x * scale (one f32 rounding) if kept, else +0.0f.
+// A NaN product is stored as the canonical NaN (the GPU would write 0x7fffffff,
+// x86 the input's payload).
 SS_DEVICE float ss_dropout_apply(float x, bool keep, float scale) {
-    return keep ? x * scale : 0.0f;
+    return keep ? ss_canonical_nan(x * scale) : 0.0f;
 }

@@ -9,6 +9,7 @@
 //! addresses its blocks by index, so the pool size cannot change the bits.
 
 use crate::device::abi::ss_dropout_mask_params;
+use crate::numerics::canonical_nan;
 use crate::ops::philox::PhiloxCounter;
 use rand_philox::Philox;
 use rayon::prelude::*;
@@ -25,11 +26,12 @@ pub fn word_keeps(word: u32, threshold: u64) -> bool {
     u64::from(word) >= threshold
 }
 
-/// One element (the kernels' `ss_dropout_apply`): `x * scale` if kept, else `+0.0`.
+/// One element (the kernels' `ss_dropout_apply`): `x * scale` if kept (a NaN
+/// product as the canonical NaN), else `+0.0`.
 #[inline]
 pub fn apply(x: f32, keep: bool, scale: f32) -> f32 {
     if keep {
-        x * scale
+        canonical_nan(x * scale)
     } else {
         0.0
     }
@@ -39,7 +41,7 @@ pub fn apply(x: f32, keep: bool, scale: f32) -> f32 {
 /// values as [`apply`]`(x, `[`word_keeps`]`(w, threshold), scale)`, written
 /// without a branch so that it vectorizes (a 50% mask defeats branch
 /// prediction): a threshold below 2^32 is compared as a u32, the product's bits
-/// are ANDed with all-ones (kept) or zero (dropped: +0.0); `threshold = 2^32`
+/// (NaN canonical) are ANDed with all-ones (kept) or zero (dropped: +0.0); `threshold = 2^32`
 /// (p = 1) keeps nothing.
 fn apply_words(m: &ss_dropout_mask_params, words: &[u32], input: &[f32], out: &mut [f32]) {
     let Ok(t) = u32::try_from(m.threshold) else {
@@ -48,7 +50,7 @@ fn apply_words(m: &ss_dropout_mask_params, words: &[u32], input: &[f32], out: &m
     };
     for ((o, &x), &w) in out.iter_mut().zip(input).zip(words) {
         let keep_bits = u32::from(w >= t).wrapping_neg();
-        *o = f32::from_bits((x * m.scale).to_bits() & keep_bits);
+        *o = f32::from_bits(canonical_nan(x * m.scale).to_bits() & keep_bits);
     }
 }
 

@@ -7,6 +7,7 @@
 //! segment's rows of `dy` in increasing position order. One `(v, c)` chain is
 //! never split, so the bits do not depend on the pool size.
 
+use crate::numerics::canonical_nan;
 use rayon::prelude::*;
 
 /// Positions per rayon task in the forward copy. Not part of the numerics.
@@ -97,6 +98,12 @@ pub fn embedding_bwd_f32(keys: &[u64], dy: &[f32], e: usize, dw: &mut [f32]) {
                 let t = (key & 0xffff_ffff) as usize;
                 for (acc, &g) in row.iter_mut().zip(&dy[t * e..(t + 1) * e]) {
                     *acc += g;
+                }
+            }
+            // A touched row is stored with one NaN pattern, as the kernel does.
+            if s1 > s0 {
+                for acc in row.iter_mut() {
+                    *acc = canonical_nan(*acc);
                 }
             }
         });
