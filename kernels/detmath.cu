@@ -29,8 +29,7 @@ SS_DEVICE float ss_detmath_apply(uint32_t op, float x) {
 // TWIN: src/ops/detmath/cpu.rs::detmath_apply_f32
 extern "C" __global__ void detmath_apply_f32(const ss_detmath_params p, const float* in,
                                              float* out) {
-    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
-    for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < p.n; i += stride) {
+    SS_GRID_STRIDE_LOOP(i, p.n) {
         out[i] = ss_detmath_apply(p.op, in[i]);
     }
 }

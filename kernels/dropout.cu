@@ -36,8 +36,7 @@ SS_DEVICE void ss_dropout_store4(const ss_dropout_mask_params m, const uint32_t 
 SS_DEVICE void ss_dropout_elementwise(const ss_dropout_params p, const float* __restrict__ in,
                                       float* __restrict__ out) {
     const uint64_t items = p.n / 4 + (p.n % 4 != 0 ? 1 : 0);
-    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
-    for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < items; i += stride) {
+    SS_GRID_STRIDE_LOOP(i, items) {
         uint32_t r[4];
         ss_dropout_block(p.mask.key, p.mask.stream, p.mask.step, i, r);
         ss_dropout_store4(p.mask, r, in, out, 4 * i, p.n);
@@ -73,8 +72,7 @@ SS_DEVICE void ss_dropout_variational(const ss_dropout_variational_params p,
     const uint64_t row = p.b * p.f;  // B*F: one time step
     const uint64_t groups = row / 4 + (row % 4 != 0 ? 1 : 0);
     const uint64_t items = p.t * groups;
-    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
-    for (uint64_t k = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; k < items; k += stride) {
+    SS_GRID_STRIDE_LOOP(k, items) {
         const uint64_t t = k / groups;
         const uint64_t j = k - t * groups;
         uint32_t r[4];
@@ -112,8 +110,7 @@ SS_DEVICE void ss_dropout_embedding(const ss_dropout_embedding_params p,
                                     const float* __restrict__ in, float* __restrict__ out) {
     const uint64_t groups = p.e / 4 + (p.e % 4 != 0 ? 1 : 0);
     const uint64_t items = p.v * groups;
-    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
-    for (uint64_t k = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; k < items; k += stride) {
+    SS_GRID_STRIDE_LOOP(k, items) {
         const uint64_t v = k / groups;
         const uint64_t g = k - v * groups;
         const bool keep =

@@ -5,7 +5,8 @@
 // Dimension: N = p.n, the element count of every buffer of a call.
 // Every kernel is a 1-D grid-stride loop in which element i depends on element
 // i of its inputs only, so any grid/block shape gives the same bits (DESIGN.md
-// rule 7). Launch: block = 256, grid = min(ceil(N/256), 65535) by default
+// rule 7); the loops are SS_GRID_STRIDE_LOOP (prelude.cuh). Launch: block = 256,
+// grid = min(ceil(N/256), 65535) by default
 // (src/ops/elementwise/cuda.rs::DEFAULT_SHAPE); any shape is valid.
 // f16 tensors are uint16_t bit patterns. Compiled with --fmad=false: every fused
 // multiply-add below is an explicit fmaf; every other a*b+c is two roundings.
@@ -18,11 +19,6 @@
 // arithmetic makes 0x7fffffff for any NaN result, x86 (CPU twin, Sim) propagates
 // an input payload or makes 0xffc00000; a bit test, so it means the same under any
 // compiler flags. TWIN: src/numerics.rs::canonical_nan
-
-#define SS_GRID_STRIDE_LOOP(i, n)                                                      \
-    for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x, ss_stride_ =    \
-             (uint64_t)gridDim.x * blockDim.x;                                         \
-         i < (n); i += ss_stride_)
 
 // elementwise_add_f32: out[i] = a[i] + b[i] (one f32 addition), i < N; a NaN
 //   result is stored as 0x7fc00000 (ss_canonical_nan), as in every

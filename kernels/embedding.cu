@@ -25,8 +25,7 @@
 extern "C" __global__ void embedding_check_ids_u32(const ss_embedding_params p,
                                                    const uint32_t* __restrict__ ids,
                                                    uint32_t* err) {
-    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
-    for (uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; t < p.n; t += stride) {
+    SS_GRID_STRIDE_LOOP(t, p.n) {
         if ((uint64_t)ids[t] >= p.v) {
             atomicOr(&err[0], SS_EMBEDDING_ERR_FLAG_BAD_ID);
             atomicMin(&err[1], (uint32_t)t);
@@ -53,8 +52,7 @@ extern "C" __global__ void embedding_fwd_f32(const ss_embedding_params p,
         return;
     }
     const uint64_t total = p.n * p.e;
-    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
-    for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
+    SS_GRID_STRIDE_LOOP(i, total) {
         const uint64_t t = i / p.e;
         const uint64_t c = i - t * p.e;
         const uint64_t id = ids[t];
@@ -74,8 +72,7 @@ extern "C" __global__ void embedding_fwd_f32(const ss_embedding_params p,
 extern "C" __global__ void embedding_sort_keys_init_u64(const ss_embedding_sort_params p,
                                                         const uint32_t* __restrict__ ids,
                                                         uint64_t* __restrict__ keys) {
-    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
-    for (uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; t < p.p; t += stride) {
+    SS_GRID_STRIDE_LOOP(t, p.p) {
         keys[t] = t < p.n ? (((uint64_t)ids[t] << 32) | t) : ~(uint64_t)0;
     }
 }
@@ -103,8 +100,7 @@ SS_DEVICE uint64_t ss_embedding_pair_low(uint64_t q, uint64_t j) {
 extern "C" __global__ void embedding_sort_keys_global_u64(const ss_embedding_sort_params p,
                                                           uint64_t* __restrict__ keys) {
     const uint64_t pairs = p.p / 2;
-    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
-    for (uint64_t q = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; q < pairs; q += stride) {
+    SS_GRID_STRIDE_LOOP(q, pairs) {
         const uint64_t i = ss_embedding_pair_low(q, p.j);
         const uint64_t l = i + p.j;
         const bool ascending = (i & p.k) == 0;
@@ -190,8 +186,7 @@ extern "C" __global__ void embedding_bwd_f32(const ss_embedding_params p,
         return;
     }
     const uint64_t total = p.n * p.e;
-    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
-    for (uint64_t x = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; x < total; x += stride) {
+    SS_GRID_STRIDE_LOOP(x, total) {
         const uint64_t i = x / p.e;
         const uint64_t c = x - i * p.e;
         const uint64_t id = keys[i] >> 32;

@@ -57,8 +57,7 @@ extern "C" __global__ void lstm_cell_fwd_f32(const ss_lstm_cell_params p, const 
     const uint64_t H = p.hidden;
     const uint64_t n = p.batch * H;
     const bool narrow = n <= 0xffffffffull;
-    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
-    for (uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; t < n; t += stride) {
+    SS_GRID_STRIDE_LOOP(t, n) {
         uint64_t b, j;
         ss_lstm_unit(t, H, narrow, &b, &j);
         const uint64_t g0 = b * 4u * H + j;
@@ -102,8 +101,7 @@ extern "C" __global__ void lstm_cell_bwd_f32(const ss_lstm_cell_params p, const 
     const uint64_t H = p.hidden;
     const uint64_t n = p.batch * H;
     const bool narrow = n <= 0xffffffffull;
-    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
-    for (uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; t < n; t += stride) {
+    SS_GRID_STRIDE_LOOP(t, n) {
         uint64_t b, j;
         ss_lstm_unit(t, H, narrow, &b, &j);
         const uint64_t g0 = b * 4u * H + j;

@@ -13,8 +13,7 @@
 // Memory: writes 16 bytes per block, reads nothing.
 // TWIN: src/ops/philox/cpu.rs::philox_blocks_u32
 extern "C" __global__ void philox_blocks_u32(const ss_philox_blocks_params p, uint32_t* out) {
-    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
-    for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < p.n_blocks; i += stride) {
+    SS_GRID_STRIDE_LOOP(i, p.n_blocks) {
         uint32_t r[4];
         ss_philox4x32_10(ss_philox_counter_at(p.base, i), p.key, r);
         out[4 * i + 0] = r[0];

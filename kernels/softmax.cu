@@ -116,8 +116,7 @@ extern "C" __global__ void softmax_xent_bwd_f32(const ss_softmax_bwd_params p, c
                                                 const uint32_t* labels, float* dx, uint32_t* err) {
     const uint64_t C = p.cols;
     const uint64_t n = (uint64_t)p.rows * C;
-    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
-    for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+    SS_GRID_STRIDE_LOOP(i, n) {
         const uint64_t r = i / C;
         const uint64_t j = i - r * C;
         const uint32_t label = labels[r];

@@ -13,7 +13,7 @@
 //   fmaxf and IEEE `/`, __float_as_uint __uint_as_float __float_as_int
 //   __int_as_float, ss_isfinite ss_isnan ss_canonical_nan SS_CANONICAL_NAN_BITS,
 //   atomicOr/atomicAdd/atomicMax on unsigned int, ss_half_to_float,
-//   ss_float_to_half_rn, <stdint.h> fixed-width types.
+//   ss_float_to_half_rn, SS_GRID_STRIDE_LOOP(i, n), <stdint.h> fixed-width types.
 // The bit-level helpers below (NaN, finiteness, f16 conversions) have one Rust twin
 // each in src/numerics.rs.
 // No float atomics anywhere (DESIGN.md, numerics contract rule 3).
@@ -49,6 +49,20 @@ typedef unsigned long long uint64_t;
 #include "sim.h"
 
 #endif
+
+// The 1-D grid-stride loop over i = 0 .. n-1: thread g = blockIdx.x * blockDim.x +
+// threadIdx.x takes i = g, g + S, g + 2S, ... with S = gridDim.x * blockDim.x. The
+// index, the stride and the bound are 64-bit, so nothing wraps for n near or above
+// 2^32 (a 32-bit i would wrap to a small value and loop forever or alias). `n` is
+// evaluated on every iteration, so pass a by-value parameter or a local. Use it for every
+// loop of that exact shape; loops that step otherwise (block-stride over rows or
+// tiles, lanes within a block) are written out. The stride is declared before i on
+// purpose: with ptxas (sm_90, CUDA 13) the other order costs 2-4 registers in
+// several kernels.
+#define SS_GRID_STRIDE_LOOP(i, n)                                                      \
+    for (uint64_t ss_stride_ = (uint64_t)gridDim.x * blockDim.x,                       \
+                  i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x;                 \
+         i < (uint64_t)(n); i += ss_stride_)
 
 // Finite = exponent field not all ones. A bit test, so it means the same on both
 // sides whatever the compiler's idea of isfinite under any flags.

@@ -10,6 +10,12 @@
 // function (it contains __syncthreads()), with the same arguments except `v`.
 // `smem` points at 256 floats of shared memory the function may overwrite;
 // it is free again when the function returns (a trailing barrier).
+// Not checked in device code: a wrong block size would index smem out of range
+// (blockDim.x > 256) or drop lanes (< 256), but the prelude offers no trap that
+// runs on both sides (sim.h has no __trap, and a kernel-side check that only
+// nvcc compiles would make Cuda and Sim differ). The launchers enforce it:
+// src/ops/reduce/cuda.rs and src/ops/softmax/cuda.rs always launch
+// [SS_REDUCE_LANES, 1, 1]; a new caller must do the same.
 //
 // The canonical order, in brief: chunk_reduce(c[0..m)), m <= 16384: lane l
 // starts from the identity and combines c[l], c[l+256], ... in increasing
@@ -79,6 +85,8 @@ SS_DEVICE float ss_lane_accumulate_256(uint32_t m, Load load) {
 // TWIN: src/ops/reduce/cpu.rs::tree
 template <class Op>
 SS_DEVICE float ss_block_tree_256(float v, float* smem) {
+    // REQUIRES blockDim.x == SS_REDUCE_LANES (256), blockDim.y == blockDim.z == 1;
+    // unchecked here, see the LAUNCH REQUIREMENT above (no __trap in the prelude).
     const unsigned t = threadIdx.x;
     smem[t] = v;
     __syncthreads();

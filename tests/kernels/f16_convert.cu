@@ -5,14 +5,14 @@
 
 // f16_bits_to_f32: out[i] = ss_half_to_float(in[i]) for i < n. Grid-stride, 1-D.
 extern "C" __global__ void f16_bits_to_f32(const unsigned short* in, float* out, uint32_t n) {
-    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    SS_GRID_STRIDE_LOOP(i, n) {
         out[i] = ss_half_to_float(in[i]);
     }
 }
 
 // f32_to_f16_bits: out[i] = ss_float_to_half_rn(in[i]) for i < n. Grid-stride, 1-D.
 extern "C" __global__ void f32_to_f16_bits(const float* in, unsigned short* out, uint32_t n) {
-    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    SS_GRID_STRIDE_LOOP(i, n) {
         out[i] = ss_float_to_half_rn(in[i]);
     }
 }
