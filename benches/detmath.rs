@@ -4,9 +4,9 @@
 //! GPU opens, each function on it too, next to a device-to-device copy
 //! (`common`).
 //!
-//! The CPU path calls `f32::mul_add`, which without the `fma` target feature
-//! is a (correctly rounded) libm call; a later change may add an `avx2,fma`
-//! path behind run-time detection, with the same bits.
+//! The CPU path runs under `device::with_fma`: compiled for `avx2,fma` where
+//! the CPU has both, else portable (`mul_add` a correctly rounded libm call);
+//! `SHOESTRING_CPU_PORTABLE=1` measures the portable path. Same bits either way.
 //!
 //! `cargo bench --bench detmath`
 

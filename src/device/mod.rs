@@ -14,6 +14,7 @@
 )]
 pub mod abi;
 mod buffer;
+mod cpu_dispatch;
 mod cuda;
 pub mod kernels;
 mod launch;
@@ -21,6 +22,7 @@ mod sim;
 mod testing;
 
 pub use buffer::{DeviceBuffer, Element};
+pub use cpu_dispatch::{fma_path, with_fma, CPU_PORTABLE_ENV};
 pub use cuda::{CudaDevice, CudaInfo};
 pub use launch::{
     KernelParam, Launch, LaunchConfig, MAX_DYNAMIC_SHARED_DEFAULT, MAX_THREADS_PER_BLOCK,

@@ -1,9 +1,11 @@
 //! CPU twin of `kernels/detmath.cu`: `src/detmath.rs` applied elementwise over
 //! rayon chunks. Each output depends on its own input only, so the chunking and
-//! the thread count cannot change the bits.
+//! the thread count cannot change the bits. Each task runs under [`with_fma`]
+//! (AVX2 + FMA where the CPU has them; the same bits either way).
 
 use super::DetmathOp;
 use crate::detmath;
+use crate::device::with_fma;
 use rayon::prelude::*;
 
 /// Elements per rayon task: large enough to amortise scheduling. Not part of
@@ -26,22 +28,27 @@ pub fn apply_one(op: DetmathOp, x: f32) -> f32 {
 /// TWIN: kernels/detmath.cu::detmath_apply_f32. `out[i] = op(input[i])`;
 /// the lengths are equal (checked by the caller in mod.rs).
 pub fn detmath_apply_f32(op: DetmathOp, input: &[f32], out: &mut [f32]) {
-    // One monomorphic loop per function, so the match is not in the hot loop.
-    fn run(f: fn(f32) -> f32, input: &[f32], out: &mut [f32]) {
+    // One monomorphic loop per function, so the match is not in the hot loop
+    // and the function inlines into the AVX2 + FMA build of the loop.
+    fn run(f: impl Fn(f32) -> f32 + Sync, input: &[f32], out: &mut [f32]) {
         out.par_chunks_mut(ELEMS_PER_TASK)
             .zip(input.par_chunks(ELEMS_PER_TASK))
             .for_each(|(o, i)| {
-                for (o, &x) in o.iter_mut().zip(i) {
-                    *o = f(x);
-                }
+                with_fma(
+                    #[inline(always)]
+                    || {
+                        for (o, &x) in o.iter_mut().zip(i) {
+                            *o = f(x);
+                        }
+                    },
+                )
             });
     }
-    let f: fn(f32) -> f32 = match op {
-        DetmathOp::Exp => detmath::exp,
-        DetmathOp::Log => detmath::log,
-        DetmathOp::Log1p => detmath::log1p,
-        DetmathOp::Tanh => detmath::tanh,
-        DetmathOp::Sigmoid => detmath::sigmoid,
-    };
-    run(f, input, out);
+    match op {
+        DetmathOp::Exp => run(detmath::exp, input, out),
+        DetmathOp::Log => run(detmath::log, input, out),
+        DetmathOp::Log1p => run(detmath::log1p, input, out),
+        DetmathOp::Tanh => run(detmath::tanh, input, out),
+        DetmathOp::Sigmoid => run(detmath::sigmoid, input, out),
+    }
 }

@@ -7,6 +7,7 @@
 //! `0x7fc00000`), as in the kernels.
 
 use crate::device::abi::{ss_elementwise_adam_params, ss_elementwise_params};
+use crate::device::with_fma;
 use crate::numerics::{canonical_nan, float_to_half_rn, half_to_float, is_finite};
 use rayon::prelude::*;
 
@@ -83,7 +84,8 @@ pub fn elementwise_cast_f16_to_f32(p: &ss_elementwise_params, x: &[u16], out: &m
 }
 
 /// TWIN: kernels/elementwise.cu::elementwise_adam_f32. One AdamW step in place,
-/// line for line the kernel's order (docs/numerics/elementwise.md).
+/// line for line the kernel's order (docs/numerics/elementwise.md). Each task
+/// runs under [`with_fma`] (the same bits on both paths).
 pub fn elementwise_adam_f32(
     p: &ss_elementwise_adam_params,
     param: &mut [f32],
@@ -102,9 +104,14 @@ pub fn elementwise_adam_f32(
                 .zip(v[..n].par_chunks_mut(CHUNK)),
         )
         .for_each(|((param, grad), (m, v))| {
-            for (((w, &g), m), v) in param.iter_mut().zip(grad).zip(m).zip(v) {
-                adam_element(&p, w, g, m, v);
-            }
+            with_fma(
+                #[inline(always)]
+                || {
+                    for (((w, &g), m), v) in param.iter_mut().zip(grad).zip(m).zip(v) {
+                        adam_element(&p, w, g, m, v);
+                    }
+                },
+            )
         });
 }
 

@@ -1,11 +1,13 @@
 //! CPU twin of `kernels/lstm.cu`. Rows are split into tasks of whole rows over
 //! rayon; each unit `(b, j)` is computed from its own inputs only, so neither
-//! the task size nor the thread count can change a bit.
+//! the task size nor the thread count can change a bit. Each task runs under
+//! [`with_fma`] (AVX2 + FMA where the CPU has them; the same bits either way).
 //!
 //! Dimension letters and layouts as in the kernel file: B rows, H hidden units;
 //! `gates`, `act`, `dgates` are B x 4H with blocks `[i | f | g | o]`; the rest B x H.
 
 use crate::detmath::{sigmoid, tanh};
+use crate::device::with_fma;
 use crate::numerics::canonical_nan;
 use rayon::prelude::*;
 
@@ -40,45 +42,16 @@ pub fn lstm_cell_fwd_f32(
             let u0 = task * rows * hidden; // first unit of the task
             let gates = &gates[4 * u0..4 * u0 + act.len()];
             let c_prev = &c_prev[u0..u0 + c.len()];
-            fwd_rows(hidden, gates, c_prev, c, h, act);
+            with_fma(
+                #[inline(always)]
+                || fwd_rows(hidden, gates, c_prev, c, h, act),
+            );
         });
-}
-
-/// Whole rows of the forward pass: [`fwd_rows_body`] compiled with hardware
-/// fma where the CPU has it (a libm call per `mul_add` otherwise). Same bits
-/// either way: `mul_add` is correctly rounded on both paths.
-fn fwd_rows(
-    hidden: usize,
-    gates: &[f32],
-    c_prev: &[f32],
-    c: &mut [f32],
-    h: &mut [f32],
-    act: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: fwd_rows_fma only needs the fma feature, detected just above.
-        return unsafe { fwd_rows_fma(hidden, gates, c_prev, c, h, act) };
-    }
-    fwd_rows_body(hidden, gates, c_prev, c, h, act)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "fma")]
-unsafe fn fwd_rows_fma(
-    hidden: usize,
-    gates: &[f32],
-    c_prev: &[f32],
-    c: &mut [f32],
-    h: &mut [f32],
-    act: &mut [f32],
-) {
-    fwd_rows_body(hidden, gates, c_prev, c, h, act)
 }
 
 /// Whole rows of the forward pass, in the kernel's per-unit order.
 #[inline(always)]
-fn fwd_rows_body(
+fn fwd_rows(
     hidden: usize,
     gates: &[f32],
     c_prev: &[f32],
@@ -147,7 +120,10 @@ pub fn lstm_cell_bwd_f32(
                 c_prev: &c_prev[u0..u0 + n],
                 c: &c[u0..u0 + n],
             };
-            bwd_rows(hidden, &ins, dgates, dc_prev);
+            with_fma(
+                #[inline(always)]
+                || bwd_rows(hidden, &ins, dgates, dc_prev),
+            );
         });
 }
 
@@ -160,26 +136,9 @@ struct BwdInputs<'a> {
     c: &'a [f32],
 }
 
-/// Whole rows of the backward pass: [`bwd_rows_body`] with hardware fma where
-/// the CPU has it, as [`fwd_rows`].
-fn bwd_rows(hidden: usize, x: &BwdInputs<'_>, dgates: &mut [f32], dc_prev: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: bwd_rows_fma only needs the fma feature, detected just above.
-        return unsafe { bwd_rows_fma(hidden, x, dgates, dc_prev) };
-    }
-    bwd_rows_body(hidden, x, dgates, dc_prev)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "fma")]
-unsafe fn bwd_rows_fma(hidden: usize, x: &BwdInputs<'_>, dgates: &mut [f32], dc_prev: &mut [f32]) {
-    bwd_rows_body(hidden, x, dgates, dc_prev)
-}
-
 /// Whole rows of the backward pass, in the kernel's per-unit order.
 #[inline(always)]
-fn bwd_rows_body(hidden: usize, x: &BwdInputs<'_>, dgates: &mut [f32], dc_prev: &mut [f32]) {
+fn bwd_rows(hidden: usize, x: &BwdInputs<'_>, dgates: &mut [f32], dc_prev: &mut [f32]) {
     let rows = x
         .act
         .chunks_exact(4 * hidden)

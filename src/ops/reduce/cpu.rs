@@ -11,6 +11,7 @@
 //! twins call (softmax rows, pooling).
 
 use super::ReduceOp;
+use crate::device::with_fma;
 use crate::numerics::{canonical_nan, is_nan, CANONICAL_NAN_BITS};
 use rayon::prelude::*;
 
@@ -83,7 +84,7 @@ fn tree(v: &mut [f32; LANES], combine: impl Fn(f32, f32) -> f32) -> f32 {
 }
 
 #[inline(always)]
-fn chunk_reduce_generic(op: ReduceOp, c: &[f32]) -> f32 {
+fn chunk_reduce_body(op: ReduceOp, c: &[f32]) -> f32 {
     let mut lanes = [identity(op); LANES];
     match op {
         ReduceOp::Sum => {
@@ -101,21 +102,11 @@ fn chunk_reduce_generic(op: ReduceOp, c: &[f32]) -> f32 {
     }
 }
 
-/// The same code compiled for AVX2 + FMA: wider vectors, and `mul_add` as one
-/// instruction instead of a libm call (DESIGN.md rule 1). Same bits: every
-/// operation is correctly rounded on both paths.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA (the caller detects both at run time).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn chunk_reduce_avx2_fma(op: ReduceOp, c: &[f32]) -> f32 {
-    chunk_reduce_generic(op, c)
-}
-
 /// chunk_reduce: the reduction of one chunk `c` by `op` at the first level
 /// (sum of squares squares `c`). TWIN:
 /// kernels/reduce.cu::reduce_{sum,max,sumsq}_chunks_f32 (one block's task).
+/// Runs under [`with_fma`]: AVX2 + FMA where the CPU has them (wider vectors,
+/// `mul_add` one instruction), the same bits either way.
 ///
 /// # Panics
 /// If `c.len() > CHUNK` (use [`canonical_reduce`] for longer inputs).
@@ -125,13 +116,10 @@ pub fn chunk_reduce(op: ReduceOp, c: &[f32]) -> f32 {
         "chunk_reduce: {} > CHUNK elements",
         c.len()
     );
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the function only requires the avx2 and fma target features,
-        // which were detected at run time on this CPU just above.
-        return unsafe { chunk_reduce_avx2_fma(op, c) };
-    }
-    chunk_reduce_generic(op, c)
+    with_fma(
+        #[inline(always)]
+        || chunk_reduce_body(op, c),
+    )
 }
 
 /// One pass: the chunk results of `x`, `max(1, ceil(len / CHUNK))` of them,

@@ -2,8 +2,11 @@
 //! order. Rows go to rayon tasks (several short rows per task); a row's bits
 //! depend on the row alone, and the batch loss is one canonical sum over the
 //! per-row values in row order, so the pool size never changes the bits.
+//! Each task runs under [`with_fma`] (AVX2 + FMA where the CPU has them; the
+//! same bits either way, DESIGN.md rule 1).
 
 use crate::detmath::{exp, log};
+use crate::device::with_fma;
 use crate::numerics::canonical_nan;
 use crate::ops::reduce::cpu::{canonical_max, canonical_sum, CHUNK};
 use rayon::prelude::*;
@@ -31,24 +34,6 @@ pub fn log_softmax_row(xr: &[f32], yr: &mut [f32]) -> (f32, f32) {
     (m, ls)
 }
 
-/// Runs a task body compiled for AVX2 + FMA when the CPU has both (detected
-/// at run time), else the generic build. `mul_add` in `detmath` is then one
-/// instruction instead of a libm call (DESIGN.md rule 1); both builds perform
-/// the same correctly rounded operations, so the bits are the same.
-macro_rules! dispatch_fma {
-    ($generic:ident, $fast:ident, ($($arg:expr),*)) => {{
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the function only requires the avx2 and fma target
-            // features, detected on this CPU just above.
-            return unsafe { $fast($($arg),*) };
-        }
-        $generic($($arg),*)
-    }};
-}
-
 /// Rows of one rayon task. TWIN: kernels/softmax.cu::softmax_log_fwd_f32 (one block's rows)
 #[inline(always)]
 fn log_softmax_task(xs: &[f32], cols: usize, ys: &mut [f32]) {
@@ -57,25 +42,18 @@ fn log_softmax_task(xs: &[f32], cols: usize, ys: &mut [f32]) {
     }
 }
 
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn log_softmax_task_fma(xs: &[f32], cols: usize, ys: &mut [f32]) {
-    log_softmax_task(xs, cols, ys)
-}
-
-fn log_softmax_task_any(xs: &[f32], cols: usize, ys: &mut [f32]) {
-    dispatch_fma!(log_softmax_task, log_softmax_task_fma, (xs, cols, ys))
-}
-
 /// `y = log_softmax(x)` over rows of `cols` (`cols >= 1`, `x.len() == y.len()`,
 /// a multiple of `cols`). TWIN: kernels/softmax.cu::softmax_log_fwd_f32
 pub fn log_softmax_rows(x: &[f32], cols: usize, y: &mut [f32]) {
     let per = rows_per_task(cols);
     y.par_chunks_mut(per * cols)
         .zip(x.par_chunks(per * cols))
-        .for_each(|(ys, xs)| log_softmax_task_any(xs, cols, ys));
+        .for_each(|(ys, xs)| {
+            with_fma(
+                #[inline(always)]
+                || log_softmax_task(xs, cols, ys),
+            )
+        });
 }
 
 /// The first row whose label is not below `cols`, as `(row, label)`: the row
@@ -98,18 +76,6 @@ fn xent_task(xs: &[f32], labels: &[u32], cols: usize, ys: &mut [f32], nll: &mut 
     }
 }
 
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn xent_task_fma(xs: &[f32], labels: &[u32], cols: usize, ys: &mut [f32], nll: &mut [f32]) {
-    xent_task(xs, labels, cols, ys, nll)
-}
-
-fn xent_task_any(xs: &[f32], labels: &[u32], cols: usize, ys: &mut [f32], nll: &mut [f32]) {
-    dispatch_fma!(xent_task, xent_task_fma, (xs, labels, cols, ys, nll))
-}
-
 /// `y = log_softmax(x)` and `nll[r] = -y[r, labels[r]]` (labels checked by the
 /// caller). TWIN: kernels/softmax.cu::softmax_xent_fwd_f32
 pub fn xent_rows(x: &[f32], labels: &[u32], cols: usize, y: &mut [f32], nll: &mut [f32]) {
@@ -117,7 +83,12 @@ pub fn xent_rows(x: &[f32], labels: &[u32], cols: usize, y: &mut [f32], nll: &mu
     y.par_chunks_mut(per * cols)
         .zip(x.par_chunks(per * cols))
         .zip(nll.par_chunks_mut(per).zip(labels.par_chunks(per)))
-        .for_each(|((ys, xs), (ns, ls))| xent_task_any(xs, ls, cols, ys, ns));
+        .for_each(|((ys, xs), (ns, ls))| {
+            with_fma(
+                #[inline(always)]
+                || xent_task(xs, ls, cols, ys, ns),
+            )
+        });
 }
 
 /// `loss = canonical_sum(nll) / (R as f32)`, one IEEE f32 division (R < 2^24,
@@ -142,22 +113,6 @@ fn xent_bwd_task(ys: &[f32], labels: &[u32], cols: usize, gscale: f32, ds: &mut 
     }
 }
 
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn xent_bwd_task_fma(ys: &[f32], labels: &[u32], cols: usize, gscale: f32, ds: &mut [f32]) {
-    xent_bwd_task(ys, labels, cols, gscale, ds)
-}
-
-fn xent_bwd_task_any(ys: &[f32], labels: &[u32], cols: usize, gscale: f32, ds: &mut [f32]) {
-    dispatch_fma!(
-        xent_bwd_task,
-        xent_bwd_task_fma,
-        (ys, labels, cols, gscale, ds)
-    )
-}
-
 /// `dx[r, j] = (exp(y[r, j]) - onehot) * gscale`: off the label `exp(y) - 0`
 /// is `exp(y)` exactly (exp never returns -0), so only the label's column
 /// subtracts; then one multiply (no fma). TWIN: kernels/softmax.cu::softmax_xent_bwd_f32
@@ -166,5 +121,10 @@ pub fn xent_bwd(y: &[f32], labels: &[u32], cols: usize, gscale: f32, dx: &mut [f
     dx.par_chunks_mut(per * cols)
         .zip(y.par_chunks(per * cols))
         .zip(labels.par_chunks(per))
-        .for_each(|((ds, ys), ls)| xent_bwd_task_any(ys, ls, cols, gscale, ds));
+        .for_each(|((ds, ys), ls)| {
+            with_fma(
+                #[inline(always)]
+                || xent_bwd_task(ys, ls, cols, gscale, ds),
+            )
+        });
 }
