@@ -70,7 +70,15 @@ pub fn add_with_shape(
     out: &mut DeviceBuffer<f32>,
     shape: Shape,
 ) -> Result<()> {
-    binary("elementwise_add_f32", device, a, b, out, shape)
+    binary(
+        "elementwise_add_f32",
+        cpu::elementwise_add_f32,
+        device,
+        a,
+        b,
+        out,
+        shape,
+    )
 }
 
 /// `out[i] = a[i] * b[i]` on `device`; all three of one length.
@@ -91,11 +99,25 @@ pub fn mul_with_shape(
     out: &mut DeviceBuffer<f32>,
     shape: Shape,
 ) -> Result<()> {
-    binary("elementwise_mul_f32", device, a, b, out, shape)
+    binary(
+        "elementwise_mul_f32",
+        cpu::elementwise_mul_f32,
+        device,
+        a,
+        b,
+        out,
+        shape,
+    )
 }
 
+/// The CPU twin of one elementwise kernel, over host slices.
+type Twin2 = fn(&ss_elementwise_params, &[f32], &[f32], &mut [f32]);
+type Twin1<I, O> = fn(&ss_elementwise_params, &[I], &mut [O]);
+
+/// Checks, then runs kernel `op` (Cuda, Sim) or its twin `cpu_twin` (Cpu).
 fn binary(
     op: &'static str,
+    cpu_twin: Twin2,
     device: &Device,
     a: &DeviceBuffer<f32>,
     b: &DeviceBuffer<f32>,
@@ -112,17 +134,38 @@ fn binary(
     let p = params(n, 0.0);
     match device {
         Device::Cpu => {
-            let (a, b, out) = (host(op, a)?, host(op, b)?, host_mut(op, out)?);
-            if op == "elementwise_add_f32" {
-                cpu::elementwise_add_f32(&p, a, b, out);
-            } else {
-                cpu::elementwise_mul_f32(&p, a, b, out);
-            }
+            cpu_twin(&p, host(op, a)?, host(op, b)?, host_mut(op, out)?);
             Ok(())
         }
         Device::Cuda(_) | Device::Sim(_) => {
             cuda::elementwise_binary_f32(device, op, &p, a, b, out, shape)
         }
+    }
+}
+
+/// Checks, then runs the one-input kernel `op` (Cuda, Sim) or its twin (Cpu).
+fn unary<I: Element, O: Element>(
+    op: &'static str,
+    cpu_twin: Twin1<I, O>,
+    alpha: f32,
+    device: &Device,
+    x: &DeviceBuffer<I>,
+    out: &mut DeviceBuffer<O>,
+    shape: Shape,
+) -> Result<()> {
+    let n = x.len();
+    x.check(op, "x", device, n)?;
+    out.check(op, "out", device, n)?;
+    if n == 0 {
+        return Ok(());
+    }
+    let p = params(n, alpha);
+    match device {
+        Device::Cpu => {
+            cpu_twin(&p, host(op, x)?, host_mut(op, out)?);
+            Ok(())
+        }
+        Device::Cuda(_) | Device::Sim(_) => cuda::elementwise_unary(device, op, &p, x, out, shape),
     }
 }
 
@@ -144,21 +187,15 @@ pub fn scale_with_shape(
     out: &mut DeviceBuffer<f32>,
     shape: Shape,
 ) -> Result<()> {
-    const OP: &str = "elementwise_scale_f32";
-    let n = x.len();
-    x.check(OP, "x", device, n)?;
-    out.check(OP, "out", device, n)?;
-    if n == 0 {
-        return Ok(());
-    }
-    let p = params(n, alpha);
-    match device {
-        Device::Cpu => {
-            cpu::elementwise_scale_f32(&p, host(OP, x)?, host_mut(OP, out)?);
-            Ok(())
-        }
-        Device::Cuda(_) | Device::Sim(_) => cuda::elementwise_unary(device, OP, &p, x, out, shape),
-    }
+    unary(
+        "elementwise_scale_f32",
+        cpu::elementwise_scale_f32,
+        alpha,
+        device,
+        x,
+        out,
+        shape,
+    )
 }
 
 /// `out[i]` = the f16 bits of `x[i]` rounded to nearest even (overflow -> inf,
@@ -178,21 +215,15 @@ pub fn cast_f32_to_f16_with_shape(
     out: &mut DeviceBuffer<u16>,
     shape: Shape,
 ) -> Result<()> {
-    const OP: &str = "elementwise_cast_f32_to_f16";
-    let n = x.len();
-    x.check(OP, "x", device, n)?;
-    out.check(OP, "out", device, n)?;
-    if n == 0 {
-        return Ok(());
-    }
-    let p = params(n, 0.0);
-    match device {
-        Device::Cpu => {
-            cpu::elementwise_cast_f32_to_f16(&p, host(OP, x)?, host_mut(OP, out)?);
-            Ok(())
-        }
-        Device::Cuda(_) | Device::Sim(_) => cuda::elementwise_unary(device, OP, &p, x, out, shape),
-    }
+    unary(
+        "elementwise_cast_f32_to_f16",
+        cpu::elementwise_cast_f32_to_f16,
+        0.0,
+        device,
+        x,
+        out,
+        shape,
+    )
 }
 
 /// `out[i]` = the f32 value of the half with bits `x[i]` (exact; NaN payload
@@ -212,21 +243,15 @@ pub fn cast_f16_to_f32_with_shape(
     out: &mut DeviceBuffer<f32>,
     shape: Shape,
 ) -> Result<()> {
-    const OP: &str = "elementwise_cast_f16_to_f32";
-    let n = x.len();
-    x.check(OP, "x", device, n)?;
-    out.check(OP, "out", device, n)?;
-    if n == 0 {
-        return Ok(());
-    }
-    let p = params(n, 0.0);
-    match device {
-        Device::Cpu => {
-            cpu::elementwise_cast_f16_to_f32(&p, host(OP, x)?, host_mut(OP, out)?);
-            Ok(())
-        }
-        Device::Cuda(_) | Device::Sim(_) => cuda::elementwise_unary(device, OP, &p, x, out, shape),
-    }
+    unary(
+        "elementwise_cast_f16_to_f32",
+        cpu::elementwise_cast_f16_to_f32,
+        0.0,
+        device,
+        x,
+        out,
+        shape,
+    )
 }
 
 /// AdamW hyper-parameters (decoupled weight decay, Loshchilov & Hutter).
