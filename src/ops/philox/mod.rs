@@ -117,6 +117,23 @@ pub fn philox_blocks(
     Ok(out)
 }
 
+/// `n` floats uniform in `[-scale, scale)` drawn on the CPU from the blocks
+/// at `base`: each word's top 24 bits become a multiple of 2^-24 exactly, then
+/// `(u * 2 - 1) * scale`. For tests and `verify` inputs, so that every family
+/// draws its random inputs the same way.
+pub fn uniform_floats(
+    key: PhiloxKey,
+    base: PhiloxCounter,
+    n: usize,
+    scale: f32,
+) -> Result<Vec<f32>> {
+    let words = philox_blocks(&Device::Cpu, key, base, n.div_ceil(4) as u64)?.copy_dtoh()?;
+    Ok(words[..n]
+        .iter()
+        .map(|&w| ((w >> 8) as f32 * (1.0 / 16_777_216.0) * 2.0 - 1.0) * scale)
+        .collect())
+}
+
 /// `shoestring verify`: `2^20`-ish blocks from a counter whose block index
 /// carries across 2^32, on `device` against the CPU twin.
 pub fn verify(device: &Device, elements: usize) -> Result<crate::verify::Outcome> {

@@ -117,19 +117,13 @@ pub fn reduce_all(
 
 /// Philox-drawn floats uniform in `[-scale, scale)`, on the CPU.
 fn random_floats(n: usize, stream: u32, scale: f32) -> Result<Vec<f32>> {
-    use crate::ops::philox::{philox_blocks, PhiloxCounter, PhiloxKey};
-    let words = philox_blocks(
-        &Device::Cpu,
+    use crate::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
+    uniform_floats(
         PhiloxKey::from_seed(0x7ed0_c3e5),
         PhiloxCounter::new(0, stream, 0),
-        n.div_ceil(4) as u64,
-    )?
-    .copy_dtoh()?;
-    // 24 random bits -> [0, 1) exactly, then an exact power-of-two scale.
-    Ok(words[..n]
-        .iter()
-        .map(|&w| ((w >> 8) as f32 * (1.0 / 16_777_216.0) * 2.0 - 1.0) * scale)
-        .collect())
+        n,
+        scale,
+    )
 }
 
 /// `shoestring verify`: every kernel (through every op) on `device` against the

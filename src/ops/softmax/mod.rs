@@ -225,19 +225,16 @@ pub fn cross_entropy_bwd_with_shape(
 /// from Philox words (`key = seed`, stream 0x50f7), converted exactly from the
 /// top 24 bits of each word.
 pub fn philox_logits(seed: u64, rows: usize, cols: usize, scale: f32) -> Result<Vec<f32>> {
-    use crate::ops::philox::{philox_blocks, PhiloxCounter, PhiloxKey};
-    let n = rows * cols;
-    let words = philox_blocks(
-        &Device::Cpu,
+    use crate::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
+    let n = rows
+        .checked_mul(cols)
+        .ok_or_else(|| Error::invalid("philox_logits", "rows * cols overflows"))?;
+    uniform_floats(
         PhiloxKey::from_seed(seed),
         PhiloxCounter::new(0, 0x50f7, 0),
-        n.div_ceil(4) as u64,
-    )?
-    .copy_dtoh()?;
-    Ok(words[..n]
-        .iter()
-        .map(|&w| ((w >> 8) as f32 * (1.0 / 16_777_216.0) * 2.0 - 1.0) * scale)
-        .collect())
+        n,
+        scale,
+    )
 }
 
 /// `shoestring verify`: log-softmax, cross-entropy forward (y and loss) and
