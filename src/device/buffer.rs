@@ -94,6 +94,18 @@ impl<T: Element> DeviceBuffer<T> {
         }
     }
 
+    /// Host view for a CPU twin; an error naming `op` when the buffer is on a GPU.
+    pub fn host(&self, op: &'static str) -> Result<&[T]> {
+        self.as_host_slice()
+            .ok_or_else(|| Error::invalid(op, "the CPU twin was given a GPU buffer"))
+    }
+
+    /// Mutable host view for a CPU twin; an error naming `op` on a GPU buffer.
+    pub fn host_mut(&mut self, op: &'static str) -> Result<&mut [T]> {
+        self.as_host_slice_mut()
+            .ok_or_else(|| Error::invalid(op, "the CPU twin was given a GPU buffer"))
+    }
+
     pub(crate) fn storage(&self) -> &Storage<T> {
         &self.storage
     }

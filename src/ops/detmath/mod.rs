@@ -24,7 +24,7 @@ use crate::device::abi::{
     SS_DETMATH_OP_TANH,
 };
 use crate::device::{Device, DeviceBuffer};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ops::philox::{self, PhiloxCounter, PhiloxKey};
 
 /// Which detmath function to apply.
@@ -106,12 +106,8 @@ pub fn apply_with_shape(
     out.check(OP, "out", device, input.len())?;
     match device {
         Device::Cpu => {
-            let input = input
-                .as_host_slice()
-                .ok_or_else(|| Error::invalid(OP, "CPU buffer not on host"))?;
-            let out = out
-                .as_host_slice_mut()
-                .ok_or_else(|| Error::invalid(OP, "CPU buffer not on host"))?;
+            let input = input.host(OP)?;
+            let out = out.host_mut(OP)?;
             cpu::detmath_apply_f32(op, input, out);
             Ok(())
         }

@@ -186,13 +186,9 @@ pub fn dropout_with_shape(
     output.check(op, "output", device, n)?;
     match device {
         Device::Cpu => {
-            let x = input
-                .as_host_slice()
-                .ok_or_else(|| Error::invalid(op, "CPU buffer not on host"))?;
+            let x = input.host(op)?;
             // `output` is a distinct `&mut`, so it cannot alias `input`.
-            let out = output
-                .as_host_slice_mut()
-                .ok_or_else(|| Error::invalid(op, "CPU buffer not on host"))?;
+            let out = output.host_mut(op)?;
             match (variant, pass) {
                 (Variant::Elementwise, Pass::Fwd) => cpu::dropout_fwd_f32(&m, x, out),
                 (Variant::Elementwise, Pass::Bwd) => cpu::dropout_bwd_f32(&m, x, out),

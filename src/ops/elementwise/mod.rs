@@ -34,16 +34,6 @@ pub use cuda::DEFAULT_SHAPE;
 /// A launch shape: (threads per block, most blocks). Ignored on Cpu.
 pub type Shape = (u32, u32);
 
-fn host<'a, T: Element>(op: &'static str, buf: &'a DeviceBuffer<T>) -> Result<&'a [T]> {
-    buf.as_host_slice()
-        .ok_or_else(|| Error::invalid(op, "CPU buffer not on host"))
-}
-
-fn host_mut<'a, T: Element>(op: &'static str, buf: &'a mut DeviceBuffer<T>) -> Result<&'a mut [T]> {
-    buf.as_host_slice_mut()
-        .ok_or_else(|| Error::invalid(op, "CPU buffer not on host"))
-}
-
 fn params(n: usize, alpha: f32) -> ss_elementwise_params {
     ss_elementwise_params {
         n: n as u64,
@@ -134,7 +124,7 @@ fn binary(
     let p = params(n, 0.0);
     match device {
         Device::Cpu => {
-            cpu_twin(&p, host(op, a)?, host(op, b)?, host_mut(op, out)?);
+            cpu_twin(&p, a.host(op)?, b.host(op)?, out.host_mut(op)?);
             Ok(())
         }
         Device::Cuda(_) | Device::Sim(_) => {
@@ -162,7 +152,7 @@ fn unary<I: Element, O: Element>(
     let p = params(n, alpha);
     match device {
         Device::Cpu => {
-            cpu_twin(&p, host(op, x)?, host_mut(op, out)?);
+            cpu_twin(&p, x.host(op)?, out.host_mut(op)?);
             Ok(())
         }
         Device::Cuda(_) | Device::Sim(_) => cuda::elementwise_unary(device, op, &p, x, out, shape),
@@ -399,8 +389,8 @@ pub fn adam_step_with_shape(
     }
     match device {
         Device::Cpu => {
-            let (param, grad) = (host_mut(OP, param)?, host(OP, grad)?);
-            cpu::elementwise_adam_f32(&p, param, grad, host_mut(OP, m)?, host_mut(OP, v)?);
+            let (param, grad) = (param.host_mut(OP)?, grad.host(OP)?);
+            cpu::elementwise_adam_f32(&p, param, grad, m.host_mut(OP)?, v.host_mut(OP)?);
             Ok(())
         }
         Device::Cuda(_) | Device::Sim(_) => {
@@ -488,8 +478,8 @@ pub fn unscale_check_finite_with_shape(
     let p = params(n, inv_scale);
     match device {
         Device::Cpu => {
-            let word = &mut host_mut(OP, &mut flag.buf)?[0];
-            cpu::elementwise_unscale_check_f32(&p, host_mut(OP, grads)?, word);
+            let word = &mut flag.buf.host_mut(OP)?[0];
+            cpu::elementwise_unscale_check_f32(&p, grads.host_mut(OP)?, word);
             Ok(())
         }
         Device::Cuda(_) | Device::Sim(_) => {

@@ -70,16 +70,6 @@ pub(crate) struct LstmBwdInputs<'a> {
     pub c: &'a DeviceBuffer<f32>,
 }
 
-fn host<'a>(op: &'static str, b: &'a DeviceBuffer<f32>) -> Result<&'a [f32]> {
-    b.as_host_slice()
-        .ok_or_else(|| Error::invalid(op, "CPU buffer not on host"))
-}
-
-fn host_mut<'a>(op: &'static str, b: &'a mut DeviceBuffer<f32>) -> Result<&'a mut [f32]> {
-    b.as_host_slice_mut()
-        .ok_or_else(|| Error::invalid(op, "CPU buffer not on host"))
-}
-
 /// Forward: writes `c`, `h` (B x H) and `act` (B x 4H, `[i | f | g | o]`)
 /// from `gates` (B x 4H pre-activations) and `c_prev` (B x H). All buffers
 /// on `device`. See the module's Numerics section.
@@ -123,11 +113,11 @@ pub fn lstm_cell_fwd_with_shape(
         Device::Cpu => {
             cpu::lstm_cell_fwd_f32(
                 shape.hidden,
-                host(OP, gates)?,
-                host(OP, c_prev)?,
-                host_mut(OP, c)?,
-                host_mut(OP, h)?,
-                host_mut(OP, act)?,
+                gates.host(OP)?,
+                c_prev.host(OP)?,
+                c.host_mut(OP)?,
+                h.host_mut(OP)?,
+                act.host_mut(OP)?,
             );
             Ok(())
         }
@@ -197,13 +187,13 @@ pub fn lstm_cell_bwd_with_shape(
         Device::Cpu => {
             cpu::lstm_cell_bwd_f32(
                 shape.hidden,
-                host(OP, dh)?,
-                host(OP, dc)?,
-                host(OP, act)?,
-                host(OP, c_prev)?,
-                host(OP, c)?,
-                host_mut(OP, dgates)?,
-                host_mut(OP, dc_prev)?,
+                dh.host(OP)?,
+                dc.host(OP)?,
+                act.host(OP)?,
+                c_prev.host(OP)?,
+                c.host(OP)?,
+                dgates.host_mut(OP)?,
+                dc_prev.host_mut(OP)?,
             );
             Ok(())
         }

@@ -91,9 +91,7 @@ pub fn philox_blocks_u32_with_shape(
     }
     match device {
         Device::Cpu => {
-            let out = out
-                .as_host_slice_mut()
-                .ok_or_else(|| Error::invalid(OP, "CPU buffer not on host"))?;
+            let out = out.host_mut(OP)?;
             cpu::philox_blocks_u32(key, base, out);
             Ok(())
         }

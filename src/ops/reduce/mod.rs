@@ -89,12 +89,8 @@ pub fn reduce_rows_with_shape(
     }
     match device {
         Device::Cpu => {
-            let x = x
-                .as_host_slice()
-                .ok_or_else(|| Error::invalid(OP, "CPU buffer not on host"))?;
-            let out = out
-                .as_host_slice_mut()
-                .ok_or_else(|| Error::invalid(OP, "CPU buffer not on host"))?;
+            let x = x.host(OP)?;
+            let out = out.host_mut(OP)?;
             cpu::reduce_rows(op, x, width, out);
             Ok(())
         }

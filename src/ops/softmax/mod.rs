@@ -74,22 +74,6 @@ fn check_err_word(
     Err(bad_label(op, row, label, cols))
 }
 
-fn host<'a, T: crate::device::Element>(
-    op: &'static str,
-    b: &'a DeviceBuffer<T>,
-) -> Result<&'a [T]> {
-    b.as_host_slice()
-        .ok_or_else(|| Error::invalid(op, "CPU buffer not on host"))
-}
-
-fn host_mut<'a, T: crate::device::Element>(
-    op: &'static str,
-    b: &'a mut DeviceBuffer<T>,
-) -> Result<&'a mut [T]> {
-    b.as_host_slice_mut()
-        .ok_or_else(|| Error::invalid(op, "CPU buffer not on host"))
-}
-
 /// `y = log_softmax(x)` over `rows` rows of `cols` columns, on `device`.
 pub fn log_softmax(
     device: &Device,
@@ -118,7 +102,7 @@ pub fn log_softmax_with_shape(
     y.check(OP, "y", device, n)?;
     match device {
         Device::Cpu => {
-            cpu::log_softmax_rows(host(OP, x)?, cols, host_mut(OP, y)?);
+            cpu::log_softmax_rows(x.host(OP)?, cols, y.host_mut(OP)?);
             Ok(())
         }
         Device::Cuda(_) | Device::Sim(_) => cuda::log_softmax_rows(device, x, rows, cols, y, shape),
@@ -155,12 +139,12 @@ pub fn cross_entropy_fwd_with_shape(
     y.check(OP, "y", device, n)?;
     match device {
         Device::Cpu => {
-            let labels = host(OP, labels)?;
+            let labels = labels.host(OP)?;
             if let Some((row, label)) = cpu::first_bad_label(labels, cols) {
                 return Err(bad_label(OP, row, label, cols));
             }
             let mut nll = vec![0.0f32; rows];
-            cpu::xent_rows(host(OP, x)?, labels, cols, host_mut(OP, y)?, &mut nll);
+            cpu::xent_rows(x.host(OP)?, labels, cols, y.host_mut(OP)?, &mut nll);
             DeviceBuffer::copy_htod(device, &[cpu::mean_loss(&nll)])
         }
         Device::Cuda(_) | Device::Sim(_) => {
@@ -207,11 +191,11 @@ pub fn cross_entropy_bwd_with_shape(
     let gscale = dloss / rows as f32;
     match device {
         Device::Cpu => {
-            let labels = host(OP, labels)?;
+            let labels = labels.host(OP)?;
             if let Some((row, label)) = cpu::first_bad_label(labels, cols) {
                 return Err(bad_label(OP, row, label, cols));
             }
-            cpu::xent_bwd(host(OP, y)?, labels, cols, gscale, host_mut(OP, dx)?);
+            cpu::xent_bwd(y.host(OP)?, labels, cols, gscale, dx.host_mut(OP)?);
             Ok(())
         }
         Device::Cuda(_) | Device::Sim(_) => {
