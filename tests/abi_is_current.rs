@@ -5,7 +5,6 @@
 //! To refresh the file after editing abi.h:
 //! `SHOESTRING_BLESS=1 cargo test --release --test abi_is_current`.
 
-use std::io::Write;
 use std::path::Path;
 
 fn generate(header: &Path) -> String {
@@ -30,9 +29,10 @@ fn generate(header: &Path) -> String {
 #[test]
 fn committed_abi_rs_matches_bindgen_output_of_abi_h() {
     if let Err(e) = clang_sys::load() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: abi_is_current: no libclang ({e})"
+        shoestring::device::skip(
+            "abi_is_current",
+            &format!("no libclang ({e})"),
+            Some("SHOESTRING_REQUIRE_LIBCLANG"),
         );
         return;
     }

@@ -46,14 +46,10 @@ fn unknown_subcommand_prints_one_error_and_exits_non_zero() {
 #[test]
 fn verify_on_the_simulator_reports_every_family_bitwise_equal() {
     if !shoestring::device::sim_available() {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: verify on sim: no simulator in this build"
-        );
-        assert!(
-            std::env::var("SHOESTRING_REQUIRE_SIM").map_or(true, |v| v != "1"),
-            "SHOESTRING_REQUIRE_SIM=1 but this build has no simulator"
+        shoestring::device::skip(
+            "verify on sim",
+            "no simulator in this build",
+            Some("SHOESTRING_REQUIRE_SIM"),
         );
         return;
     }

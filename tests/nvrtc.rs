@@ -4,19 +4,16 @@
 //! wheel), else prints `skipped: ...`.
 
 use shoestring::device::kernels;
-use std::io::Write;
+use shoestring::device::skip;
 
 #[test]
 fn every_embedded_kernel_source_compiles_with_nvrtc() {
     // SAFETY: only probes whether libnvrtc.so can be loaded.
     if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: nvrtc: libnvrtc.so is not installed"
-        );
-        assert!(
-            std::env::var("SHOESTRING_REQUIRE_NVRTC").map_or(true, |v| v != "1"),
-            "SHOESTRING_REQUIRE_NVRTC=1 but libnvrtc.so does not load"
+        skip(
+            "nvrtc",
+            "libnvrtc.so is not installed",
+            Some("SHOESTRING_REQUIRE_NVRTC"),
         );
         return;
     }

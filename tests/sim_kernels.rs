@@ -306,14 +306,10 @@ mod f16_conversions {
 #[cfg(not(shoestring_sim))]
 #[test]
 fn shuffled_order_tests_need_the_simulator() {
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "skipped: shuffled_order: built without a C++ compiler, no simulator"
-    );
-    assert!(
-        std::env::var("SHOESTRING_REQUIRE_SIM").map_or(true, |v| v != "1"),
-        "SHOESTRING_REQUIRE_SIM=1 but no simulator"
+    shoestring::device::skip(
+        "shuffled_order",
+        "built without a C++ compiler, no simulator",
+        Some("SHOESTRING_REQUIRE_SIM"),
     );
 }
 
@@ -337,15 +333,15 @@ fn the_simulator_is_instrumented_exactly_when_asan_was_asked_for() {
 fn asan_reports_an_out_of_bounds_kernel_write_with_its_source_line() {
     use shoestring::device::{Launch, SimDevice};
     use std::ffi::c_void;
-    use std::io::Write;
     extern "C" {
         fn shoestring_sim_entry_write_one_past_the_end(args: *mut *mut c_void);
     }
     const NAME: &str = "asan_reports_an_out_of_bounds_kernel_write_with_its_source_line";
     if !shoestring::device::sim_asan() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: {NAME}: not an AddressSanitizer build (SHOESTRING_SIM_ASAN=1, docs/simulator.md)"
+        shoestring::device::skip(
+            NAME,
+            "not an AddressSanitizer build (SHOESTRING_SIM_ASAN=1, docs/simulator.md)",
+            None,
         );
         return;
     }

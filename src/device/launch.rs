@@ -21,6 +21,10 @@ const MAX_GRID_DIM: [u32; 3] = [2_147_483_647, 65_535, 65_535];
 // pointer on Sim); both are the same size only on 64-bit hosts.
 const _: () = assert!(std::mem::size_of::<usize>() == 8);
 
+/// The default `(threads per block, most blocks)` of every 1-D kernel. Any
+/// shape gives the same bits (DESIGN.md rule 7); tests vary it on purpose.
+pub const DEFAULT_LINEAR_SHAPE: (u32, u32) = (256, 65_535);
+
 /// Grid, block and dynamic shared memory of one launch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LaunchConfig {

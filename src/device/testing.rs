@@ -17,6 +17,20 @@ fn say_skipped(test: &str, reason: &str) {
     let _ = writeln!(std::io::stderr(), "skipped: {test}: {reason}");
 }
 
+/// Reports that `test` is skipped because of `reason`, or, when the variable
+/// `required_by` is `1` (CI and the GPU bundle set these), fails it instead.
+/// Every test that can skip goes through here or through [`gpu_for_test`] /
+/// [`test_devices`].
+///
+/// # Panics
+/// When `required_by` names a variable that is set to `1`.
+pub fn skip(test: &str, reason: &str, required_by: Option<&str>) {
+    if let Some(var) = required_by.filter(|v| required(v)) {
+        panic!("{test}: {var}=1 but {reason}");
+    }
+    say_skipped(test, reason);
+}
+
 /// GPU 0, or `None` after printing why the test is skipped.
 ///
 /// # Panics

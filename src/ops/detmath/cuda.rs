@@ -12,7 +12,7 @@ unsafe impl KernelParam for ss_detmath_params {}
 
 /// (threads per block, most blocks). Any shape gives the same bits: the kernel
 /// is a grid-stride loop over elements.
-pub const DEFAULT_SHAPE: (u32, u32) = (256, 65_535);
+pub const DEFAULT_SHAPE: (u32, u32) = crate::device::DEFAULT_LINEAR_SHAPE;
 
 /// TWIN: src/ops/detmath/cpu.rs::detmath_apply_f32. `input` and `out` hold
 /// the same number of elements on `device` (checked by the caller in mod.rs).

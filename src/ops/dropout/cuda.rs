@@ -18,7 +18,7 @@ unsafe impl KernelParam for ss_dropout_embedding_params {}
 
 /// (threads per block, most blocks). Any shape gives the same bits: every
 /// kernel is a grid-stride loop over items addressed by index.
-pub const DEFAULT_SHAPE: (u32, u32) = (256, 65_535);
+pub const DEFAULT_SHAPE: (u32, u32) = crate::device::DEFAULT_LINEAR_SHAPE;
 
 /// Items of up to four elements that share one Philox block.
 fn quads(n: u64) -> u64 {

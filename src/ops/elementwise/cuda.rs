@@ -14,7 +14,7 @@ unsafe impl KernelParam for ss_elementwise_params {}
 unsafe impl KernelParam for ss_elementwise_adam_params {}
 
 /// (threads per block, most blocks). Any shape gives the same bits.
-pub const DEFAULT_SHAPE: (u32, u32) = (256, 65_535);
+pub const DEFAULT_SHAPE: (u32, u32) = crate::device::DEFAULT_LINEAR_SHAPE;
 
 const FAMILY: &str = "elementwise";
 

@@ -20,7 +20,7 @@ unsafe impl KernelParam for ss_embedding_sort_params {}
 
 /// (threads per block, most blocks). Any shape gives the same bits: every
 /// kernel is a grid-stride loop whose work per index is fixed by the data.
-pub const DEFAULT_SHAPE: (u32, u32) = (256, 65_535);
+pub const DEFAULT_SHAPE: (u32, u32) = crate::device::DEFAULT_LINEAR_SHAPE;
 
 const FAMILY: &str = "embedding";
 

@@ -12,7 +12,7 @@ unsafe impl KernelParam for ss_lstm_cell_params {}
 
 /// (threads per block, most blocks). Any shape gives the same bits: both
 /// kernels are grid-stride loops over the units `t = b*H + j`.
-pub const DEFAULT_SHAPE: (u32, u32) = (256, 65_535);
+pub const DEFAULT_SHAPE: (u32, u32) = crate::device::DEFAULT_LINEAR_SHAPE;
 
 fn params(shape: LstmShape) -> ss_lstm_cell_params {
     ss_lstm_cell_params {

@@ -7,7 +7,7 @@ use crate::error::Result;
 
 /// (threads per block, most blocks). Any shape gives the same bits: the kernel
 /// is a grid-stride loop over block indices.
-pub const DEFAULT_SHAPE: (u32, u32) = (256, 65_535);
+pub const DEFAULT_SHAPE: (u32, u32) = crate::device::DEFAULT_LINEAR_SHAPE;
 
 /// TWIN: src/ops/philox/cpu.rs::philox_blocks_u32. `out` holds `4 * n_blocks`
 /// words on `device` (checked by the caller in mod.rs).

@@ -15,7 +15,7 @@ unsafe impl crate::device::KernelParam for ss_softmax_bwd_params {}
 /// Row kernels always run `SS_REDUCE_LANES` = 256 threads (one per lane) on
 /// `min(R, most blocks)` blocks. Any shape gives the same bits: rows and
 /// elements are grid-strided and every order is fixed by indices.
-pub const DEFAULT_SHAPE: (u32, u32) = (256, 65_535);
+pub const DEFAULT_SHAPE: (u32, u32) = crate::device::DEFAULT_LINEAR_SHAPE;
 
 /// One 256-thread block per row, the grid capped at `max_grid` (at least 1).
 fn row_config(rows: usize, max_grid: u32) -> LaunchConfig {
