@@ -29,8 +29,12 @@ pub struct ss_philox_key {
 const _: () = {
     ["Size of ss_philox_key"][::core::mem::size_of::<ss_philox_key>() - 8usize];
     ["Alignment of ss_philox_key"][::core::mem::align_of::<ss_philox_key>() - 4usize];
-    ["Offset of field: ss_philox_key::lo"][::core::mem::offset_of!(ss_philox_key, lo) - 0usize];
-    ["Offset of field: ss_philox_key::hi"][::core::mem::offset_of!(ss_philox_key, hi) - 4usize];
+    [
+        "Offset of field: ss_philox_key::lo",
+    ][::core::mem::offset_of!(ss_philox_key, lo) - 0usize];
+    [
+        "Offset of field: ss_philox_key::hi",
+    ][::core::mem::offset_of!(ss_philox_key, hi) - 4usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
@@ -43,15 +47,21 @@ pub struct ss_philox_counter {
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
     ["Size of ss_philox_counter"][::core::mem::size_of::<ss_philox_counter>() - 16usize];
-    ["Alignment of ss_philox_counter"][::core::mem::align_of::<ss_philox_counter>() - 4usize];
-    ["Offset of field: ss_philox_counter::block_lo"]
-        [::core::mem::offset_of!(ss_philox_counter, block_lo) - 0usize];
-    ["Offset of field: ss_philox_counter::block_hi"]
-        [::core::mem::offset_of!(ss_philox_counter, block_hi) - 4usize];
-    ["Offset of field: ss_philox_counter::stream"]
-        [::core::mem::offset_of!(ss_philox_counter, stream) - 8usize];
-    ["Offset of field: ss_philox_counter::step"]
-        [::core::mem::offset_of!(ss_philox_counter, step) - 12usize];
+    [
+        "Alignment of ss_philox_counter",
+    ][::core::mem::align_of::<ss_philox_counter>() - 4usize];
+    [
+        "Offset of field: ss_philox_counter::block_lo",
+    ][::core::mem::offset_of!(ss_philox_counter, block_lo) - 0usize];
+    [
+        "Offset of field: ss_philox_counter::block_hi",
+    ][::core::mem::offset_of!(ss_philox_counter, block_hi) - 4usize];
+    [
+        "Offset of field: ss_philox_counter::stream",
+    ][::core::mem::offset_of!(ss_philox_counter, stream) - 8usize];
+    [
+        "Offset of field: ss_philox_counter::step",
+    ][::core::mem::offset_of!(ss_philox_counter, step) - 12usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
@@ -62,16 +72,21 @@ pub struct ss_philox_blocks_params {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of ss_philox_blocks_params"]
-        [::core::mem::size_of::<ss_philox_blocks_params>() - 32usize];
-    ["Alignment of ss_philox_blocks_params"]
-        [::core::mem::align_of::<ss_philox_blocks_params>() - 8usize];
-    ["Offset of field: ss_philox_blocks_params::key"]
-        [::core::mem::offset_of!(ss_philox_blocks_params, key) - 0usize];
-    ["Offset of field: ss_philox_blocks_params::base"]
-        [::core::mem::offset_of!(ss_philox_blocks_params, base) - 8usize];
-    ["Offset of field: ss_philox_blocks_params::n_blocks"]
-        [::core::mem::offset_of!(ss_philox_blocks_params, n_blocks) - 24usize];
+    [
+        "Size of ss_philox_blocks_params",
+    ][::core::mem::size_of::<ss_philox_blocks_params>() - 32usize];
+    [
+        "Alignment of ss_philox_blocks_params",
+    ][::core::mem::align_of::<ss_philox_blocks_params>() - 8usize];
+    [
+        "Offset of field: ss_philox_blocks_params::key",
+    ][::core::mem::offset_of!(ss_philox_blocks_params, key) - 0usize];
+    [
+        "Offset of field: ss_philox_blocks_params::base",
+    ][::core::mem::offset_of!(ss_philox_blocks_params, base) - 8usize];
+    [
+        "Offset of field: ss_philox_blocks_params::n_blocks",
+    ][::core::mem::offset_of!(ss_philox_blocks_params, n_blocks) - 24usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
@@ -83,13 +98,18 @@ pub struct ss_detmath_params {
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
     ["Size of ss_detmath_params"][::core::mem::size_of::<ss_detmath_params>() - 16usize];
-    ["Alignment of ss_detmath_params"][::core::mem::align_of::<ss_detmath_params>() - 8usize];
-    ["Offset of field: ss_detmath_params::op"]
-        [::core::mem::offset_of!(ss_detmath_params, op) - 0usize];
-    ["Offset of field: ss_detmath_params::pad"]
-        [::core::mem::offset_of!(ss_detmath_params, pad) - 4usize];
-    ["Offset of field: ss_detmath_params::n"]
-        [::core::mem::offset_of!(ss_detmath_params, n) - 8usize];
+    [
+        "Alignment of ss_detmath_params",
+    ][::core::mem::align_of::<ss_detmath_params>() - 8usize];
+    [
+        "Offset of field: ss_detmath_params::op",
+    ][::core::mem::offset_of!(ss_detmath_params, op) - 0usize];
+    [
+        "Offset of field: ss_detmath_params::pad",
+    ][::core::mem::offset_of!(ss_detmath_params, pad) - 4usize];
+    [
+        "Offset of field: ss_detmath_params::n",
+    ][::core::mem::offset_of!(ss_detmath_params, n) - 8usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
@@ -100,16 +120,21 @@ pub struct ss_reduce_chunks_params {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of ss_reduce_chunks_params"]
-        [::core::mem::size_of::<ss_reduce_chunks_params>() - 24usize];
-    ["Alignment of ss_reduce_chunks_params"]
-        [::core::mem::align_of::<ss_reduce_chunks_params>() - 8usize];
-    ["Offset of field: ss_reduce_chunks_params::rows"]
-        [::core::mem::offset_of!(ss_reduce_chunks_params, rows) - 0usize];
-    ["Offset of field: ss_reduce_chunks_params::width"]
-        [::core::mem::offset_of!(ss_reduce_chunks_params, width) - 8usize];
-    ["Offset of field: ss_reduce_chunks_params::chunks_per_row"]
-        [::core::mem::offset_of!(ss_reduce_chunks_params, chunks_per_row) - 16usize];
+    [
+        "Size of ss_reduce_chunks_params",
+    ][::core::mem::size_of::<ss_reduce_chunks_params>() - 24usize];
+    [
+        "Alignment of ss_reduce_chunks_params",
+    ][::core::mem::align_of::<ss_reduce_chunks_params>() - 8usize];
+    [
+        "Offset of field: ss_reduce_chunks_params::rows",
+    ][::core::mem::offset_of!(ss_reduce_chunks_params, rows) - 0usize];
+    [
+        "Offset of field: ss_reduce_chunks_params::width",
+    ][::core::mem::offset_of!(ss_reduce_chunks_params, width) - 8usize];
+    [
+        "Offset of field: ss_reduce_chunks_params::chunks_per_row",
+    ][::core::mem::offset_of!(ss_reduce_chunks_params, chunks_per_row) - 16usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq)]
@@ -120,15 +145,21 @@ pub struct ss_elementwise_params {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of ss_elementwise_params"][::core::mem::size_of::<ss_elementwise_params>() - 16usize];
-    ["Alignment of ss_elementwise_params"]
-        [::core::mem::align_of::<ss_elementwise_params>() - 8usize];
-    ["Offset of field: ss_elementwise_params::n"]
-        [::core::mem::offset_of!(ss_elementwise_params, n) - 0usize];
-    ["Offset of field: ss_elementwise_params::alpha"]
-        [::core::mem::offset_of!(ss_elementwise_params, alpha) - 8usize];
-    ["Offset of field: ss_elementwise_params::reserved"]
-        [::core::mem::offset_of!(ss_elementwise_params, reserved) - 12usize];
+    [
+        "Size of ss_elementwise_params",
+    ][::core::mem::size_of::<ss_elementwise_params>() - 16usize];
+    [
+        "Alignment of ss_elementwise_params",
+    ][::core::mem::align_of::<ss_elementwise_params>() - 8usize];
+    [
+        "Offset of field: ss_elementwise_params::n",
+    ][::core::mem::offset_of!(ss_elementwise_params, n) - 0usize];
+    [
+        "Offset of field: ss_elementwise_params::alpha",
+    ][::core::mem::offset_of!(ss_elementwise_params, alpha) - 8usize];
+    [
+        "Offset of field: ss_elementwise_params::reserved",
+    ][::core::mem::offset_of!(ss_elementwise_params, reserved) - 12usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq)]
@@ -147,32 +178,45 @@ pub struct ss_elementwise_adam_params {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of ss_elementwise_adam_params"]
-        [::core::mem::size_of::<ss_elementwise_adam_params>() - 48usize];
-    ["Alignment of ss_elementwise_adam_params"]
-        [::core::mem::align_of::<ss_elementwise_adam_params>() - 8usize];
-    ["Offset of field: ss_elementwise_adam_params::n"]
-        [::core::mem::offset_of!(ss_elementwise_adam_params, n) - 0usize];
-    ["Offset of field: ss_elementwise_adam_params::lr"]
-        [::core::mem::offset_of!(ss_elementwise_adam_params, lr) - 8usize];
-    ["Offset of field: ss_elementwise_adam_params::beta1"]
-        [::core::mem::offset_of!(ss_elementwise_adam_params, beta1) - 12usize];
-    ["Offset of field: ss_elementwise_adam_params::beta2"]
-        [::core::mem::offset_of!(ss_elementwise_adam_params, beta2) - 16usize];
-    ["Offset of field: ss_elementwise_adam_params::eps"]
-        [::core::mem::offset_of!(ss_elementwise_adam_params, eps) - 20usize];
-    ["Offset of field: ss_elementwise_adam_params::weight_decay"]
-        [::core::mem::offset_of!(ss_elementwise_adam_params, weight_decay) - 24usize];
-    ["Offset of field: ss_elementwise_adam_params::one_minus_beta1"]
-        [::core::mem::offset_of!(ss_elementwise_adam_params, one_minus_beta1) - 28usize];
-    ["Offset of field: ss_elementwise_adam_params::one_minus_beta2"]
-        [::core::mem::offset_of!(ss_elementwise_adam_params, one_minus_beta2) - 32usize];
-    ["Offset of field: ss_elementwise_adam_params::bias_correction1"]
-        [::core::mem::offset_of!(ss_elementwise_adam_params, bias_correction1) - 36usize];
-    ["Offset of field: ss_elementwise_adam_params::bias_correction2"]
-        [::core::mem::offset_of!(ss_elementwise_adam_params, bias_correction2) - 40usize];
-    ["Offset of field: ss_elementwise_adam_params::lr_weight_decay"]
-        [::core::mem::offset_of!(ss_elementwise_adam_params, lr_weight_decay) - 44usize];
+    [
+        "Size of ss_elementwise_adam_params",
+    ][::core::mem::size_of::<ss_elementwise_adam_params>() - 48usize];
+    [
+        "Alignment of ss_elementwise_adam_params",
+    ][::core::mem::align_of::<ss_elementwise_adam_params>() - 8usize];
+    [
+        "Offset of field: ss_elementwise_adam_params::n",
+    ][::core::mem::offset_of!(ss_elementwise_adam_params, n) - 0usize];
+    [
+        "Offset of field: ss_elementwise_adam_params::lr",
+    ][::core::mem::offset_of!(ss_elementwise_adam_params, lr) - 8usize];
+    [
+        "Offset of field: ss_elementwise_adam_params::beta1",
+    ][::core::mem::offset_of!(ss_elementwise_adam_params, beta1) - 12usize];
+    [
+        "Offset of field: ss_elementwise_adam_params::beta2",
+    ][::core::mem::offset_of!(ss_elementwise_adam_params, beta2) - 16usize];
+    [
+        "Offset of field: ss_elementwise_adam_params::eps",
+    ][::core::mem::offset_of!(ss_elementwise_adam_params, eps) - 20usize];
+    [
+        "Offset of field: ss_elementwise_adam_params::weight_decay",
+    ][::core::mem::offset_of!(ss_elementwise_adam_params, weight_decay) - 24usize];
+    [
+        "Offset of field: ss_elementwise_adam_params::one_minus_beta1",
+    ][::core::mem::offset_of!(ss_elementwise_adam_params, one_minus_beta1) - 28usize];
+    [
+        "Offset of field: ss_elementwise_adam_params::one_minus_beta2",
+    ][::core::mem::offset_of!(ss_elementwise_adam_params, one_minus_beta2) - 32usize];
+    [
+        "Offset of field: ss_elementwise_adam_params::bias_correction1",
+    ][::core::mem::offset_of!(ss_elementwise_adam_params, bias_correction1) - 36usize];
+    [
+        "Offset of field: ss_elementwise_adam_params::bias_correction2",
+    ][::core::mem::offset_of!(ss_elementwise_adam_params, bias_correction2) - 40usize];
+    [
+        "Offset of field: ss_elementwise_adam_params::lr_weight_decay",
+    ][::core::mem::offset_of!(ss_elementwise_adam_params, lr_weight_decay) - 44usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq)]
@@ -186,21 +230,30 @@ pub struct ss_dropout_mask_params {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of ss_dropout_mask_params"][::core::mem::size_of::<ss_dropout_mask_params>() - 32usize];
-    ["Alignment of ss_dropout_mask_params"]
-        [::core::mem::align_of::<ss_dropout_mask_params>() - 8usize];
-    ["Offset of field: ss_dropout_mask_params::key"]
-        [::core::mem::offset_of!(ss_dropout_mask_params, key) - 0usize];
-    ["Offset of field: ss_dropout_mask_params::stream"]
-        [::core::mem::offset_of!(ss_dropout_mask_params, stream) - 8usize];
-    ["Offset of field: ss_dropout_mask_params::step"]
-        [::core::mem::offset_of!(ss_dropout_mask_params, step) - 12usize];
-    ["Offset of field: ss_dropout_mask_params::threshold"]
-        [::core::mem::offset_of!(ss_dropout_mask_params, threshold) - 16usize];
-    ["Offset of field: ss_dropout_mask_params::scale"]
-        [::core::mem::offset_of!(ss_dropout_mask_params, scale) - 24usize];
-    ["Offset of field: ss_dropout_mask_params::pad"]
-        [::core::mem::offset_of!(ss_dropout_mask_params, pad) - 28usize];
+    [
+        "Size of ss_dropout_mask_params",
+    ][::core::mem::size_of::<ss_dropout_mask_params>() - 32usize];
+    [
+        "Alignment of ss_dropout_mask_params",
+    ][::core::mem::align_of::<ss_dropout_mask_params>() - 8usize];
+    [
+        "Offset of field: ss_dropout_mask_params::key",
+    ][::core::mem::offset_of!(ss_dropout_mask_params, key) - 0usize];
+    [
+        "Offset of field: ss_dropout_mask_params::stream",
+    ][::core::mem::offset_of!(ss_dropout_mask_params, stream) - 8usize];
+    [
+        "Offset of field: ss_dropout_mask_params::step",
+    ][::core::mem::offset_of!(ss_dropout_mask_params, step) - 12usize];
+    [
+        "Offset of field: ss_dropout_mask_params::threshold",
+    ][::core::mem::offset_of!(ss_dropout_mask_params, threshold) - 16usize];
+    [
+        "Offset of field: ss_dropout_mask_params::scale",
+    ][::core::mem::offset_of!(ss_dropout_mask_params, scale) - 24usize];
+    [
+        "Offset of field: ss_dropout_mask_params::pad",
+    ][::core::mem::offset_of!(ss_dropout_mask_params, pad) - 28usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq)]
@@ -211,11 +264,15 @@ pub struct ss_dropout_params {
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
     ["Size of ss_dropout_params"][::core::mem::size_of::<ss_dropout_params>() - 40usize];
-    ["Alignment of ss_dropout_params"][::core::mem::align_of::<ss_dropout_params>() - 8usize];
-    ["Offset of field: ss_dropout_params::mask"]
-        [::core::mem::offset_of!(ss_dropout_params, mask) - 0usize];
-    ["Offset of field: ss_dropout_params::n"]
-        [::core::mem::offset_of!(ss_dropout_params, n) - 32usize];
+    [
+        "Alignment of ss_dropout_params",
+    ][::core::mem::align_of::<ss_dropout_params>() - 8usize];
+    [
+        "Offset of field: ss_dropout_params::mask",
+    ][::core::mem::offset_of!(ss_dropout_params, mask) - 0usize];
+    [
+        "Offset of field: ss_dropout_params::n",
+    ][::core::mem::offset_of!(ss_dropout_params, n) - 32usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq)]
@@ -227,18 +284,24 @@ pub struct ss_dropout_variational_params {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of ss_dropout_variational_params"]
-        [::core::mem::size_of::<ss_dropout_variational_params>() - 56usize];
-    ["Alignment of ss_dropout_variational_params"]
-        [::core::mem::align_of::<ss_dropout_variational_params>() - 8usize];
-    ["Offset of field: ss_dropout_variational_params::mask"]
-        [::core::mem::offset_of!(ss_dropout_variational_params, mask) - 0usize];
-    ["Offset of field: ss_dropout_variational_params::t"]
-        [::core::mem::offset_of!(ss_dropout_variational_params, t) - 32usize];
-    ["Offset of field: ss_dropout_variational_params::b"]
-        [::core::mem::offset_of!(ss_dropout_variational_params, b) - 40usize];
-    ["Offset of field: ss_dropout_variational_params::f"]
-        [::core::mem::offset_of!(ss_dropout_variational_params, f) - 48usize];
+    [
+        "Size of ss_dropout_variational_params",
+    ][::core::mem::size_of::<ss_dropout_variational_params>() - 56usize];
+    [
+        "Alignment of ss_dropout_variational_params",
+    ][::core::mem::align_of::<ss_dropout_variational_params>() - 8usize];
+    [
+        "Offset of field: ss_dropout_variational_params::mask",
+    ][::core::mem::offset_of!(ss_dropout_variational_params, mask) - 0usize];
+    [
+        "Offset of field: ss_dropout_variational_params::t",
+    ][::core::mem::offset_of!(ss_dropout_variational_params, t) - 32usize];
+    [
+        "Offset of field: ss_dropout_variational_params::b",
+    ][::core::mem::offset_of!(ss_dropout_variational_params, b) - 40usize];
+    [
+        "Offset of field: ss_dropout_variational_params::f",
+    ][::core::mem::offset_of!(ss_dropout_variational_params, f) - 48usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq)]
@@ -249,16 +312,21 @@ pub struct ss_dropout_embedding_params {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of ss_dropout_embedding_params"]
-        [::core::mem::size_of::<ss_dropout_embedding_params>() - 48usize];
-    ["Alignment of ss_dropout_embedding_params"]
-        [::core::mem::align_of::<ss_dropout_embedding_params>() - 8usize];
-    ["Offset of field: ss_dropout_embedding_params::mask"]
-        [::core::mem::offset_of!(ss_dropout_embedding_params, mask) - 0usize];
-    ["Offset of field: ss_dropout_embedding_params::v"]
-        [::core::mem::offset_of!(ss_dropout_embedding_params, v) - 32usize];
-    ["Offset of field: ss_dropout_embedding_params::e"]
-        [::core::mem::offset_of!(ss_dropout_embedding_params, e) - 40usize];
+    [
+        "Size of ss_dropout_embedding_params",
+    ][::core::mem::size_of::<ss_dropout_embedding_params>() - 48usize];
+    [
+        "Alignment of ss_dropout_embedding_params",
+    ][::core::mem::align_of::<ss_dropout_embedding_params>() - 8usize];
+    [
+        "Offset of field: ss_dropout_embedding_params::mask",
+    ][::core::mem::offset_of!(ss_dropout_embedding_params, mask) - 0usize];
+    [
+        "Offset of field: ss_dropout_embedding_params::v",
+    ][::core::mem::offset_of!(ss_dropout_embedding_params, v) - 32usize];
+    [
+        "Offset of field: ss_dropout_embedding_params::e",
+    ][::core::mem::offset_of!(ss_dropout_embedding_params, e) - 40usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
@@ -269,14 +337,21 @@ pub struct ss_embedding_params {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of ss_embedding_params"][::core::mem::size_of::<ss_embedding_params>() - 24usize];
-    ["Alignment of ss_embedding_params"][::core::mem::align_of::<ss_embedding_params>() - 8usize];
-    ["Offset of field: ss_embedding_params::n"]
-        [::core::mem::offset_of!(ss_embedding_params, n) - 0usize];
-    ["Offset of field: ss_embedding_params::v"]
-        [::core::mem::offset_of!(ss_embedding_params, v) - 8usize];
-    ["Offset of field: ss_embedding_params::e"]
-        [::core::mem::offset_of!(ss_embedding_params, e) - 16usize];
+    [
+        "Size of ss_embedding_params",
+    ][::core::mem::size_of::<ss_embedding_params>() - 24usize];
+    [
+        "Alignment of ss_embedding_params",
+    ][::core::mem::align_of::<ss_embedding_params>() - 8usize];
+    [
+        "Offset of field: ss_embedding_params::n",
+    ][::core::mem::offset_of!(ss_embedding_params, n) - 0usize];
+    [
+        "Offset of field: ss_embedding_params::v",
+    ][::core::mem::offset_of!(ss_embedding_params, v) - 8usize];
+    [
+        "Offset of field: ss_embedding_params::e",
+    ][::core::mem::offset_of!(ss_embedding_params, e) - 16usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
@@ -290,22 +365,30 @@ pub struct ss_embedding_sort_params {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of ss_embedding_sort_params"]
-        [::core::mem::size_of::<ss_embedding_sort_params>() - 48usize];
-    ["Alignment of ss_embedding_sort_params"]
-        [::core::mem::align_of::<ss_embedding_sort_params>() - 8usize];
-    ["Offset of field: ss_embedding_sort_params::n"]
-        [::core::mem::offset_of!(ss_embedding_sort_params, n) - 0usize];
-    ["Offset of field: ss_embedding_sort_params::p"]
-        [::core::mem::offset_of!(ss_embedding_sort_params, p) - 8usize];
-    ["Offset of field: ss_embedding_sort_params::k"]
-        [::core::mem::offset_of!(ss_embedding_sort_params, k) - 16usize];
-    ["Offset of field: ss_embedding_sort_params::j"]
-        [::core::mem::offset_of!(ss_embedding_sort_params, j) - 24usize];
-    ["Offset of field: ss_embedding_sort_params::k_end"]
-        [::core::mem::offset_of!(ss_embedding_sort_params, k_end) - 32usize];
-    ["Offset of field: ss_embedding_sort_params::tile"]
-        [::core::mem::offset_of!(ss_embedding_sort_params, tile) - 40usize];
+    [
+        "Size of ss_embedding_sort_params",
+    ][::core::mem::size_of::<ss_embedding_sort_params>() - 48usize];
+    [
+        "Alignment of ss_embedding_sort_params",
+    ][::core::mem::align_of::<ss_embedding_sort_params>() - 8usize];
+    [
+        "Offset of field: ss_embedding_sort_params::n",
+    ][::core::mem::offset_of!(ss_embedding_sort_params, n) - 0usize];
+    [
+        "Offset of field: ss_embedding_sort_params::p",
+    ][::core::mem::offset_of!(ss_embedding_sort_params, p) - 8usize];
+    [
+        "Offset of field: ss_embedding_sort_params::k",
+    ][::core::mem::offset_of!(ss_embedding_sort_params, k) - 16usize];
+    [
+        "Offset of field: ss_embedding_sort_params::j",
+    ][::core::mem::offset_of!(ss_embedding_sort_params, j) - 24usize];
+    [
+        "Offset of field: ss_embedding_sort_params::k_end",
+    ][::core::mem::offset_of!(ss_embedding_sort_params, k_end) - 32usize];
+    [
+        "Offset of field: ss_embedding_sort_params::tile",
+    ][::core::mem::offset_of!(ss_embedding_sort_params, tile) - 40usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
@@ -315,13 +398,18 @@ pub struct ss_softmax_rows_params {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of ss_softmax_rows_params"][::core::mem::size_of::<ss_softmax_rows_params>() - 8usize];
-    ["Alignment of ss_softmax_rows_params"]
-        [::core::mem::align_of::<ss_softmax_rows_params>() - 4usize];
-    ["Offset of field: ss_softmax_rows_params::rows"]
-        [::core::mem::offset_of!(ss_softmax_rows_params, rows) - 0usize];
-    ["Offset of field: ss_softmax_rows_params::cols"]
-        [::core::mem::offset_of!(ss_softmax_rows_params, cols) - 4usize];
+    [
+        "Size of ss_softmax_rows_params",
+    ][::core::mem::size_of::<ss_softmax_rows_params>() - 8usize];
+    [
+        "Alignment of ss_softmax_rows_params",
+    ][::core::mem::align_of::<ss_softmax_rows_params>() - 4usize];
+    [
+        "Offset of field: ss_softmax_rows_params::rows",
+    ][::core::mem::offset_of!(ss_softmax_rows_params, rows) - 0usize];
+    [
+        "Offset of field: ss_softmax_rows_params::cols",
+    ][::core::mem::offset_of!(ss_softmax_rows_params, cols) - 4usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq)]
@@ -332,15 +420,21 @@ pub struct ss_softmax_bwd_params {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of ss_softmax_bwd_params"][::core::mem::size_of::<ss_softmax_bwd_params>() - 12usize];
-    ["Alignment of ss_softmax_bwd_params"]
-        [::core::mem::align_of::<ss_softmax_bwd_params>() - 4usize];
-    ["Offset of field: ss_softmax_bwd_params::rows"]
-        [::core::mem::offset_of!(ss_softmax_bwd_params, rows) - 0usize];
-    ["Offset of field: ss_softmax_bwd_params::cols"]
-        [::core::mem::offset_of!(ss_softmax_bwd_params, cols) - 4usize];
-    ["Offset of field: ss_softmax_bwd_params::gscale"]
-        [::core::mem::offset_of!(ss_softmax_bwd_params, gscale) - 8usize];
+    [
+        "Size of ss_softmax_bwd_params",
+    ][::core::mem::size_of::<ss_softmax_bwd_params>() - 12usize];
+    [
+        "Alignment of ss_softmax_bwd_params",
+    ][::core::mem::align_of::<ss_softmax_bwd_params>() - 4usize];
+    [
+        "Offset of field: ss_softmax_bwd_params::rows",
+    ][::core::mem::offset_of!(ss_softmax_bwd_params, rows) - 0usize];
+    [
+        "Offset of field: ss_softmax_bwd_params::cols",
+    ][::core::mem::offset_of!(ss_softmax_bwd_params, cols) - 4usize];
+    [
+        "Offset of field: ss_softmax_bwd_params::gscale",
+    ][::core::mem::offset_of!(ss_softmax_bwd_params, gscale) - 8usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
@@ -350,10 +444,16 @@ pub struct ss_lstm_cell_params {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of ss_lstm_cell_params"][::core::mem::size_of::<ss_lstm_cell_params>() - 16usize];
-    ["Alignment of ss_lstm_cell_params"][::core::mem::align_of::<ss_lstm_cell_params>() - 8usize];
-    ["Offset of field: ss_lstm_cell_params::batch"]
-        [::core::mem::offset_of!(ss_lstm_cell_params, batch) - 0usize];
-    ["Offset of field: ss_lstm_cell_params::hidden"]
-        [::core::mem::offset_of!(ss_lstm_cell_params, hidden) - 8usize];
+    [
+        "Size of ss_lstm_cell_params",
+    ][::core::mem::size_of::<ss_lstm_cell_params>() - 16usize];
+    [
+        "Alignment of ss_lstm_cell_params",
+    ][::core::mem::align_of::<ss_lstm_cell_params>() - 8usize];
+    [
+        "Offset of field: ss_lstm_cell_params::batch",
+    ][::core::mem::offset_of!(ss_lstm_cell_params, batch) - 0usize];
+    [
+        "Offset of field: ss_lstm_cell_params::hidden",
+    ][::core::mem::offset_of!(ss_lstm_cell_params, hidden) - 8usize];
 };

@@ -12,6 +12,7 @@
     non_snake_case,
     clippy::all
 )]
+#[rustfmt::skip] // bindgen output (prettyplease), checked by tests/abi_is_current.rs
 pub mod abi;
 mod buffer;
 mod cpu_dispatch;
