@@ -45,5 +45,6 @@ typedef struct ss_philox_blocks_params {
 #include "abi_embedding.h"
 #include "abi_softmax.h"
 #include "abi_lstm.h"
+#include "abi_gemm.h"
 
 #endif /* SHOESTRING_ABI_H */

@@ -13,7 +13,8 @@
 //   fmaxf and IEEE `/`, __float_as_uint __uint_as_float __float_as_int
 //   __int_as_float, ss_isfinite ss_isnan ss_canonical_nan SS_CANONICAL_NAN_BITS,
 //   atomicOr/atomicAdd/atomicMax on unsigned int, ss_half_to_float,
-//   ss_float_to_half_rn, SS_GRID_STRIDE_LOOP(i, n), <stdint.h> fixed-width types.
+//   ss_float_to_half_rn, SS_GRID_STRIDE_LOOP(i, n), SS_UNROLL (before a for loop),
+//   <stdint.h> fixed-width types.
 // The bit-level helpers below (NaN, finiteness, f16 conversions) have one Rust twin
 // each in src/numerics.rs.
 // No float atomics anywhere (DESIGN.md, numerics contract rule 3).
@@ -38,6 +39,8 @@ typedef unsigned long long uint64_t;
 
 #define SS_DEVICE __device__ __forceinline__
 #define SS_WARP_SIZE 32
+// `#pragma unroll` on the next loop (a no-op in the simulator).
+#define SS_UNROLL _Pragma("unroll")
 // One extern array for every use, aligned for float4-style access; a kernel takes a
 // typed pointer into it.
 #define SS_DYNAMIC_SHARED(type, name)                                   \

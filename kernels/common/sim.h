@@ -61,6 +61,7 @@
 
 #define SS_DEVICE static inline
 #define SS_WARP_SIZE 32
+#define SS_UNROLL
 static constexpr int warpSize = 32;
 
 // ---------------------------------------------------------------------------------

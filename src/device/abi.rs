@@ -457,3 +457,44 @@ const _: () = {
         "Offset of field: ss_lstm_cell_params::hidden",
     ][::core::mem::offset_of!(ss_lstm_cell_params, hidden) - 8usize];
 };
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, PartialEq)]
+pub struct ss_gemm_params {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub trans_a: u32,
+    pub trans_b: u32,
+    pub has_bias: u32,
+    pub alpha: f32,
+    pub reserved: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of ss_gemm_params"][::core::mem::size_of::<ss_gemm_params>() - 32usize];
+    ["Alignment of ss_gemm_params"][::core::mem::align_of::<ss_gemm_params>() - 4usize];
+    [
+        "Offset of field: ss_gemm_params::m",
+    ][::core::mem::offset_of!(ss_gemm_params, m) - 0usize];
+    [
+        "Offset of field: ss_gemm_params::n",
+    ][::core::mem::offset_of!(ss_gemm_params, n) - 4usize];
+    [
+        "Offset of field: ss_gemm_params::k",
+    ][::core::mem::offset_of!(ss_gemm_params, k) - 8usize];
+    [
+        "Offset of field: ss_gemm_params::trans_a",
+    ][::core::mem::offset_of!(ss_gemm_params, trans_a) - 12usize];
+    [
+        "Offset of field: ss_gemm_params::trans_b",
+    ][::core::mem::offset_of!(ss_gemm_params, trans_b) - 16usize];
+    [
+        "Offset of field: ss_gemm_params::has_bias",
+    ][::core::mem::offset_of!(ss_gemm_params, has_bias) - 20usize];
+    [
+        "Offset of field: ss_gemm_params::alpha",
+    ][::core::mem::offset_of!(ss_gemm_params, alpha) - 24usize];
+    [
+        "Offset of field: ss_gemm_params::reserved",
+    ][::core::mem::offset_of!(ss_gemm_params, reserved) - 28usize];
+};

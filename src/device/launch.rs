@@ -182,6 +182,13 @@ impl<'a> Launch<'a> {
         Ok(self)
     }
 
+    /// A null pointer in a buffer's place, for an optional input the kernel
+    /// is told (by a parameter) not to read.
+    pub fn null_buffer(mut self) -> Self {
+        self.args.push(Arg::Pointer(0));
+        self
+    }
+
     /// A buffer the kernel writes.
     pub fn buffer_mut<T: Element>(mut self, buf: &'a mut DeviceBuffer<T>) -> Result<Self> {
         self.check_device(buf)?;

@@ -6,6 +6,7 @@ pub mod detmath;
 pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
+pub mod gemm;
 pub mod lstm;
 pub mod philox;
 pub mod reduce;

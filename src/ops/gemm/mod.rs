@@ -1,0 +1,247 @@
+//! Matrix multiply: `C = alpha * op(A) op(B) (+ bias)`, the one place mixed
+//! precision lives. Two tiers:
+//! - **exact** ([`gemm`]): bit-identical on Cpu, Sim and Cuda, for f32 or f16
+//!   operands and an f32 or f16 output. CPU twin in `cpu.rs`, kernel in
+//!   `kernels/gemm.cu`.
+//! - **fast** ([`fast::gemm_fast`]): tensor cores (`mma.sync`), Cuda only,
+//!   run-to-run deterministic on one GPU model, compared to the CPU within a
+//!   tolerance (DESIGN.md, "The fast tier").
+//!
+//! Layout: row-major and contiguous. `op(A)` is m x k (A stored m x k for
+//! [`Op::N`], k x m for [`Op::T`]); `op(B)` is k x n (B stored k x n for N,
+//! n x k for T); C is m x n; the bias, when given, has one f32 per column
+//! (length n). f16 values travel as their bits in `u16` buffers, as everywhere
+//! in the crate.
+//!
+//! # Numerics
+//! Every output, on every device (DESIGN.md rule 4; docs/numerics/gemm.md):
+//!
+//! ```text
+//! acc = +0.0;  for kk in 0..k (ascending): acc = fma(a[i,kk], b[kk,j], acc)
+//! y   = bias.map_or(alpha * acc, |bias| fma(alpha, acc, bias[j]))
+//! C[i,j] = round_to_nearest_even::<Out>(canonical_nan(y))
+//! ```
+//!
+//! Operands are converted to f32 exactly (f16 -> f32 is exact). No split-K:
+//! tiling (over m, n and k) is free as long as each output keeps that one fma
+//! chain. A stored value that is not finite (an f16 that overflowed on
+//! rounding included) ORs 1 into the caller's [`OverflowFlag`], which the
+//! caller reads once per step, not once per GEMM.
+
+pub mod cpu;
+pub mod cuda;
+
+use crate::device::abi::ss_gemm_params;
+use crate::device::{Device, DeviceBuffer, Element};
+use crate::error::{Error, Result};
+use crate::numerics;
+use crate::ops::elementwise::OverflowFlag;
+
+/// Whether an operand is used as stored (`N`) or transposed (`T`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    N,
+    T,
+}
+
+/// The shape of one GEMM: C is `m x n`, the reduction runs over `k`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gemm {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: Op,
+    pub b: Op,
+    /// Scales `op(A) op(B)`, never the bias.
+    pub alpha: f32,
+}
+
+impl Gemm {
+    /// `m x k` by `k x n`, both operands as stored, `alpha = 1`.
+    pub fn new(m: usize, n: usize, k: usize) -> Self {
+        Gemm {
+            m,
+            n,
+            k,
+            a: Op::N,
+            b: Op::N,
+            alpha: 1.0,
+        }
+    }
+
+    /// The same GEMM with operand ops `a` and `b`.
+    pub fn ops(self, a: Op, b: Op) -> Self {
+        Gemm { a, b, ..self }
+    }
+
+    /// The same GEMM with scale `alpha`.
+    pub fn alpha(self, alpha: f32) -> Self {
+        Gemm { alpha, ..self }
+    }
+
+    /// 2 m n k: the flop count benches divide by.
+    pub fn flops(&self) -> f64 {
+        2.0 * self.m as f64 * self.n as f64 * self.k as f64
+    }
+
+    /// The kernel parameters, after checking every dimension is below 2^31
+    /// (the kernels index tiles with 32-bit values and offsets with 64-bit).
+    pub fn params(&self, op: &'static str, has_bias: bool) -> Result<ss_gemm_params> {
+        const LIMIT: usize = 1 << 31;
+        for (name, v) in [("m", self.m), ("n", self.n), ("k", self.k)] {
+            if v >= LIMIT {
+                return Err(Error::invalid(
+                    op,
+                    format!("{name} = {v} is not below 2^31"),
+                ));
+            }
+        }
+        self.m
+            .checked_mul(self.k)
+            .and(self.k.checked_mul(self.n))
+            .and(self.m.checked_mul(self.n))
+            .ok_or_else(|| Error::invalid(op, format!("{self:?} does not fit in memory")))?;
+        Ok(ss_gemm_params {
+            m: self.m as u32,
+            n: self.n as u32,
+            k: self.k as u32,
+            trans_a: (self.a == Op::T) as u32,
+            trans_b: (self.b == Op::T) as u32,
+            has_bias: has_bias as u32,
+            alpha: self.alpha,
+            reserved: 0,
+        })
+    }
+}
+
+/// An operand element type: f32, or f16 as its bits in a `u16`.
+pub trait GemmIn: Element {
+    /// The kernel-name part: `f32` or `f16`.
+    const NAME: &'static str;
+    /// Exact conversion to f32.
+    fn to_f32(self) -> f32;
+}
+
+impl GemmIn for f32 {
+    const NAME: &'static str = "f32";
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl GemmIn for u16 {
+    const NAME: &'static str = "f16";
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        numerics::half_to_float(self)
+    }
+}
+
+/// An output element type: f32, or f16 as its bits in a `u16`.
+pub trait GemmOut: Element {
+    /// The kernel-name part: `f32` or `f16`.
+    const NAME: &'static str;
+    /// Round `y` (already canonical if NaN) to nearest even.
+    fn from_f32(y: f32) -> Self;
+    /// False for inf and NaN.
+    fn is_finite(self) -> bool;
+}
+
+impl GemmOut for f32 {
+    const NAME: &'static str = "f32";
+    #[inline(always)]
+    fn from_f32(y: f32) -> Self {
+        y
+    }
+    #[inline(always)]
+    fn is_finite(self) -> bool {
+        numerics::is_finite(self)
+    }
+}
+
+impl GemmOut for u16 {
+    const NAME: &'static str = "f16";
+    #[inline(always)]
+    fn from_f32(y: f32) -> Self {
+        numerics::float_to_half_rn(y)
+    }
+    #[inline(always)]
+    fn is_finite(self) -> bool {
+        self & 0x7c00 != 0x7c00
+    }
+}
+
+/// The exact tier's epilogue for one output: `alpha * acc`, or
+/// `fma(alpha, acc, bias)` with a bias; NaN made canonical, then rounded into
+/// the output type. Shared by the CPU twin and the tests' references.
+#[inline(always)]
+pub fn epilogue<O: GemmOut>(alpha: f32, acc: f32, bias: Option<f32>) -> O {
+    let y = match bias {
+        Some(b) => alpha.mul_add(acc, b),
+        None => alpha * acc,
+    };
+    O::from_f32(numerics::canonical_nan(y))
+}
+
+/// `"gemm_exact_<in>_<out>"`, the exact kernel for these element types.
+pub fn exact_kernel_name<I: GemmIn, O: GemmOut>() -> String {
+    format!("gemm_exact_{}_{}", I::NAME, O::NAME)
+}
+
+/// Checks lengths and devices of one call; returns the kernel parameters.
+pub(crate) fn check<I: Element, O: Element>(
+    op: &'static str,
+    device: &Device,
+    g: &Gemm,
+    a: &DeviceBuffer<I>,
+    b: &DeviceBuffer<I>,
+    bias: Option<&DeviceBuffer<f32>>,
+    c: &DeviceBuffer<O>,
+) -> Result<ss_gemm_params> {
+    let p = g.params(op, bias.is_some())?;
+    a.check(op, "a", device, g.m * g.k)?;
+    b.check(op, "b", device, g.k * g.n)?;
+    if let Some(bias) = bias {
+        bias.check(op, "bias", device, g.n)?;
+    }
+    c.check(op, "c", device, g.m * g.n)?;
+    Ok(p)
+}
+
+/// Exact tier: `c = alpha * op(a) op(b) (+ bias)` on `device`, bit-identical
+/// on every device (see the module's Numerics). A non-finite output ORs 1
+/// into `flag`; nothing is synchronised.
+pub fn gemm<I: GemmIn, O: GemmOut>(
+    device: &Device,
+    g: &Gemm,
+    a: &DeviceBuffer<I>,
+    b: &DeviceBuffer<I>,
+    bias: Option<&DeviceBuffer<f32>>,
+    c: &mut DeviceBuffer<O>,
+    flag: &mut OverflowFlag,
+) -> Result<()> {
+    const OP: &str = "gemm";
+    let flag = flag.buffer_mut();
+    let p = check(OP, device, g, a, b, bias, c)?;
+    flag.check(OP, "flag", device, 1)?;
+    if g.m == 0 || g.n == 0 {
+        return Ok(());
+    }
+    match device {
+        Device::Cpu => {
+            let bias = match bias {
+                Some(b) => Some(b.host(OP)?),
+                None => None,
+            };
+            let overflow = cpu::gemm(&p, a.host(OP)?, b.host(OP)?, bias, c.host_mut(OP)?);
+            if overflow {
+                flag.host_mut(OP)?[0] |= 1;
+            }
+            Ok(())
+        }
+        Device::Cuda(_) | Device::Sim(_) => {
+            cuda::gemm_exact::<I, O>(device, &p, a, b, bias, c, flag)
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Exact-tier GEMM: the CPU twin against a naive triple loop (bit for bit),
+//! against f64 (within a stated bound), the overflow flag, and every kernel
+//! device (Sim under two thread orders, the GPU when present) against the CPU
+//! twin, bit for bit, for odd shapes and every transpose combination.
+
+use shoestring::device::{test_devices, Device, DeviceBuffer};
+use shoestring::numerics::{canonical_nan, float_to_half_rn, half_to_float};
+use shoestring::ops::elementwise::OverflowFlag;
+use shoestring::ops::gemm::{self, Gemm, GemmIn, GemmOut, Op};
+use shoestring::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
+
+/// `n` floats uniform in `[-scale, scale)` from Philox stream `stream`.
+fn uniform(n: usize, stream: u32, scale: f32) -> Vec<f32> {
+    let key = PhiloxKey::from_seed(0x9e3_3000);
+    uniform_floats(key, PhiloxCounter::new(0, stream, 0), n, scale).unwrap()
+}
+
+const OPS: [(Op, Op); 4] = [
+    (Op::N, Op::N),
+    (Op::N, Op::T),
+    (Op::T, Op::N),
+    (Op::T, Op::T),
+];
+
+/// The contract written as plainly as possible: op(A)[i,kk] and op(B)[kk,j]
+/// read through the stored layout, one `mul_add` chain over k ascending from
+/// +0.0, then the epilogue and the rounding into the output type.
+fn naive<I: GemmIn, O: GemmOut>(
+    g: &Gemm,
+    a: &[I],
+    b: &[I],
+    bias: Option<&[f32]>,
+) -> (Vec<O>, bool) {
+    let (m, n, k) = (g.m, g.n, g.k);
+    let mut c = Vec::with_capacity(m * n);
+    let mut overflow = false;
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = 0.0f32;
+            for kk in 0..k {
+                let x = match g.a {
+                    Op::N => a[i * k + kk],
+                    Op::T => a[kk * m + i],
+                };
+                let y = match g.b {
+                    Op::N => b[kk * n + j],
+                    Op::T => b[j * k + kk],
+                };
+                acc = x.to_f32().mul_add(y.to_f32(), acc);
+            }
+            let y = match bias {
+                Some(bias) => g.alpha.mul_add(acc, bias[j]),
+                None => g.alpha * acc,
+            };
+            let v = O::from_f32(canonical_nan(y));
+            overflow |= !v.is_finite();
+            c.push(v);
+        }
+    }
+    (c, overflow)
+}
+
+fn to_f16(v: &[f32]) -> Vec<u16> {
+    v.iter().map(|&x| float_to_half_rn(x)).collect()
+}
+
+fn bits<O: GemmOut + Into<Bits>>(v: &[O]) -> Vec<u32> {
+    v.iter().map(|&x| x.into().0).collect()
+}
+
+/// The bit pattern of an output element, for comparisons.
+struct Bits(u32);
+impl From<f32> for Bits {
+    fn from(x: f32) -> Self {
+        Bits(x.to_bits())
+    }
+}
+impl From<u16> for Bits {
+    fn from(x: u16) -> Self {
+        Bits(u32::from(x))
+    }
+}
+
+/// Runs the exact tier on `dev`; returns C and the flag.
+fn run<I: GemmIn, O: GemmOut>(
+    dev: &Device,
+    g: &Gemm,
+    a: &[I],
+    b: &[I],
+    bias: Option<&[f32]>,
+) -> (Vec<O>, bool) {
+    let a = DeviceBuffer::copy_htod(dev, a).unwrap();
+    let b = DeviceBuffer::copy_htod(dev, b).unwrap();
+    let bias = bias.map(|v| DeviceBuffer::copy_htod(dev, v).unwrap());
+    let mut c = DeviceBuffer::<O>::zeros(dev, g.m * g.n).unwrap();
+    let mut flag = OverflowFlag::new(dev).unwrap();
+    gemm::gemm(dev, g, &a, &b, bias.as_ref(), &mut c, &mut flag).unwrap();
+    (c.copy_dtoh().unwrap(), flag.read().unwrap())
+}
+
+/// Operands for `g` in [-1, 1), from Philox stream `stream`, with a few signed
+/// zeros so that -0.0 results (which a zero-padded k tail would turn into
+/// +0.0) are exercised.
+fn operands(g: &Gemm, stream: u32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut a = uniform(g.m * g.k, stream, 1.0);
+    let mut b = uniform(g.k * g.n, stream + 1, 1.0);
+    for (t, x) in a.iter_mut().enumerate().step_by(7) {
+        *x = if t % 2 == 0 { -0.0 } else { 0.0 };
+    }
+    for x in b.iter_mut().step_by(11) {
+        *x = -0.0;
+    }
+    let bias = uniform(g.n, stream + 2, 4.0);
+    (a, b, bias)
+}
+
+const SHAPES: [(usize, usize, usize); 7] = [
+    (1, 1, 1),
+    (3, 5, 7),
+    (1, 1, 0),
+    (17, 1, 33),
+    (130, 129, 17),
+    (127, 129, 255),
+    (1000, 1, 1000),
+];
+
+#[test]
+fn cpu_twin_equals_the_naive_triple_loop_bitwise_for_odd_shapes_and_every_transpose() {
+    for (s, &(m, n, k)) in SHAPES.iter().enumerate() {
+        for (o, &(oa, ob)) in OPS.iter().enumerate() {
+            let g = Gemm::new(m, n, k)
+                .ops(oa, ob)
+                .alpha(if o % 2 == 0 { 1.0 } else { -0.75 });
+            let (a, b, bias) = operands(&g, 100 + 10 * s as u32);
+            for with_bias in [false, true] {
+                let bias = with_bias.then_some(bias.as_slice());
+                let (want, wf) = naive::<f32, f32>(&g, &a, &b, bias);
+                let (got, gf) = run::<f32, f32>(&Device::Cpu, &g, &a, &b, bias);
+                assert_eq!(bits(&got), bits(&want), "f32 {g:?} bias={with_bias}");
+                assert_eq!(gf, wf);
+                let (a16, b16) = (to_f16(&a), to_f16(&b));
+                let (want, _) = naive::<u16, u16>(&g, &a16, &b16, bias);
+                let (got, _) = run::<u16, u16>(&Device::Cpu, &g, &a16, &b16, bias);
+                assert_eq!(bits(&got), bits(&want), "f16->f16 {g:?} bias={with_bias}");
+                let (want, _) = naive::<u16, f32>(&g, &a16, &b16, bias);
+                let (got, _) = run::<u16, f32>(&Device::Cpu, &g, &a16, &b16, bias);
+                assert_eq!(bits(&got), bits(&want), "f16->f32 {g:?} bias={with_bias}");
+            }
+        }
+    }
+}
+
+#[test]
+fn cpu_twin_is_within_the_fma_chain_error_bound_of_f64() {
+    // Each fma rounds once: |err| <= k * u * sum |a_ik b_kj| (+ u |result| for
+    // the epilogue), u = 2^-24.
+    let g = Gemm::new(67, 45, 523).ops(Op::T, Op::N).alpha(0.5);
+    let (a, b, _) = operands(&g, 900);
+    let (got, _) = run::<f32, f32>(&Device::Cpu, &g, &a, &b, None);
+    let u = 1.0 / 16_777_216.0f64;
+    for i in 0..g.m {
+        for j in 0..g.n {
+            let (mut exact, mut mag) = (0.0f64, 0.0f64);
+            for kk in 0..g.k {
+                let p = f64::from(a[kk * g.m + i]) * f64::from(b[kk * g.n + j]);
+                exact += p;
+                mag += p.abs();
+            }
+            exact *= 0.5;
+            let bound = 0.5 * (g.k as f64 + 1.0) * u * mag + u * exact.abs();
+            let err = (f64::from(got[i * g.n + j]) - exact).abs();
+            assert!(err <= bound, "({i},{j}): err {err:e} > bound {bound:e}");
+        }
+    }
+}
+
+#[test]
+fn flag_is_set_by_exactly_one_f16_overflow_and_clear_without_one() {
+    // 4 x 3 by 3 x 2 with f16 output: one output is 3 * 150 * 150 = 67500 >
+    // 65504, the others stay small.
+    let g = Gemm::new(4, 2, 3);
+    let mut a = vec![0.5f32; 12];
+    a[6..9].copy_from_slice(&[150.0, 150.0, 150.0]);
+    let mut b = vec![0.25f32; 6];
+    b[0] = 150.0;
+    b[2] = 150.0;
+    b[4] = 150.0;
+    let (a16, b16) = (to_f16(&a), to_f16(&b));
+    for dev in [Device::Cpu].into_iter().chain(test_devices("gemm_flag")) {
+        let (c, flag) = run::<u16, u16>(&dev, &g, &a16, &b16, None);
+        let inf = c.iter().filter(|&&h| h & 0x7fff == 0x7c00).count();
+        assert_eq!(inf, 1, "{dev}: exactly one output overflows");
+        assert!(flag, "{dev}: flag set by the one overflow");
+        // The same GEMM into f32 does not overflow.
+        let (_, flag) = run::<u16, f32>(&dev, &g, &a16, &b16, None);
+        assert!(!flag, "{dev}: no overflow, flag clear");
+        // The largest finite f16 exactly is not an overflow.
+        let one = [float_to_half_rn(1.0)];
+        let big = [float_to_half_rn(65504.0)];
+        let (c, flag) = run::<u16, u16>(&dev, &Gemm::new(1, 1, 1), &one, &big, None);
+        assert_eq!(half_to_float(c[0]), 65504.0);
+        assert!(!flag, "{dev}: 65504 is finite");
+        // A NaN operand sets the flag and leaves the canonical NaN.
+        let (c, flag) = run::<f32, f32>(
+            &dev,
+            &Gemm::new(1, 1, 2),
+            &[f32::NAN, 1.0],
+            &[0.0, 1.0],
+            None,
+        );
+        assert!(flag, "{dev}: NaN input sets the flag");
+        assert_eq!(c[0].to_bits(), 0x7fc0_0000);
+    }
+}
+
+fn devices_equal_cpu<I: GemmIn, O: GemmOut + Into<Bits>>(
+    label: &str,
+    convert: fn(&[f32]) -> Vec<I>,
+) {
+    let devices = test_devices(label);
+    for (s, &(m, n, k)) in SHAPES.iter().enumerate() {
+        for &(oa, ob) in &OPS {
+            let g = Gemm::new(m, n, k).ops(oa, ob).alpha(1.5);
+            let (a, b, bias) = operands(&g, 300 + 10 * s as u32);
+            let (a, b) = (convert(&a), convert(&b));
+            for with_bias in [false, true] {
+                let bias = with_bias.then_some(bias.as_slice());
+                let (want, wf) = run::<I, O>(&Device::Cpu, &g, &a, &b, bias);
+                for dev in &devices {
+                    let (got, gf) = run::<I, O>(dev, &g, &a, &b, bias);
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want),
+                        "{label} on {dev}: {g:?} bias={with_bias}"
+                    );
+                    assert_eq!(gf, wf, "{label} on {dev}: flag");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn exact_gemm_f32_is_bitwise_equal_on_every_device() {
+    devices_equal_cpu::<f32, f32>("gemm_f32_f32", |v| v.to_vec());
+}
+
+#[test]
+fn exact_gemm_f16_to_f32_is_bitwise_equal_on_every_device() {
+    devices_equal_cpu::<u16, f32>("gemm_f16_f32", to_f16);
+}
+
+#[test]
+fn exact_gemm_f16_to_f16_is_bitwise_equal_on_every_device() {
+    devices_equal_cpu::<u16, u16>("gemm_f16_f16", to_f16);
+}
+
+#[test]
+fn exact_gemm_f32_to_f16_is_bitwise_equal_on_every_device() {
+    devices_equal_cpu::<f32, u16>("gemm_f32_f16", |v| v.to_vec());
+}
+
+#[test]
+fn mismatched_lengths_are_refused_with_the_buffer_name() {
+    let dev = Device::Cpu;
+    let g = Gemm::new(2, 3, 4);
+    let a = DeviceBuffer::<f32>::zeros(&dev, 8).unwrap();
+    let b = DeviceBuffer::<f32>::zeros(&dev, 11).unwrap();
+    let mut c = DeviceBuffer::<f32>::zeros(&dev, 6).unwrap();
+    let mut flag = OverflowFlag::new(&dev).unwrap();
+    let e = gemm::gemm(&dev, &g, &a, &b, None, &mut c, &mut flag).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "gemm: buffer `b` has 11 elements, expected 12"
+    );
+}
