@@ -73,8 +73,8 @@ SS_DEVICE void gemm_ld4(const float* s, float* v) {
 //   otherwise (A as m x k, B^T as n x k): thread t reads row x = t % 128, elements
 //     kk = (t / 128) * 8 .. +8, consecutive; a warp covers 32 rows, so the
 //     transposed shared stores hit 32 different banks.
-// Elements outside the matrix read as 0; those rows and columns are never
-// stored, and k beyond K is never used (the compute loop stops at K).
+// Elements outside the matrix read as 0: rows and columns beyond M and N are
+// never stored, and k beyond K adds fmaf(0, 0, acc) == acc (see the k loop).
 struct GemmTile {
     float v[8];
     uint32_t kk0, x0;
@@ -181,14 +181,11 @@ SS_UNROLL
             gemm_tile_load(&la, A, lda, k0 + GEMM_BK, K, m0, M, a_kmaj, tid);
             gemm_tile_load(&lb, B, ldb, k0 + GEMM_BK, K, n0, N, b_kmaj, tid);
         }
-        if (K - k0 >= GEMM_BK) {
-SS_UNROLL
-            for (uint32_t kk = 0; kk < GEMM_BK; kk++) gemm_k_step(As[cur], Bs[cur], kk, tx, ty, acc);
-        } else {
-            // The last, partial tile: stop at K, so the padding zeros never enter a
-            // chain (fmaf(0, 0, -0.0) is +0.0, which would change a -0.0 result).
-            for (uint32_t kk = 0; kk < K - k0; kk++) gemm_k_step(As[cur], Bs[cur], kk, tx, ty, acc);
-        }
+        // A partial last tile runs all GEMM_BK steps too: beyond K both operands
+        // are zero, and fmaf(0, 0, acc) == acc for every acc a chain can hold
+        // (it starts at +0.0 and +0.0 + -0.0 is +0.0, so acc is never -0.0).
+        SS_UNROLL
+        for (uint32_t kk = 0; kk < GEMM_BK; kk++) gemm_k_step(As[cur], Bs[cur], kk, tx, ty, acc);
         if (more) {
             gemm_tile_store(&la, As[cur ^ 1u]);
             gemm_tile_store(&lb, Bs[cur ^ 1u]);

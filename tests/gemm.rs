@@ -98,9 +98,8 @@ fn run<I: GemmIn, O: GemmOut>(
     (c.copy_dtoh().unwrap(), flag.read().unwrap())
 }
 
-/// Operands for `g` in [-1, 1), from Philox stream `stream`, with a few signed
-/// zeros so that -0.0 results (which a zero-padded k tail would turn into
-/// +0.0) are exercised.
+/// Operands for `g` in [-1, 1), from Philox stream `stream`, with signed zeros
+/// sprinkled in (so -0.0 products meet the +0.0 start of every chain).
 fn operands(g: &Gemm, stream: u32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let mut a = uniform(g.m * g.k, stream, 1.0);
     let mut b = uniform(g.k * g.n, stream + 1, 1.0);

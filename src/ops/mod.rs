@@ -30,4 +30,5 @@ pub const VERIFY: &[(&str, VerifyFn)] = &[
     ("embedding", embedding::verify),
     ("softmax", softmax::verify),
     ("lstm", lstm::verify),
+    ("gemm", gemm::verify),
 ];

@@ -17,7 +17,7 @@ const TILE: u32 = 128;
 const THREADS: u32 = 256;
 
 /// The exact kernel for these element types.
-fn exact_kernel<I: GemmIn, O: GemmOut>() -> Result<&'static str> {
+pub(crate) fn exact_kernel<I: GemmIn, O: GemmOut>() -> Result<&'static str> {
     Ok(match (I::NAME, O::NAME) {
         ("f32", "f32") => "gemm_exact_f32_f32",
         ("f32", "f16") => "gemm_exact_f32_f16",

@@ -146,6 +146,8 @@ pub trait GemmOut: Element {
     fn from_f32(y: f32) -> Self;
     /// False for inf and NaN.
     fn is_finite(self) -> bool;
+    /// The stored bit pattern, widened: what exact-tier comparisons compare.
+    fn bits(self) -> u32;
 }
 
 impl GemmOut for f32 {
@@ -158,6 +160,9 @@ impl GemmOut for f32 {
     fn is_finite(self) -> bool {
         numerics::is_finite(self)
     }
+    fn bits(self) -> u32 {
+        self.to_bits()
+    }
 }
 
 impl GemmOut for u16 {
@@ -169,6 +174,9 @@ impl GemmOut for u16 {
     #[inline(always)]
     fn is_finite(self) -> bool {
         self & 0x7c00 != 0x7c00
+    }
+    fn bits(self) -> u32 {
+        u32::from(self)
     }
 }
 
@@ -244,4 +252,87 @@ pub fn gemm<I: GemmIn, O: GemmOut>(
             cuda::gemm_exact::<I, O>(device, &p, a, b, bias, c, flag)
         }
     }
+}
+
+/// `shoestring verify`: the exact tier on `device` against the CPU twin, for
+/// every operand/output type pair and every transpose combination, on ragged
+/// shapes with k = 300 (a partial k tile), with and without a bias, and with
+/// signed zeros and one overflowing f16 output among the inputs. About
+/// `elements / 4` outputs per case, at most 2^16 (the cost grows with k).
+pub fn verify(device: &Device, elements: usize) -> Result<crate::verify::Outcome> {
+    use crate::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
+    let outputs = (elements / 4).clamp(16, 1 << 16);
+    let m = (outputs as f64).sqrt() as usize | 1;
+    let n = outputs / m + 3;
+    let k = 300;
+    let key = PhiloxKey::from_seed(0x6e33_0001);
+    let draw = |len: usize, stream: u32, scale: f32| {
+        uniform_floats(key, PhiloxCounter::new(0, stream, 0), len, scale)
+    };
+    let mut a = draw(m * k, 1, 1.0)?;
+    let b = draw(k * n, 2, 1.0)?;
+    let bias = draw(n, 3, 4.0)?;
+    for x in a.iter_mut().step_by(13) {
+        *x = -0.0;
+    }
+    // One large row of A: with f16 output some of its outputs overflow.
+    a[..k].iter_mut().for_each(|x| *x *= 60000.0);
+    let a16: Vec<u16> = a.iter().map(|&x| numerics::float_to_half_rn(x)).collect();
+    let b16: Vec<u16> = b.iter().map(|&x| numerics::float_to_half_rn(x)).collect();
+
+    let mut outcome: Option<crate::verify::Outcome> = None;
+    let mut add = |o: crate::verify::Outcome| {
+        outcome = Some(match outcome.take() {
+            None => o,
+            Some(acc) => acc.merge(o),
+        });
+    };
+    for (case, (oa, ob)) in [
+        (Op::N, Op::N),
+        (Op::N, Op::T),
+        (Op::T, Op::N),
+        (Op::T, Op::T),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let g = Gemm::new(m, n, k).ops(oa, ob).alpha(0.5);
+        let bias = (case % 2 == 1).then_some(bias.as_slice());
+        add(verify_case::<f32, f32>(device, &g, &a, &b, bias)?);
+        add(verify_case::<u16, f32>(device, &g, &a16, &b16, bias)?);
+        add(verify_case::<u16, u16>(device, &g, &a16, &b16, bias)?);
+        add(verify_case::<f32, u16>(device, &g, &a, &b, bias)?);
+    }
+    Ok(outcome.expect("sixteen cases compared"))
+}
+
+/// One exact GEMM on the CPU and on `device`: outputs and flags compared.
+fn verify_case<I: GemmIn, O: GemmOut>(
+    device: &Device,
+    g: &Gemm,
+    a: &[I],
+    b: &[I],
+    bias: Option<&[f32]>,
+) -> Result<crate::verify::Outcome> {
+    let run = |d: &Device| -> Result<(Vec<u32>, u32)> {
+        let a = DeviceBuffer::copy_htod(d, a)?;
+        let b = DeviceBuffer::copy_htod(d, b)?;
+        let bias = bias.map(|v| DeviceBuffer::copy_htod(d, v)).transpose()?;
+        let mut c = DeviceBuffer::<O>::zeros(d, g.m * g.n)?;
+        let mut flag = OverflowFlag::new(d)?;
+        gemm(d, g, &a, &b, bias.as_ref(), &mut c, &mut flag)?;
+        let bits = c.copy_dtoh()?.iter().map(|&x| O::bits(x)).collect();
+        Ok((bits, flag.bits()?))
+    };
+    let (want, want_flag) = run(&Device::Cpu)?;
+    let (got, got_flag) = run(device)?;
+    let kernel = cuda::exact_kernel::<I, O>()?;
+    let mut o = crate::verify::compare_bits("gemm", kernel, &want, &got);
+    if want_flag != got_flag {
+        o.mismatches += 1;
+        o.first_mismatch.get_or_insert_with(|| {
+            format!("{kernel} {g:?}: device flag {got_flag}, cpu flag {want_flag}")
+        });
+    }
+    Ok(o)
 }
