@@ -81,13 +81,21 @@ struct GemmTile {
     bool k_major;
 };
 
+// Which 8 elements of the tile thread `tid` brings in, for the whole kernel.
+SS_DEVICE GemmTile gemm_tile_init(bool k_major, uint32_t tid) {
+    GemmTile t;
+    t.k_major = k_major;
+    t.kk0 = k_major ? tid / 16u : (tid / 128u) * 8u;
+    t.x0 = k_major ? (tid % 16u) * 8u : tid % 128u;
+    SS_UNROLL
+    for (int q = 0; q < 8; q++) t.v[q] = 0.0f;
+    return t;
+}
+
 template <typename TI>
 SS_DEVICE void gemm_tile_load(GemmTile* t, const TI* __restrict__ src, uint64_t ld, uint32_t k0, uint32_t K,
-                              uint32_t xbase, uint32_t X, bool k_major, uint32_t tid) {
-    t->k_major = k_major;
-    if (k_major) {
-        t->kk0 = tid / 16u;
-        t->x0 = (tid % 16u) * 8u;
+                              uint32_t xbase, uint32_t X) {
+    if (t->k_major) {
         const uint32_t kk = k0 + t->kk0;
         SS_UNROLL
         for (int q = 0; q < 8; q++) {
@@ -95,8 +103,6 @@ SS_DEVICE void gemm_tile_load(GemmTile* t, const TI* __restrict__ src, uint64_t 
             t->v[q] = (kk < K && x < X) ? gemm_in(src[(uint64_t)kk * ld + x]) : 0.0f;
         }
     } else {
-        t->x0 = tid % 128u;
-        t->kk0 = (tid / 128u) * 8u;
         const uint32_t x = xbase + t->x0;
         SS_UNROLL
         for (int q = 0; q < 8; q++) {
@@ -165,10 +171,10 @@ SS_UNROLL
     }
 
     const uint32_t tiles = (K + GEMM_BK - 1u) / GEMM_BK;
-    GemmTile la, lb;
+    GemmTile la = gemm_tile_init(a_kmaj, tid), lb = gemm_tile_init(b_kmaj, tid);
     if (tiles > 0u) {
-        gemm_tile_load(&la, A, lda, 0u, K, m0, M, a_kmaj, tid);
-        gemm_tile_load(&lb, B, ldb, 0u, K, n0, N, b_kmaj, tid);
+        gemm_tile_load(&la, A, lda, 0u, K, m0, M);
+        gemm_tile_load(&lb, B, ldb, 0u, K, n0, N);
         gemm_tile_store(&la, As[0]);
         gemm_tile_store(&lb, Bs[0]);
     }
@@ -178,8 +184,8 @@ SS_UNROLL
         const uint32_t k0 = t * GEMM_BK;
         const bool more = t + 1u < tiles;
         if (more) {
-            gemm_tile_load(&la, A, lda, k0 + GEMM_BK, K, m0, M, a_kmaj, tid);
-            gemm_tile_load(&lb, B, ldb, k0 + GEMM_BK, K, n0, N, b_kmaj, tid);
+            gemm_tile_load(&la, A, lda, k0 + GEMM_BK, K, m0, M);
+            gemm_tile_load(&lb, B, ldb, k0 + GEMM_BK, K, n0, N);
         }
         // A partial last tile runs all GEMM_BK steps too: beyond K both operands
         // are zero, and fmaf(0, 0, acc) == acc for every acc a chain can hold
