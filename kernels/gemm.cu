@@ -66,6 +66,18 @@ SS_DEVICE void gemm_ld4(const float* s, float* v) {
 #endif
 }
 
+// Four consecutive floats to 16-byte aligned shared memory (STS.128 on the GPU).
+SS_DEVICE void gemm_st4(float* s, const float* v) {
+#if defined(__CUDACC__)
+    *reinterpret_cast<float4*>(s) = make_float4(v[0], v[1], v[2], v[3]);
+#else
+    s[0] = v[0];
+    s[1] = v[1];
+    s[2] = v[2];
+    s[3] = v[3];
+#endif
+}
+
 // One 16 x 128 operand tile, brought in 8 elements per thread and stored to
 // shared memory as tile[kk][x] (kk the k offset, x the m or n offset).
 //   k_major: the operand is stored with k as its row (A^T as k x m, B as k x n):
@@ -114,8 +126,9 @@ SS_DEVICE void gemm_tile_load(GemmTile* t, const TI* __restrict__ src, uint64_t 
 
 SS_DEVICE void gemm_tile_store(const GemmTile* t, float (*tile)[GEMM_BM]) {
     if (t->k_major) {
-        SS_UNROLL
-        for (int q = 0; q < 8; q++) tile[t->kk0][t->x0 + (uint32_t)q] = t->v[q];
+        // x0 is a multiple of 8: two aligned float4 stores.
+        gemm_st4(&tile[t->kk0][t->x0], t->v);
+        gemm_st4(&tile[t->kk0][t->x0 + 4u], t->v + 4);
     } else {
         SS_UNROLL
         for (int q = 0; q < 8; q++) tile[t->kk0 + (uint32_t)q][t->x0] = t->v[q];
