@@ -15,8 +15,10 @@
 //! - exact: `gemm::gemm`, f16 in, f32 out (CUDA cores, fma chain), GFLOP/s and
 //!   its fraction of the f32 FMA peak = SMs x 128 lanes x 2 flop x clock, read
 //!   from the device's attributes;
-//! - fast: `gemm_fast`, f16 out, with the flag; fast-nf: the same kernel without
-//!   the check; wide: the 128 x 256-tile variant (f16 out, flag);
+//! - fast: `gemm_fast` (128 x 128 tiles, 4 warps of 64 x 64), f16 out, with the
+//!   flag; fast-nf: the same kernel without the check; wide: 128 x 256 tiles, 8
+//!   warps of 64 x 64; narrow: 128 x 128 tiles, 8 warps of 64 x 32 (both f16
+//!   out, flag; candidates for the product's shape);
 //! - cuBLAS: `cublasGemmEx`, f16 in, f32 compute, f16 out (CUBLAS_COMPUTE_32F);
 //! - fast/cuB and nf/fast: the ratios the fast tier's targets are stated in
 //!   (>= 0.70 of cuBLAS at 4096^3; the flag costs < 2%).
@@ -168,6 +170,7 @@ struct Row {
     fast: Option<f64>,
     noflag: Option<f64>,
     wide: Option<f64>,
+    narrow: Option<f64>,
     cublas: Option<f64>,
 }
 
@@ -221,6 +224,7 @@ fn measure(
     row.fast = Some(fast(FastKernel::Tiled)?);
     row.noflag = Some(fast(FastKernel::NoFlag)?);
     row.wide = Some(fast(FastKernel::Wide)?);
+    row.narrow = Some(fast(FastKernel::Narrow)?);
     if flag.read()? {
         return Err(format!(
             "{}: the overflow flag was raised on [-1, 1) data",
@@ -333,12 +337,21 @@ fn run(dev: &Device) -> Res<()> {
     println!();
     println!("GFLOP/s (median of {REPS} batches of ~{BATCH_MS} ms; f16 operands)");
     println!(
-        "| {:<16} | {:>8} | {:>6} | {:>8} | {:>8} | {:>8} | {:>8} | {:>7} | {:>7} |",
-        "shape", "exact", "%f32pk", "fast", "fast-nf", "wide", "cuBLAS", "fast/cuB", "nf/fast"
+        "| {:<16} | {:>7} | {:>6} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} | {:>8} | {:>7} |",
+        "shape",
+        "exact",
+        "%f32pk",
+        "fast",
+        "fast-nf",
+        "wide",
+        "narrow",
+        "cuBLAS",
+        "fast/cuB",
+        "nf/fast"
     );
     println!(
-        "|{:-<18}|{:->10}|{:->8}|{:->10}|{:->10}|{:->10}|{:->10}|{:->10}|{:->9}|",
-        "", "", "", "", "", "", "", "", ""
+        "|{:-<18}|{:->9}|{:->8}|{:->9}|{:->9}|{:->9}|{:->9}|{:->9}|{:->10}|{:->9}|",
+        "", "", "", "", "", "", "", "", "", ""
     );
     for r in &rows {
         let pct = match (r.exact, peak) {
@@ -346,13 +359,14 @@ fn run(dev: &Device) -> Res<()> {
             _ => "-".into(),
         };
         println!(
-            "| {:<16} | {:>8} | {:>6} | {:>8} | {:>8} | {:>8} | {:>8} | {:>8} | {:>7} |",
+            "| {:<16} | {:>7} | {:>6} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} | {:>8} | {:>7} |",
             r.label,
             fmt(r.exact),
             pct,
             fmt(r.fast),
             fmt(r.noflag),
             fmt(r.wide),
+            fmt(r.narrow),
             fmt(r.cublas),
             ratio(r.fast, r.cublas),
             ratio(r.noflag, r.fast),

@@ -14,10 +14,19 @@
 // tiles of 32 in increasing order, each tile as two k16 mma steps in increasing
 // order, every output is owned by one thread for the whole k loop (no split-K, no
 // atomics on data), and the tile -> block -> warp -> lane mapping is a function of
-// (m, n, k) only. So the bits are the same run to run on one GPU model; tests
-// compare with the exact tier within |err| <= k * 2^-23 * sum|a b| (plus the
-// output rounding). Ragged shapes are zero-padded: padding products are 0 * 0 and
-// rows/columns outside C are never stored.
+// (m, n, k) only. So the bits are the same run to run on one GPU model;
+// tests/gemm_fast.rs holds them within |alpha| (k + 4) 2^-21 sum|a b| + 2^-22 |y|
+// (+ one f16 ulp for f16 output) of the exact tier. Ragged shapes are zero-padded:
+// padding products are 0 * 0 and rows/columns outside C are never stored.
+//
+// Design (sm_80 mma.sync; Hopper runs it as well, without wgmma): a block owns a
+// BM x BN tile of C and walks k in BK = 32 tiles through a STAGES-deep cp.async
+// ring in shared memory (16-byte copies, zero-fill at the edges; a predicated
+// 2-byte path when an operand's contiguous dimension is not a multiple of 8).
+// Each warp owns a WM x WN sub-tile as MT x NT m16n8 accumulator fragments, fed by
+// ldmatrix.x4 (.trans where the operand's stored layout is k-major) from padded
+// shared rows. The epilogue stages each warp's accumulators through shared memory
+// so the global stores are row-contiguous.
 //
 // Dimension letters: M, N, K as in abi_gemm.h; BM x BN the block tile, BK = 32 the
 // k tile, WM x WN the warp tile; MT = WM/16 x NT = WN/8 mma tiles per warp.
@@ -31,7 +40,6 @@
 #include "common/abi.h"
 
 #define TC_BK 32
-#define TC_THREADS 256
 // Halves of padding after every shared-memory row. Rows are then 80 bytes (32
 // halves + 8), 272 (128 + 8) or 528 (256 + 8) bytes: 5, 17 or 33 16-byte units,
 // all odd, so the 8 row addresses of one ldmatrix phase (8 consecutive rows, same
@@ -64,9 +72,8 @@ SS_DEVICE void tc_cp_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
-SS_DEVICE void tc_st_shared_v4(uint32_t dst, uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
-    asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(a), "r"(b), "r"(c), "r"(d)
-                 : "memory");
+SS_DEVICE void tc_st_shared_u16(uint32_t dst, unsigned short v) {
+    asm volatile("st.shared.u16 [%0], %1;\n" ::"r"(dst), "h"(v) : "memory");
 }
 
 // Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i, and
@@ -108,38 +115,40 @@ SS_DEVICE void tc_mma(float* d, const uint32_t* a, const uint32_t* b) {
 
 // ROWS x COLS halves of a row-major matrix src (R rows, C columns, leading
 // dimension ld), starting at (r0, c0), into shared rows of COLS + TC_PAD halves at
-// `dst`. Each thread moves 16-byte chunks: chunk q = tid + i * 256 is row
+// `dst`, by THREADS threads, in 16-byte chunks: chunk q = tid + i * THREADS is row
 // q / (COLS/8), columns (q % (COLS/8)) * 8 .. +8, so a warp reads whole runs of
 // the contiguous dimension. Elements outside the matrix become 0.
-//   vec: src is 16-byte aligned and ld % 8 == 0 (so C % 8 == 0 for these
-//     operands and a chunk is all inside or all outside): cp.async, zero-fill.
-//   otherwise: 8 predicated 2-byte loads and one 16-byte shared store, synchronous.
-template <int ROWS, int COLS>
+//   vec: src is 16-byte aligned and ld % 8 == 0 (ld is C for every operand, so a
+//     chunk is all inside or all outside): one cp.async per chunk, zero-filled.
+//   otherwise: 8 predicated 2-byte loads and shared stores per chunk, synchronous
+//     (a rolled loop: this path only serves shapes cp.async cannot).
+template <int THREADS, int ROWS, int COLS>
 SS_DEVICE void tc_load_tile(uint32_t dst, const unsigned short* __restrict__ src, uint32_t R, uint32_t C,
                             uint64_t ld, uint32_t r0, uint32_t c0, bool vec, uint32_t tid) {
     constexpr int CPR = COLS / 8;  // chunks per row
     constexpr int CHUNKS = ROWS * CPR;
-    static_assert(CHUNKS % TC_THREADS == 0, "tile chunks must divide among the threads");
+    static_assert(CHUNKS % THREADS == 0, "tile chunks must divide among the threads");
+    if (vec) {
 SS_UNROLL
-    for (int i = 0; i < CHUNKS / TC_THREADS; i++) {
-        const uint32_t q = tid + (uint32_t)i * TC_THREADS;
-        const uint32_t row = q / CPR, col = (q % CPR) * 8u;
-        const uint32_t gr = r0 + row, gc = c0 + col;
-        const uint32_t d = dst + (row * (uint32_t)(COLS + TC_PAD) + col) * 2u;
-        if (vec) {
+        for (int i = 0; i < CHUNKS / THREADS; i++) {
+            const uint32_t q = tid + (uint32_t)i * THREADS;
+            const uint32_t row = q / CPR, col = (q % CPR) * 8u;
+            const uint32_t gr = r0 + row, gc = c0 + col;
             const bool ok = gr < R && gc < C;
             const unsigned short* s = ok ? src + (uint64_t)gr * ld + gc : src;
-            tc_cp_async16(d, s, ok ? 16u : 0u);
-        } else {
-            uint32_t w[4];
-SS_UNROLL
-            for (int h = 0; h < 4; h++) {
-                const uint32_t c_lo = gc + 2u * (uint32_t)h, c_hi = c_lo + 1u;
-                const uint32_t lo = (gr < R && c_lo < C) ? (uint32_t)src[(uint64_t)gr * ld + c_lo] : 0u;
-                const uint32_t hi = (gr < R && c_hi < C) ? (uint32_t)src[(uint64_t)gr * ld + c_hi] : 0u;
-                w[h] = lo | (hi << 16);
+            tc_cp_async16(dst + (row * (uint32_t)(COLS + TC_PAD) + col) * 2u, s, ok ? 16u : 0u);
+        }
+    } else {
+#pragma unroll 1
+        for (int i = 0; i < CHUNKS / THREADS; i++) {
+            const uint32_t q = tid + (uint32_t)i * THREADS;
+            const uint32_t row = q / CPR, col = (q % CPR) * 8u;
+            const uint32_t gr = r0 + row, gc = c0 + col;
+#pragma unroll 1
+            for (uint32_t e = 0; e < 8u; e++) {
+                const unsigned short v = (gr < R && gc + e < C) ? src[(uint64_t)gr * ld + gc + e] : (unsigned short)0;
+                tc_st_shared_u16(dst + (row * (uint32_t)(COLS + TC_PAD) + col + e) * 2u, v);
             }
-            tc_st_shared_v4(d, w[0], w[1], w[2], w[3]);
         }
     }
 }
@@ -184,7 +193,7 @@ struct TcShape {
     static constexpr int BM = BM_, BN = BN_, WM = WM_, WN = WN_, STAGES = STAGES_;
     static constexpr int MT = WM / 16, NT = WN / 8;
     static constexpr int WARPS_N = BN / WN;
-    static_assert((BM / WM) * (BN / WN) * 32 == TC_THREADS, "the warp tiles must cover the block tile");
+    static constexpr int THREADS = (BM / WM) * (BN / WN) * 32;
     static_assert(WM % 16 == 0 && WN % 16 == 0, "warp tile must be whole 16x16 ldmatrix tiles");
     static_assert(STAGES >= 2, "the pipeline needs at least two stages");
     // Halves per stage for each operand: the larger of its two layouts.
@@ -232,10 +241,11 @@ SS_DEVICE void tc_gemm_body(const ss_gemm_params& p, const unsigned short* __res
         const uint32_t sa = s_base + st * (uint32_t)S::STAGE_BYTES;
         const uint32_t sb = sa + (uint32_t)S::A_HALVES * 2u;
         const uint32_t k0 = kt * TC_BK;
-        if (TA) tc_load_tile<TC_BK, BM>(sa, A, K, M, lda, k0, m0, vec_a, tid);
-        else tc_load_tile<BM, TC_BK>(sa, A, M, K, lda, m0, k0, vec_a, tid);
-        if (TB) tc_load_tile<BN, TC_BK>(sb, B, N, K, ldb, n0, k0, vec_b, tid);
-        else tc_load_tile<TC_BK, BN>(sb, B, K, N, ldb, k0, n0, vec_b, tid);
+        constexpr int T = S::THREADS;
+        if (TA) tc_load_tile<T, TC_BK, BM>(sa, A, K, M, lda, k0, m0, vec_a, tid);
+        else tc_load_tile<T, BM, TC_BK>(sa, A, M, K, lda, m0, k0, vec_a, tid);
+        if (TB) tc_load_tile<T, BN, TC_BK>(sb, B, N, K, ldb, n0, k0, vec_b, tid);
+        else tc_load_tile<T, TC_BK, BN>(sb, B, K, N, ldb, k0, n0, vec_b, tid);
     };
 
     // Per-lane ldmatrix offsets (bytes) for mma tile (0, 0) at k step 0; the other
@@ -266,9 +276,9 @@ SS_UNROLL
 
     // Pipeline: STAGES-1 k tiles in flight ahead of the one being multiplied. One
     // commit group per tile (empty groups past the end keep the count uniform).
-SS_UNROLL
-    for (int s = 0; s < STAGES - 1; s++) {
-        if ((uint32_t)s < tiles_k) load_stage((uint32_t)s, (uint32_t)s);
+#pragma unroll 1
+    for (uint32_t s = 0; s < (uint32_t)(STAGES - 1); s++) {
+        if (s < tiles_k) load_stage(s, s);
         tc_cp_async_commit();
     }
     uint32_t st_read = 0, st_write = STAGES - 1;
@@ -313,36 +323,61 @@ SS_UNROLL
         st_write = st_write + 1u == (uint32_t)STAGES ? 0u : st_write + 1u;
     }
     tc_cp_async_wait<0>();
+    // Every warp is done reading the pipeline's shared memory: the epilogue reuses it.
+    __syncthreads();
 
-    // Epilogue: lane (g, t) of warp (wm, wn) holds rows g and g+8 and columns 2t,
-    // 2t+1 of each 16 x 8 mma tile. Pairs of adjacent columns are stored together
-    // when N is even (then every pair starts at an even element: 4- or 8-byte aligned).
+    // Epilogue, through shared memory, 32 rows of the warp tile (two m16 tiles) per
+    // pass. Lane (g, t) holds rows g and g+8 and columns 2t, 2t+1 of each 16 x 8 mma
+    // tile; it writes them to the warp's staging rows (EP_LD floats apart: 8-word
+    // offsets between the 8 rows of a half-warp, no bank conflicts), then the warp
+    // reads whole rows back, each lane a fixed pair of columns (pc, pc+1), and
+    // stores them coalesced: one row of WN outputs per WN/2 lanes. Pairs are stored
+    // as one 4- or 8-byte access when N is even and C is aligned to a pair (every
+    // pair then starts at an even element), else one element at a time.
+    constexpr int EP_MT = 2, EP_ROWS = 16 * EP_MT, EP_LD = WN + 8;
+    constexpr int PAIRS = WN / 2, RPI = 32 / PAIRS;  // column pairs per row, rows per step
+    static_assert(MT % EP_MT == 0 && 32 % PAIRS == 0, "epilogue passes must tile the warp tile");
+    static_assert((S::THREADS / 32) * EP_ROWS * EP_LD * 4 <= S::SMEM_BYTES, "staging must fit in smem");
+    float* stage = reinterpret_cast<float*>(smem) + warp * (uint32_t)(EP_ROWS * EP_LD);
     const uint32_t g = lane / 4u, t4 = lane % 4u;
-    const bool pairs = (N % 2u) == 0u;
+    const uint32_t pr = lane / (uint32_t)PAIRS, pc = (lane % (uint32_t)PAIRS) * 2u;
+    const uint32_t j = n0 + wn * WN + pc;
+    const bool in_n = j < N, two = j + 1u < N;
+    const bool pairs = (N % 2u) == 0u && ((uint64_t)C % (2u * sizeof(TO))) == 0u;
     const bool has_bias = p.has_bias != 0u;
     const float alpha = p.alpha;
+    const float b0 = (has_bias && in_n) ? bias[j] : 0.0f;
+    const float b1 = (has_bias && two) ? bias[j + 1u] : 0.0f;
     bool nonfinite = false;
 SS_UNROLL
-    for (int mt = 0; mt < MT; mt++) {
+    for (int pass = 0; pass < MT / EP_MT; pass++) {
 SS_UNROLL
-        for (int h = 0; h < 2; h++) {
-            const uint32_t i = m0 + wm * WM + (uint32_t)(mt * 16 + h * 8) + g;
-            if (i >= M) continue;
+        for (int mm = 0; mm < EP_MT; mm++) {
 SS_UNROLL
             for (int nt = 0; nt < NT; nt++) {
-                const uint32_t j = n0 + wn * WN + (uint32_t)(nt * 8) + t4 * 2u;
-                if (j >= N) continue;
-                const bool two = j + 1u < N;
-                const float b0 = has_bias ? bias[j] : 0.0f;
-                const float b1 = (has_bias && two) ? bias[j + 1u] : 0.0f;
-                const float y0 = ss_canonical_nan(has_bias ? fmaf(alpha, acc[mt][nt][2 * h], b0)
-                                                           : alpha * acc[mt][nt][2 * h]);
-                const float y1 = ss_canonical_nan(has_bias ? fmaf(alpha, acc[mt][nt][2 * h + 1], b1)
-                                                           : alpha * acc[mt][nt][2 * h + 1]);
-                TO* c = C + (uint64_t)i * N + j;
-                nonfinite |= tc_store(c, y0, y1, two, pairs, FLAG);
+SS_UNROLL
+                for (int h = 0; h < 2; h++) {
+                    float2 v;
+                    v.x = acc[pass * EP_MT + mm][nt][2 * h];
+                    v.y = acc[pass * EP_MT + mm][nt][2 * h + 1];
+                    *reinterpret_cast<float2*>(&stage[(uint32_t)(mm * 16 + h * 8) * EP_LD + g * EP_LD +
+                                                      (uint32_t)(nt * 8) + t4 * 2u]) = v;
+                }
             }
         }
+        __syncwarp();
+        if (in_n) {
+#pragma unroll 4
+            for (uint32_t r = pr; r < (uint32_t)EP_ROWS; r += (uint32_t)RPI) {
+                const uint32_t i = m0 + wm * WM + (uint32_t)(pass * EP_ROWS) + r;
+                if (i >= M) break;
+                const float2 a2 = *reinterpret_cast<const float2*>(&stage[r * EP_LD + pc]);
+                const float y0 = ss_canonical_nan(has_bias ? fmaf(alpha, a2.x, b0) : alpha * a2.x);
+                const float y1 = ss_canonical_nan(has_bias ? fmaf(alpha, a2.y, b1) : alpha * a2.y);
+                nonfinite |= tc_store(C + (uint64_t)i * N + j, y0, y1, two, pairs, FLAG);
+            }
+        }
+        __syncwarp();
     }
     if (FLAG && nonfinite) atomicOr(flag, 1u);
 }
@@ -351,30 +386,42 @@ SS_UNROLL
 // Kernels
 // ---------------------------------------------------------------------------------
 
-// The production shape: 128 x 128 block tile, BK 32, 8 warps as 2 (m) x 4 (n), warp
-// tile 64 x 32 (4 x 4 mma tiles, 64 f32 accumulators per thread), 4 stages.
-// Shared memory: per stage A 128 x 40 halves (or 32 x 136) + B the same = 20480
-// bytes, x4 = 81920 bytes dynamic (opt-in above 48 KiB), so two blocks fit an SM on
-// sm_80 (164 KiB) and sm_90 (228 KiB); __launch_bounds__(256, 2) caps registers at 128.
-typedef TcShape<128, 128, 64, 32, 4> TcSquare;
-// Bench-only comparison shape: 128 x 256 block tile, warp tile 64 x 64 (4 x 8 mma
-// tiles, 128 accumulators per thread), 3 stages of 30720 bytes = 92160 bytes, one
-// block per SM.
-typedef TcShape<128, 256, 64, 64, 3> TcWide;
+// TcMain, the product: 128 x 128 block tile, BK 32, 4 warps as 2 (m) x 2 (n), warp
+// tile 64 x 64 (4 x 8 mma tiles: 128 f32 accumulators per thread), 4 stages.
+// Shared memory per stage: A 128 x 40 halves (or 32 x 136) + B the same = 20480
+// bytes; x4 = 81920 bytes dynamic (needs the > 48 KiB opt-in). Two blocks per SM on
+// sm_80 (2 x 81 KiB of 164) and sm_90 (of 228): __launch_bounds__(128, 2) leaves
+// up to 255 registers. Per warp per k16 step: 4 + 4 ldmatrix.x4 (4 KiB of shared
+// reads) for 32 mma.
+#define TC_MAIN_THREADS 128
+typedef TcShape<128, 128, 64, 64, 4> TcMain;
+// TcWide (bench only): 128 x 256 block tile, 8 warps as 2 x 4 of 64 x 64, 4 stages
+// of 30720 bytes = 122880 bytes, one block per SM; half the B-tile refills per mma
+// of TcMain.
+#define TC_WIDE_THREADS 256
+typedef TcShape<128, 256, 64, 64, 4> TcWide;
+// TcNarrow (bench only): 128 x 128 block tile, 8 warps as 2 x 4 of 64 x 32 (64
+// accumulators per thread), 4 stages, 81920 bytes, two blocks per SM with at most
+// 128 registers: more warps, more shared-memory reads per mma (6 ldmatrix.x4 per 16).
+#define TC_NARROW_THREADS 256
+typedef TcShape<128, 128, 64, 32, 4> TcNarrow;
+static_assert(TcMain::THREADS == TC_MAIN_THREADS && TcWide::THREADS == TC_WIDE_THREADS &&
+                  TcNarrow::THREADS == TC_NARROW_THREADS,
+              "block sizes must match the launch bounds");
 
 // gemm_tc_<ab>_f16_<out>[_noflag]: C = alpha * op(A) op(B) (+ bias), see the file
-// header. <ab> names trans_a, trans_b (n: as stored, t: transposed); the kernel
-// checks nothing about them, the launcher picks the kernel from the params.
-// Launch: grid (ceil(M/BM) * ceil(N/BN), 1, 1), block (256, 1, 1), dynamic shared
-//   memory S::SMEM_BYTES (81920 for TcSquare, 92160 for TcWide); needs sm_80+.
-//   Block b computes the tile given by the grouped order in tc_gemm_body; warp w
-//   the 64 x WN sub-tile (w / (BN/WN), w % (BN/WN)); lane (g, t) the fragment
-//   elements listed at tc_mma.
+// header. <ab> names trans_a, trans_b (n: as stored, t: transposed); the launcher
+// picks the kernel from the params, the kernel does not look at them.
+// Launch: grid (ceil(M/BM) * ceil(N/BN), 1, 1), block (S::THREADS, 1, 1), dynamic
+//   shared memory S::SMEM_BYTES (TcMain 128 threads and 81920 bytes, TcWide 256 and
+//   122880, TcNarrow 256 and 81920); sm_80 or newer. Block b computes the tile of
+//   the grouped order in tc_gemm_body; warp w the WM x WN sub-tile (w / (BN/WN),
+//   w % (BN/WN)); lane (g, t) the fragment elements listed at tc_mma.
 // Memory traffic: each block reads BM * K elements of A and BN * K of B (A is read
 //   ceil(N/BN) times and B ceil(M/BM) times in all, mostly from L2 thanks to the
-//   grouped order), the bias once per block (BN floats), and writes its BM x BN
-//   outputs once: 2 (f16) or 4 (f32) bytes each, in 4- or 8-byte pairs.
-// Inner loop per warp per k16 step: MT + NT/2 ldmatrix.x4, MT * NT mma.sync.
+//   grouped order), the bias once per output column it owns, and writes its BM x BN
+//   outputs once: 2 (f16) or 4 (f32) bytes each, in 4- or 8-byte pairs. Minimum
+//   DRAM traffic for square n: 3 n^2 x 2 bytes (f16 out), against 2 n^3 flop.
 // Order: k tiles ascending, two k16 mma steps each; fixed tile -> thread mapping;
 //   no split-K, no atomics on data (the flag is an integer OR). Not bitwise equal
 //   to the CPU: see the file header.
@@ -388,72 +435,72 @@ SS_DEVICE void tc_gemm(const ss_gemm_params& p, const unsigned short* __restrict
 }
 
 // Kernel args: (params, a, b, bias (null unless has_bias), c, flag). Written out.
-extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)
+extern "C" __global__ void __launch_bounds__(TC_MAIN_THREADS, 2)
     gemm_tc_nn_f16_f32(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
                        float* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcSquare, false, false, true, float>(p, a, b, bias, c, flag);
+    tc_gemm<TcMain, false, false, true, float>(p, a, b, bias, c, flag);
 }
-extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)
+extern "C" __global__ void __launch_bounds__(TC_MAIN_THREADS, 2)
     gemm_tc_nt_f16_f32(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
                        float* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcSquare, false, true, true, float>(p, a, b, bias, c, flag);
+    tc_gemm<TcMain, false, true, true, float>(p, a, b, bias, c, flag);
 }
-extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)
+extern "C" __global__ void __launch_bounds__(TC_MAIN_THREADS, 2)
     gemm_tc_tn_f16_f32(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
                        float* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcSquare, true, false, true, float>(p, a, b, bias, c, flag);
+    tc_gemm<TcMain, true, false, true, float>(p, a, b, bias, c, flag);
 }
-extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)
+extern "C" __global__ void __launch_bounds__(TC_MAIN_THREADS, 2)
     gemm_tc_tt_f16_f32(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
                        float* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcSquare, true, true, true, float>(p, a, b, bias, c, flag);
+    tc_gemm<TcMain, true, true, true, float>(p, a, b, bias, c, flag);
 }
-extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)
+extern "C" __global__ void __launch_bounds__(TC_MAIN_THREADS, 2)
     gemm_tc_nn_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
                        unsigned short* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcSquare, false, false, true, unsigned short>(p, a, b, bias, c, flag);
+    tc_gemm<TcMain, false, false, true, unsigned short>(p, a, b, bias, c, flag);
 }
-extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)
+extern "C" __global__ void __launch_bounds__(TC_MAIN_THREADS, 2)
     gemm_tc_nt_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
                        unsigned short* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcSquare, false, true, true, unsigned short>(p, a, b, bias, c, flag);
+    tc_gemm<TcMain, false, true, true, unsigned short>(p, a, b, bias, c, flag);
 }
-extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)
+extern "C" __global__ void __launch_bounds__(TC_MAIN_THREADS, 2)
     gemm_tc_tn_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
                        unsigned short* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcSquare, true, false, true, unsigned short>(p, a, b, bias, c, flag);
+    tc_gemm<TcMain, true, false, true, unsigned short>(p, a, b, bias, c, flag);
 }
-extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)
+extern "C" __global__ void __launch_bounds__(TC_MAIN_THREADS, 2)
     gemm_tc_tt_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
                        unsigned short* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcSquare, true, true, true, unsigned short>(p, a, b, bias, c, flag);
+    tc_gemm<TcMain, true, true, true, unsigned short>(p, a, b, bias, c, flag);
 }
 
-// Bench-only (benches/gemm_gpu.rs): the same kernels without the overflow check
-// (the flag argument is never touched), and the TcWide shape.
-extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)
+// Bench-only (benches/gemm_gpu.rs, via gemm::fast::FastKernel): TcMain without the
+// overflow check (the flag argument is never touched), and the other two shapes.
+extern "C" __global__ void __launch_bounds__(TC_MAIN_THREADS, 2)
     gemm_tc_nn_f16_f16_noflag(const ss_gemm_params p, const unsigned short* __restrict__ a,
                               const unsigned short* __restrict__ b, const float* __restrict__ bias,
                               unsigned short* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcSquare, false, false, false, unsigned short>(p, a, b, bias, c, flag);
+    tc_gemm<TcMain, false, false, false, unsigned short>(p, a, b, bias, c, flag);
 }
-extern "C" __global__ void __launch_bounds__(TC_THREADS, 2)
-    gemm_tc_nn_f16_f32_noflag(const ss_gemm_params p, const unsigned short* __restrict__ a,
-                              const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                              float* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcSquare, false, false, false, float>(p, a, b, bias, c, flag);
-}
-extern "C" __global__ void __launch_bounds__(TC_THREADS, 1)
+extern "C" __global__ void __launch_bounds__(TC_WIDE_THREADS, 1)
     gemm_tc_wide_nn_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
                             const unsigned short* __restrict__ b, const float* __restrict__ bias,
                             unsigned short* __restrict__ c, unsigned int* flag) {
     tc_gemm<TcWide, false, false, true, unsigned short>(p, a, b, bias, c, flag);
+}
+extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS, 2)
+    gemm_tc_narrow_nn_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
+                              const unsigned short* __restrict__ b, const float* __restrict__ bias,
+                              unsigned short* __restrict__ c, unsigned int* flag) {
+    tc_gemm<TcNarrow, false, false, true, unsigned short>(p, a, b, bias, c, flag);
 }

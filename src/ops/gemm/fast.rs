@@ -36,8 +36,6 @@ use crate::ops::elementwise::OverflowFlag;
 
 const FAMILY: &str = "gemm_tc";
 const OP: &str = "gemm_fast";
-/// Threads per block of every `gemm_tc` kernel (TC_THREADS).
-const THREADS: u32 = 256;
 /// The k tile and the shared-memory row padding, in halves (TC_BK, TC_PAD).
 const BK: u32 = 32;
 const PAD: u32 = 8;
@@ -48,20 +46,31 @@ struct Shape {
     bm: u32,
     bn: u32,
     stages: u32,
+    /// Threads per block: 32 per warp tile.
+    threads: u32,
 }
 
 impl Shape {
-    /// `TcSquare`: 128 x 128 block tile, warp tile 64 x 32, 4 stages.
-    const SQUARE: Shape = Shape {
+    /// `TcMain`, the product: 128 x 128 block tile, 4 warps of 64 x 64, 4 stages.
+    const MAIN: Shape = Shape {
         bm: 128,
         bn: 128,
         stages: 4,
+        threads: 128,
     };
-    /// `TcWide`: 128 x 256 block tile, warp tile 64 x 64, 3 stages (bench only).
+    /// `TcWide` (bench only): 128 x 256 block tile, 8 warps of 64 x 64, 4 stages.
     const WIDE: Shape = Shape {
         bm: 128,
         bn: 256,
-        stages: 3,
+        stages: 4,
+        threads: 256,
+    };
+    /// `TcNarrow` (bench only): 128 x 128 block tile, 8 warps of 64 x 32, 4 stages.
+    const NARROW: Shape = Shape {
+        bm: 128,
+        bn: 128,
+        stages: 4,
+        threads: 256,
     };
 
     /// Dynamic shared memory: `TcShape::SMEM_BYTES`, each operand's region per
@@ -91,7 +100,7 @@ impl Shape {
             })?;
         Ok(LaunchConfig {
             grid: [blocks.max(1), 1, 1],
-            block: [THREADS, 1, 1],
+            block: [self.threads, 1, 1],
             dynamic_shared_bytes: self.smem_bytes(),
         })
     }
@@ -102,14 +111,17 @@ impl Shape {
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FastKernel {
-    /// The product: 128 x 128 tiles, overflow flag, every transpose.
+    /// The product (`TcMain`): 128 x 128 tiles, overflow flag, every transpose.
     Tiled,
     /// Bench only: the same kernel without the overflow check (`flag` is never
-    /// touched); `Op::N` operands only.
+    /// touched); f16 output, `Op::N` operands only.
     NoFlag,
-    /// Bench only: 128 x 256 tiles (warp tile 64 x 64, 3 stages), f16 output,
+    /// Bench only (`TcWide`): 128 x 256 tiles, 8 warps of 64 x 64; f16 output,
     /// `Op::N` operands only.
     Wide,
+    /// Bench only (`TcNarrow`): 128 x 128 tiles, 8 warps of 64 x 32; f16
+    /// output, `Op::N` operands only.
+    Narrow,
 }
 
 fn kernel_name(p: &ss_gemm_params, out: &'static str, k: FastKernel) -> Result<&'static str> {
@@ -123,9 +135,9 @@ fn kernel_name(p: &ss_gemm_params, out: &'static str, k: FastKernel) -> Result<&
         (FastKernel::Tiled, (false, true), "f16") => "gemm_tc_nt_f16_f16",
         (FastKernel::Tiled, (true, false), "f16") => "gemm_tc_tn_f16_f16",
         (FastKernel::Tiled, (true, true), "f16") => "gemm_tc_tt_f16_f16",
-        (FastKernel::NoFlag, (false, false), "f32") => "gemm_tc_nn_f16_f32_noflag",
         (FastKernel::NoFlag, (false, false), "f16") => "gemm_tc_nn_f16_f16_noflag",
         (FastKernel::Wide, (false, false), "f16") => "gemm_tc_wide_nn_f16_f16",
+        (FastKernel::Narrow, (false, false), "f16") => "gemm_tc_narrow_nn_f16_f16",
         (k, (ta, tb), out) => {
             return Err(Error::invalid(
                 OP,
@@ -204,8 +216,9 @@ pub fn gemm_fast_with<O: GemmOut>(
         return Ok(());
     }
     let shape = match kernel {
-        FastKernel::Tiled | FastKernel::NoFlag => Shape::SQUARE,
+        FastKernel::Tiled | FastKernel::NoFlag => Shape::MAIN,
         FastKernel::Wide => Shape::WIDE,
+        FastKernel::Narrow => Shape::NARROW,
     };
     // Kernel args: (params, a, b, bias (null unless has_bias), c, flag), as
     // kernels/gemm_tc.cu declares them.
@@ -228,10 +241,12 @@ mod tests {
 
     #[test]
     fn shared_memory_matches_the_kernel_file_and_needs_the_opt_in() {
-        // kernels/gemm_tc.cu: TcSquare 4 x 20480 bytes, TcWide 3 x 30720 bytes.
-        assert_eq!(Shape::SQUARE.smem_bytes(), 81_920);
-        assert_eq!(Shape::WIDE.smem_bytes(), 92_160);
-        for s in [Shape::SQUARE, Shape::WIDE] {
+        // kernels/gemm_tc.cu: TcMain and TcNarrow 4 x 20480 bytes, TcWide 4 x
+        // 30720 bytes.
+        assert_eq!(Shape::MAIN.smem_bytes(), 81_920);
+        assert_eq!(Shape::NARROW.smem_bytes(), 81_920);
+        assert_eq!(Shape::WIDE.smem_bytes(), 122_880);
+        for s in [Shape::MAIN, Shape::WIDE, Shape::NARROW] {
             assert!(s.smem_bytes() > MAX_DYNAMIC_SHARED_DEFAULT);
             assert!(s.smem_bytes() <= MAX_DYNAMIC_SHARED_SIM);
         }
@@ -240,11 +255,12 @@ mod tests {
     #[test]
     fn one_block_per_tile_in_a_1d_grid() {
         let p = Gemm::new(257, 129, 5).params(OP, false).unwrap();
-        let c = Shape::SQUARE.config(&p).unwrap();
+        let c = Shape::MAIN.config(&p).unwrap();
         assert_eq!(c.grid, [3 * 2, 1, 1]);
-        assert_eq!(c.block, [256, 1, 1]);
+        assert_eq!(c.block, [128, 1, 1]);
         let c = Shape::WIDE.config(&p).unwrap();
         assert_eq!(c.grid, [3, 1, 1]);
+        assert_eq!(c.block, [256, 1, 1]);
     }
 
     #[test]
@@ -261,9 +277,10 @@ mod tests {
         assert!(kernel_name(&nt, "f16", FastKernel::NoFlag).is_err());
         let nn = Gemm::new(8, 8, 8).params(OP, false).unwrap();
         assert!(kernel_name(&nn, "f32", FastKernel::Wide).is_err());
+        assert!(kernel_name(&nn, "f32", FastKernel::NoFlag).is_err());
         assert_eq!(
-            kernel_name(&nn, "f32", FastKernel::NoFlag).unwrap(),
-            "gemm_tc_nn_f16_f32_noflag"
+            kernel_name(&nn, "f16", FastKernel::NoFlag).unwrap(),
+            "gemm_tc_nn_f16_f16_noflag"
         );
     }
 }
