@@ -57,7 +57,7 @@ fn operands(g: &Gemm, stream: u32) -> (Vec<u16>, Vec<u16>, Vec<f32>) {
 /// An output value as f64, for either output type.
 trait Out: GemmOut {
     /// A value no kernel stores for these inputs: a NaN with a payload.
-    const POISON: Self;
+    fn poison() -> Self;
     fn value(self) -> f64;
     /// One unit in the last place of the output type at `x` (0 for f32: the
     /// f32 epilogue rounding is in the bound already).
@@ -65,7 +65,9 @@ trait Out: GemmOut {
     fn bits(self) -> u32;
 }
 impl Out for f32 {
-    const POISON: f32 = f32::from_bits(0x7fbb_0bad);
+    fn poison() -> f32 {
+        f32::from_bits(0x7fbb_0bad)
+    }
     fn value(self) -> f64 {
         f64::from(self)
     }
@@ -77,7 +79,9 @@ impl Out for f32 {
     }
 }
 impl Out for u16 {
-    const POISON: u16 = 0x7d0b;
+    fn poison() -> u16 {
+        0x7d0b
+    }
     fn value(self) -> f64 {
         f64::from(half_to_float(self))
     }
@@ -91,7 +95,7 @@ impl Out for u16 {
 }
 
 fn poisoned<O: Out>(dev: &Device, len: usize) -> DeviceBuffer<O> {
-    DeviceBuffer::copy_htod(dev, &vec![O::POISON; len]).unwrap()
+    DeviceBuffer::copy_htod(dev, &vec![O::poison(); len]).unwrap()
 }
 
 /// The fast tier on `dev` (kernel `k`); returns C and the flag.
