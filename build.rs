@@ -10,6 +10,12 @@
 //!    together with `kernels/common/sim_runtime.cpp`, plus a generated registry
 //!    mapping kernel names to their entry trampolines. No C++ compiler: Sim is
 //!    disabled with one warning, the build still succeeds.
+//!    **GPU-only files:** a kernel file whose stem ends in `_tc` (`kernels/gemm_tc.cu`:
+//!    tensor cores, inline PTX, `mma.sync`) is left out of the simulator library
+//!    and its registry (and so is a `tests/kernels/*_tc.cu`), while products 1
+//!    (nvcc PTX or embedded NVRTC source) include it like any other family. On
+//!    Sim, launching one of its kernels is `Error::UnknownKernel`; the ops that
+//!    own them return a typed error before that (docs/simulator.md).
 //! 3. **Test-only kernels** (`tests/kernels/*.cu`): compiled for Sim into a
 //!    separate archive linked into test targets only, never shipped.
 //!
@@ -82,6 +88,15 @@ fn main() {
     write_kernels_rs(&out, &arch, &embedded, &sources);
 
     build_sim(&root, &kernels_dir, &families, &out);
+}
+
+/// The stem suffix of GPU-only kernel files (see the header, product 2).
+const GPU_ONLY_SUFFIX: &str = "_tc";
+
+/// Whether the kernel file with this stem is GPU-only: compiled to PTX / NVRTC,
+/// never into the simulator.
+fn gpu_only(stem: &str) -> bool {
+    stem.ends_with(GPU_ONLY_SUFFIX)
 }
 
 /// Kernel families: the stems of `dir/*.cu`, sorted.
@@ -310,7 +325,7 @@ fn build_sim(root: &Path, kdir: &Path, families: &[String], out: &Path) {
     lib.file(kdir.join("common").join("sim_runtime.cpp"));
     let mut registry = String::from("#include \"common/sim_api.h\"\n#include <string.h>\n");
     let mut table = String::new();
-    for fam in families {
+    for fam in families.iter().filter(|f| !gpu_only(f)) {
         let src_path = kdir.join(format!("{fam}.cu"));
         let names = wrap_family(&src_path, &sim_dir.join(format!("{fam}.cpp")), &mut lib);
         for n in names {
@@ -343,7 +358,10 @@ fn build_sim(root: &Path, kdir: &Path, families: &[String], out: &Path) {
 
     // Test-only kernels: their own archive, linked into test targets only.
     let test_dir = root.join("tests").join("kernels");
-    let tests = list_cu(&test_dir);
+    let tests: Vec<String> = list_cu(&test_dir)
+        .into_iter()
+        .filter(|t| !gpu_only(t))
+        .collect();
     if !tests.is_empty() {
         let mut tl = sim_build(kdir, asan);
         tl.cargo_metadata(false);

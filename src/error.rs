@@ -27,6 +27,14 @@ pub enum Error {
     },
 
     // ---- Devices ----
+    /// The op exists, but not on this device (the fast GEMM tier off Cuda, or
+    /// on a GPU older than it needs); the message says what it needs.
+    #[error("{op} is not available on {device}: {reason}")]
+    Unsupported {
+        op: &'static str,
+        device: String,
+        reason: String,
+    },
     /// CUDA cannot be used here; the message says why (no driver, no device, ...).
     #[error("CUDA is not usable: {0}")]
     CudaUnavailable(String),

@@ -3,6 +3,7 @@
 //! [`Device::cuda`](super::Device::cuda), not from the first op).
 
 use super::kernels;
+use super::launch::MAX_DYNAMIC_SHARED_DEFAULT;
 use crate::error::{Error, Result};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
 use std::collections::HashMap;
@@ -17,6 +18,10 @@ pub struct CudaInfo {
     pub total_memory_bytes: usize,
     /// As `cuDriverGetVersion` reports it: 13000 is CUDA 13.0.
     pub driver_version: i32,
+    /// The most shared memory one block may use after opting in
+    /// (`CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN`): 163 KiB on
+    /// sm_80, 227 KiB on sm_90. The launcher's limit on dynamic shared memory.
+    pub max_shared_per_block_optin: u32,
 }
 
 /// An open GPU. All work goes to one stream, so launches and copies are ordered.
@@ -24,8 +29,16 @@ pub struct CudaDevice {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     modules: HashMap<&'static str, Arc<CudaModule>>,
-    functions: Mutex<HashMap<&'static str, CudaFunction>>,
+    functions: Mutex<HashMap<&'static str, LoadedFunction>>,
     info: CudaInfo,
+}
+
+/// A loaded kernel and the dynamic shared memory it has been opted in to
+/// (`MAX_DYNAMIC_SHARED_DEFAULT` until [`CudaDevice::function_for_launch`]
+/// raises it).
+struct LoadedFunction {
+    f: CudaFunction,
+    dynamic_shared_opt_in: u32,
 }
 
 impl CudaDevice {
@@ -55,12 +68,16 @@ impl CudaDevice {
         // SAFETY: the driver library is loaded and initialised (CudaContext::new
         // succeeded); the out-pointer is a live local.
         unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut driver_version) }.result()?;
+        let optin = ctx.attribute(
+            cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
+        )?;
         let info = CudaInfo {
             ordinal,
             name: ctx.name()?,
             compute_capability: ctx.compute_capability()?,
             total_memory_bytes: ctx.total_mem()?,
             driver_version,
+            max_shared_per_block_optin: u32::try_from(optin).unwrap_or(0),
         };
         let mut modules = HashMap::new();
         for fam in kernels::FAMILIES {
@@ -95,28 +112,69 @@ impl CudaDevice {
         &self.stream
     }
 
+    /// The cudarc stream every op of this device is queued on, for code that
+    /// must order its own GPU work with ours: benches timing with CUDA events,
+    /// cuBLAS as a reference. Not part of the supported API.
+    #[doc(hidden)]
+    pub fn cudarc_stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
     /// Waits for all queued work on this device.
     pub fn synchronize(&self) -> Result<()> {
         Ok(self.stream.synchronize()?)
     }
 
-    /// The kernel `kernel` of `family`, loaded once and cached.
-    pub(crate) fn function(
+    /// The kernel `kernel` of `family`, loaded once and cached, ready for a
+    /// launch with `dynamic_shared_bytes` of dynamic shared memory: above
+    /// [`MAX_DYNAMIC_SHARED_DEFAULT`] the kernel is opted in first
+    /// (`cuFuncSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)`,
+    /// once per kernel and larger size). The caller has bound the context and
+    /// checked the request against [`CudaInfo::max_shared_per_block_optin`];
+    /// what the driver still refuses (the kernel's static shared memory plus
+    /// the request over the limit) is an [`Error::LaunchConfig`].
+    pub(crate) fn function_for_launch(
         &self,
         family: &'static str,
         kernel: &'static str,
+        dynamic_shared_bytes: u32,
     ) -> Result<CudaFunction> {
         let mut cache = self.functions.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = cache.get(kernel) {
-            return Ok(f.clone());
-        }
-        let unknown = || Error::UnknownKernel {
-            family: family.into(),
-            kernel: kernel.into(),
+        let entry = match cache.entry(kernel) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let unknown = || Error::UnknownKernel {
+                    family: family.into(),
+                    kernel: kernel.into(),
+                };
+                let module = self.modules.get(family).ok_or_else(unknown)?;
+                let f = module.load_function(kernel).map_err(|_| unknown())?;
+                v.insert(LoadedFunction {
+                    f,
+                    dynamic_shared_opt_in: MAX_DYNAMIC_SHARED_DEFAULT,
+                })
+            }
         };
-        let module = self.modules.get(family).ok_or_else(unknown)?;
-        let f = module.load_function(kernel).map_err(|_| unknown())?;
-        cache.insert(kernel, f.clone());
-        Ok(f)
+        if dynamic_shared_bytes > entry.dynamic_shared_opt_in {
+            let attr = cudarc::driver::sys::CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
+            let value = i32::try_from(dynamic_shared_bytes).unwrap_or(i32::MAX);
+            entry.f.set_attribute(attr, value).map_err(|e| {
+                let static_bytes = entry
+                    .f
+                    .shared_size_bytes()
+                    .map_or_else(|_| "unknown".to_string(), |b| b.to_string());
+                Error::LaunchConfig {
+                    kernel: kernel.to_string(),
+                    reason: format!(
+                        "the driver refused to opt in to {dynamic_shared_bytes} bytes of dynamic \
+                         shared memory (the device allows {} per block, the kernel has {static_bytes} \
+                         static bytes): {e}",
+                        self.info.max_shared_per_block_optin
+                    ),
+                }
+            })?;
+            entry.dynamic_shared_opt_in = dynamic_shared_bytes;
+        }
+        Ok(entry.f.clone())
     }
 }

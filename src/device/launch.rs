@@ -14,6 +14,14 @@ use std::marker::PhantomData;
 pub const MAX_THREADS_PER_BLOCK: u32 = 1024;
 /// Dynamic shared memory a kernel may use without opting in.
 pub const MAX_DYNAMIC_SHARED_DEFAULT: u32 = 48 * 1024;
+/// The simulator's per-block limit on dynamic shared memory once a launch opts
+/// in (asks for more than [`MAX_DYNAMIC_SHARED_DEFAULT`]): 163 KiB, the opt-in
+/// maximum of sm_80 (A100), the smallest among the data-center GPUs the default
+/// `compute_80` PTX targets (sm_90 allows 227 KiB), so a launch that passes on
+/// Sim also launches there. On Cuda the limit is the device's own
+/// (`CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN`,
+/// [`CudaInfo::max_shared_per_block_optin`](super::CudaInfo)).
+pub const MAX_DYNAMIC_SHARED_SIM: u32 = 163 * 1024;
 const MAX_BLOCK_DIM: [u32; 3] = [1024, 1024, 64];
 const MAX_GRID_DIM: [u32; 3] = [2_147_483_647, 65_535, 65_535];
 
@@ -48,8 +56,19 @@ impl LaunchConfig {
         }
     }
 
-    /// Refuses what a real GPU would refuse, with the same text on every device.
+    /// Refuses what a real GPU would refuse without an opt-in (at most
+    /// [`MAX_DYNAMIC_SHARED_DEFAULT`] bytes of dynamic shared memory), with the
+    /// same text on every device. [`Launch::run`] validates against the
+    /// device's opt-in limit instead ([`validate_for`](Self::validate_for)).
     pub fn validate(&self, kernel: &str) -> Result<()> {
+        self.validate_for(kernel, MAX_DYNAMIC_SHARED_DEFAULT)
+    }
+
+    /// As [`validate`](Self::validate), with `max_dynamic_shared_bytes` as the
+    /// limit on dynamic shared memory: what [`Launch::run`] checks, with the
+    /// device's opt-in maximum (Cuda) or [`MAX_DYNAMIC_SHARED_SIM`] (Sim). One
+    /// text on every device.
+    pub fn validate_for(&self, kernel: &str, max_dynamic_shared_bytes: u32) -> Result<()> {
         let [gx, gy, gz] = self.grid;
         let [bx, by, bz] = self.block;
         let refuse = |reason: String| {
@@ -81,9 +100,9 @@ impl LaunchConfig {
                 "launch dimension {gx}x{gy}x{gz} blocks of {bx}x{by}x{bz} threads has a zero extent"
             ));
         }
-        if self.dynamic_shared_bytes > MAX_DYNAMIC_SHARED_DEFAULT {
+        if self.dynamic_shared_bytes > max_dynamic_shared_bytes {
             return refuse(format!(
-                "dynamic shared memory of {} bytes exceeds the limit of {MAX_DYNAMIC_SHARED_DEFAULT} bytes",
+                "dynamic shared memory of {} bytes exceeds the limit of {max_dynamic_shared_bytes} bytes",
                 self.dynamic_shared_bytes
             ));
         }
@@ -223,8 +242,19 @@ impl<'a> Launch<'a> {
 
     /// Validates the configuration and queues the launch (Cuda: asynchronous on
     /// the device's stream; Sim: runs to completion before returning).
+    ///
+    /// Dynamic shared memory above [`MAX_DYNAMIC_SHARED_DEFAULT`] is opted in
+    /// here: the limit checked is the device's opt-in maximum (Cuda) or
+    /// [`MAX_DYNAMIC_SHARED_SIM`] (Sim), and on Cuda the kernel's
+    /// `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES` is raised to the
+    /// request (once per kernel and size) before the launch; a refusal is an
+    /// [`Error::LaunchConfig`] naming the kernel, never a failed launch.
     pub fn run(self) -> Result<()> {
-        self.config.validate(self.kernel)?;
+        let limit = match self.device {
+            Device::Cuda(d) => d.info().max_shared_per_block_optin,
+            Device::Cpu | Device::Sim(_) => MAX_DYNAMIC_SHARED_SIM,
+        };
+        self.config.validate_for(self.kernel, limit)?;
         let mut slots: Vec<u64> = self
             .args
             .iter()
@@ -258,8 +288,8 @@ impl<'a> Launch<'a> {
                         "test-only simulator kernels cannot run on Cuda",
                     ));
                 }
-                let f = d.function(self.family, self.kernel)?;
                 d.context().bind_to_thread()?;
+                let f = d.function_for_launch(self.family, self.kernel, c.dynamic_shared_bytes)?;
                 // SAFETY: `params` holds one pointer per kernel parameter, in the
                 // kernel's order (the op's cuda.rs pushes them as kernels/<family>.cu
                 // declares them); each points at a live value: borrowed values

@@ -27,7 +27,7 @@ pub use cpu_dispatch::{fma_path, with_fma, CPU_PORTABLE_ENV};
 pub use cuda::{CudaDevice, CudaInfo};
 pub use launch::{
     KernelParam, Launch, LaunchConfig, DEFAULT_LINEAR_SHAPE, MAX_DYNAMIC_SHARED_DEFAULT,
-    MAX_THREADS_PER_BLOCK,
+    MAX_DYNAMIC_SHARED_SIM, MAX_THREADS_PER_BLOCK,
 };
 pub use sim::{sim_asan, sim_available, SimDevice, SimEntry};
 pub use testing::{gpu_for_test, skip, test_devices};

@@ -4,7 +4,7 @@
 
 use super::launch::LaunchConfig;
 #[cfg(shoestring_sim)]
-use super::launch::MAX_DYNAMIC_SHARED_DEFAULT;
+use super::launch::MAX_DYNAMIC_SHARED_SIM;
 use crate::error::{Error, Result};
 use std::ffi::c_void;
 
@@ -135,7 +135,7 @@ pub(crate) unsafe fn launch(
         shuffle_seed: dev.shuffle_seed,
         workers: dev.workers,
         dynamic_shared_bytes: config.dynamic_shared_bytes,
-        max_dynamic_shared_bytes: MAX_DYNAMIC_SHARED_DEFAULT,
+        max_dynamic_shared_bytes: MAX_DYNAMIC_SHARED_SIM,
     };
     let dim = |d: [u32; 3]| ffi::Dim3 {
         x: d[0],

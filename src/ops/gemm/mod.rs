@@ -30,6 +30,7 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod fast;
 
 use crate::device::abi::ss_gemm_params;
 use crate::device::{Device, DeviceBuffer, Element};

@@ -1,0 +1,296 @@
+//! The fast GEMM tier: `C = alpha * op(A) op(B) (+ bias)` on the tensor cores
+//! (`mma.sync.m16n8k16`, f16 operands, f32 accumulators), kernels in
+//! `kernels/gemm_tc.cu`. Cuda only (sm_80 or newer); opt-in, never the default
+//! (DESIGN.md, "The fast tier").
+//!
+//! # Numerics
+//! Same layouts, parameters and epilogue as the exact tier ([`super::gemm`]):
+//!
+//! ```text
+//! acc = sum over kk of a[i,kk] * b[kk,j]        (tensor cores, f32 accumulators)
+//! y   = bias.map_or(alpha * acc, |bias| fma(alpha, acc, bias[j]))
+//! C[i,j] = round_to_nearest_even::<Out>(canonical_nan(y))
+//! ```
+//!
+//! and a non-finite stored value ORs 1 into the [`OverflowFlag`]. Every f16 x f16
+//! product is exact in f32, but the order and rounding of the additions inside
+//! one `mma` are not specified by the PTX ISA, so the result is **not** bitwise
+//! equal to the CPU: `tests/gemm_fast.rs` holds it within
+//! `|fast - exact| <= |alpha| (k + 4) 2^-21 sum_kk |a b| + 2^-22 |y|` (+ one f16
+//! ulp of the result for f16 output) of the exact tier. It is run-to-run
+//! deterministic on one GPU model: k is walked in ascending tiles of 32 (two
+//! k16 `mma` steps each), every output is owned by one thread for the whole k
+//! loop, there is no split-K and no atomic on data, and the block/warp/lane of
+//! each output depends on `(m, n, k)` only.
+//!
+//! Ragged shapes (any `m`, `n`, `k`) are zero-padded inside the kernel. An
+//! operand whose contiguous dimension is a multiple of 8 (and whose buffer is
+//! 16-byte aligned, as every allocation is) is loaded with 16-byte `cp.async`;
+//! otherwise with predicated 2-byte loads (slower, same result).
+//!
+//! # Kernel
+//! One block per 128 x 128 tile of C (a 1-D grid, tiles taken in groups of 8
+//! tile rows for L2 reuse), 4 warps of 64 x 64 outputs (128 f32 accumulators a
+//! thread), k in tiles of 32 through a 4-stage `cp.async` ring of 80 KiB of
+//! dynamic shared memory (the launcher opts in above 48 KiB), `ldmatrix.x4`
+//! (`.trans` for k-major operands) from padded rows, and an epilogue staged
+//! through shared memory so that stores are row-contiguous. Two blocks fit an SM
+//! on sm_80 and sm_90. `benches/gemm_gpu.rs` compares it with cuBLAS and with
+//! two other tile shapes ([`FastKernel`]).
+
+use super::{check, Gemm, GemmOut};
+use crate::device::abi::ss_gemm_params;
+use crate::device::{Device, DeviceBuffer, Launch, LaunchConfig};
+use crate::error::{Error, Result};
+use crate::ops::elementwise::OverflowFlag;
+
+const FAMILY: &str = "gemm_tc";
+const OP: &str = "gemm_fast";
+/// The k tile and the shared-memory row padding, in halves (TC_BK, TC_PAD).
+const BK: u32 = 32;
+const PAD: u32 = 8;
+
+/// One kernel configuration of `kernels/gemm_tc.cu` (its `TcShape`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    bm: u32,
+    bn: u32,
+    stages: u32,
+    /// Threads per block: 32 per warp tile.
+    threads: u32,
+}
+
+impl Shape {
+    /// `TcMain`, the product: 128 x 128 block tile, 4 warps of 64 x 64, 4 stages.
+    const MAIN: Shape = Shape {
+        bm: 128,
+        bn: 128,
+        stages: 4,
+        threads: 128,
+    };
+    /// `TcWide` (bench only): 128 x 256 block tile, 8 warps of 64 x 64, 4 stages.
+    const WIDE: Shape = Shape {
+        bm: 128,
+        bn: 256,
+        stages: 4,
+        threads: 256,
+    };
+    /// `TcNarrow` (bench only): 128 x 128 block tile, 8 warps of 64 x 32, 4 stages.
+    const NARROW: Shape = Shape {
+        bm: 128,
+        bn: 128,
+        stages: 4,
+        threads: 256,
+    };
+
+    /// Dynamic shared memory: `TcShape::SMEM_BYTES`, each operand's region per
+    /// stage sized for the larger of its two layouts (padded rows).
+    const fn smem_bytes(self) -> u32 {
+        const fn max(a: u32, b: u32) -> u32 {
+            if a > b {
+                a
+            } else {
+                b
+            }
+        }
+        let a = max(self.bm * (BK + PAD), BK * (self.bm + PAD));
+        let b = max(self.bn * (BK + PAD), BK * (self.bn + PAD));
+        (a + b) * 2 * self.stages
+    }
+
+    /// A 1-D grid of one block per `bm x bn` tile of C (the kernel orders the
+    /// tiles itself); refused when that is more blocks than a grid holds.
+    fn config(self, p: &ss_gemm_params) -> Result<LaunchConfig> {
+        let tiles = u64::from(p.m.div_ceil(self.bm)) * u64::from(p.n.div_ceil(self.bn));
+        let blocks = u32::try_from(tiles)
+            .ok()
+            .filter(|&t| t <= i32::MAX as u32)
+            .ok_or_else(|| {
+                Error::invalid(OP, format!("{tiles} output tiles exceed the grid limit"))
+            })?;
+        Ok(LaunchConfig {
+            grid: [blocks.max(1), 1, 1],
+            block: [self.threads, 1, 1],
+            dynamic_shared_bytes: self.smem_bytes(),
+        })
+    }
+}
+
+/// Which `gemm_tc` kernel a call runs. Only [`FastKernel::Tiled`] is the
+/// product; the others exist for `benches/gemm_gpu.rs`.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FastKernel {
+    /// The product (`TcMain`): 128 x 128 tiles, overflow flag, every transpose.
+    Tiled,
+    /// Bench only: the same kernel without the overflow check (`flag` is never
+    /// touched); f16 output, `Op::N` operands only.
+    NoFlag,
+    /// Bench only (`TcWide`): 128 x 256 tiles, 8 warps of 64 x 64; f16 output,
+    /// `Op::N` operands only.
+    Wide,
+    /// Bench only (`TcNarrow`): 128 x 128 tiles, 8 warps of 64 x 32; f16
+    /// output, `Op::N` operands only.
+    Narrow,
+}
+
+fn kernel_name(p: &ss_gemm_params, out: &'static str, k: FastKernel) -> Result<&'static str> {
+    let layout = (p.trans_a != 0, p.trans_b != 0);
+    Ok(match (k, layout, out) {
+        (FastKernel::Tiled, (false, false), "f32") => "gemm_tc_nn_f16_f32",
+        (FastKernel::Tiled, (false, true), "f32") => "gemm_tc_nt_f16_f32",
+        (FastKernel::Tiled, (true, false), "f32") => "gemm_tc_tn_f16_f32",
+        (FastKernel::Tiled, (true, true), "f32") => "gemm_tc_tt_f16_f32",
+        (FastKernel::Tiled, (false, false), "f16") => "gemm_tc_nn_f16_f16",
+        (FastKernel::Tiled, (false, true), "f16") => "gemm_tc_nt_f16_f16",
+        (FastKernel::Tiled, (true, false), "f16") => "gemm_tc_tn_f16_f16",
+        (FastKernel::Tiled, (true, true), "f16") => "gemm_tc_tt_f16_f16",
+        (FastKernel::NoFlag, (false, false), "f16") => "gemm_tc_nn_f16_f16_noflag",
+        (FastKernel::Wide, (false, false), "f16") => "gemm_tc_wide_nn_f16_f16",
+        (FastKernel::Narrow, (false, false), "f16") => "gemm_tc_narrow_nn_f16_f16",
+        (k, (ta, tb), out) => {
+            return Err(Error::invalid(
+                OP,
+                format!("no {k:?} kernel for trans_a={ta}, trans_b={tb}, {out} output"),
+            ))
+        }
+    })
+}
+
+/// The smallest compute capability the kernels need (cp.async, ldmatrix,
+/// mma.m16n8k16 with f32 accumulators).
+const MIN_COMPUTE_CAPABILITY: (i32, i32) = (8, 0);
+
+/// Fast tier: `c = alpha * op(a) op(b) (+ bias)` on the tensor cores of a Cuda
+/// device, f16 operands (as `u16` bits), f32 or f16 output. Within a tolerance
+/// of [`super::gemm`], run-to-run deterministic (see the module's Numerics). A
+/// non-finite output ORs 1 into `flag`; nothing is synchronised.
+///
+/// Shapes and buffers are checked as for the exact tier. On Cpu and Sim (the
+/// simulator does not run tensor-core code) and on GPUs below sm_80 it returns
+/// [`Error::Unsupported`]; it never panics.
+pub fn gemm_fast<O: GemmOut>(
+    device: &Device,
+    g: &Gemm,
+    a: &DeviceBuffer<u16>,
+    b: &DeviceBuffer<u16>,
+    bias: Option<&DeviceBuffer<f32>>,
+    c: &mut DeviceBuffer<O>,
+    flag: &mut OverflowFlag,
+) -> Result<()> {
+    gemm_fast_with(device, g, a, b, bias, c, flag, FastKernel::Tiled)
+}
+
+/// [`gemm_fast`] with a chosen kernel: `benches/gemm_gpu.rs` and
+/// `tests/gemm_fast.rs` only.
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_fast_with<O: GemmOut>(
+    device: &Device,
+    g: &Gemm,
+    a: &DeviceBuffer<u16>,
+    b: &DeviceBuffer<u16>,
+    bias: Option<&DeviceBuffer<f32>>,
+    c: &mut DeviceBuffer<O>,
+    flag: &mut OverflowFlag,
+    kernel: FastKernel,
+) -> Result<()> {
+    let flag = flag.buffer_mut();
+    let p = check(OP, device, g, a, b, bias, c)?;
+    flag.check(OP, "flag", device, 1)?;
+    let d = match device {
+        Device::Cuda(d) => d,
+        Device::Cpu | Device::Sim(_) => {
+            return Err(Error::Unsupported {
+                op: OP,
+                device: device.to_string(),
+                reason: "the fast tier runs on tensor cores and needs a CUDA device \
+                         (sm_80 or newer); use gemm::gemm, the exact tier, here"
+                    .into(),
+            })
+        }
+    };
+    let cc = d.info().compute_capability;
+    if cc < MIN_COMPUTE_CAPABILITY {
+        return Err(Error::Unsupported {
+            op: OP,
+            device: device.to_string(),
+            reason: format!(
+                "compute capability {}.{} is below the 8.0 the tensor-core kernels need",
+                cc.0, cc.1
+            ),
+        });
+    }
+    let name = kernel_name(&p, O::NAME, kernel)?;
+    if g.m == 0 || g.n == 0 {
+        return Ok(());
+    }
+    let shape = match kernel {
+        FastKernel::Tiled | FastKernel::NoFlag => Shape::MAIN,
+        FastKernel::Wide => Shape::WIDE,
+        FastKernel::Narrow => Shape::NARROW,
+    };
+    // Kernel args: (params, a, b, bias (null unless has_bias), c, flag), as
+    // kernels/gemm_tc.cu declares them.
+    let launch = Launch::new(device, FAMILY, name, shape.config(&p)?)
+        .param(&p)
+        .buffer(a)?
+        .buffer(b)?;
+    let launch = match bias {
+        Some(bias) => launch.buffer(bias)?,
+        None => launch.null_buffer(),
+    };
+    let queued = launch.buffer_mut(c)?.buffer_mut(flag)?.run();
+    queued
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::{MAX_DYNAMIC_SHARED_DEFAULT, MAX_DYNAMIC_SHARED_SIM};
+
+    #[test]
+    fn shared_memory_matches_the_kernel_file_and_needs_the_opt_in() {
+        // kernels/gemm_tc.cu: TcMain and TcNarrow 4 x 20480 bytes, TcWide 4 x
+        // 30720 bytes.
+        assert_eq!(Shape::MAIN.smem_bytes(), 81_920);
+        assert_eq!(Shape::NARROW.smem_bytes(), 81_920);
+        assert_eq!(Shape::WIDE.smem_bytes(), 122_880);
+        for s in [Shape::MAIN, Shape::WIDE, Shape::NARROW] {
+            assert!(s.smem_bytes() > MAX_DYNAMIC_SHARED_DEFAULT);
+            assert!(s.smem_bytes() <= MAX_DYNAMIC_SHARED_SIM);
+        }
+    }
+
+    #[test]
+    fn one_block_per_tile_in_a_1d_grid() {
+        let p = Gemm::new(257, 129, 5).params(OP, false).unwrap();
+        let c = Shape::MAIN.config(&p).unwrap();
+        assert_eq!(c.grid, [3 * 2, 1, 1]);
+        assert_eq!(c.block, [128, 1, 1]);
+        let c = Shape::WIDE.config(&p).unwrap();
+        assert_eq!(c.grid, [3, 1, 1]);
+        assert_eq!(c.block, [256, 1, 1]);
+    }
+
+    #[test]
+    fn bench_kernels_exist_only_for_plain_operands() {
+        use super::super::Op;
+        let nt = Gemm::new(8, 8, 8)
+            .ops(Op::N, Op::T)
+            .params(OP, false)
+            .unwrap();
+        assert_eq!(
+            kernel_name(&nt, "f16", FastKernel::Tiled).unwrap(),
+            "gemm_tc_nt_f16_f16"
+        );
+        assert!(kernel_name(&nt, "f16", FastKernel::NoFlag).is_err());
+        let nn = Gemm::new(8, 8, 8).params(OP, false).unwrap();
+        assert!(kernel_name(&nn, "f32", FastKernel::Wide).is_err());
+        assert!(kernel_name(&nn, "f32", FastKernel::NoFlag).is_err());
+        assert_eq!(
+            kernel_name(&nn, "f16", FastKernel::NoFlag).unwrap(),
+            "gemm_tc_nn_f16_f16_noflag"
+        );
+    }
+}
