@@ -64,21 +64,8 @@ fn to_f16(v: &[f32]) -> Vec<u16> {
     v.iter().map(|&x| float_to_half_rn(x)).collect()
 }
 
-fn bits<O: GemmOut + Into<Bits>>(v: &[O]) -> Vec<u32> {
-    v.iter().map(|&x| x.into().0).collect()
-}
-
-/// The bit pattern of an output element, for comparisons.
-struct Bits(u32);
-impl From<f32> for Bits {
-    fn from(x: f32) -> Self {
-        Bits(x.to_bits())
-    }
-}
-impl From<u16> for Bits {
-    fn from(x: u16) -> Self {
-        Bits(u32::from(x))
-    }
+fn bits<O: GemmOut>(v: &[O]) -> Vec<u32> {
+    v.iter().map(|&x| x.bits()).collect()
 }
 
 /// Runs the exact tier on `dev`; returns C and the flag.
@@ -212,10 +199,7 @@ fn flag_is_set_by_exactly_one_f16_overflow_and_clear_without_one() {
     }
 }
 
-fn devices_equal_cpu<I: GemmIn, O: GemmOut + Into<Bits>>(
-    label: &str,
-    convert: fn(&[f32]) -> Vec<I>,
-) {
+fn devices_equal_cpu<I: GemmIn, O: GemmOut>(label: &str, convert: fn(&[f32]) -> Vec<I>) {
     let devices = test_devices(label);
     for (s, &(m, n, k)) in SHAPES.iter().enumerate() {
         for &(oa, ob) in &OPS {

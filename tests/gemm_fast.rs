@@ -62,7 +62,6 @@ trait Out: GemmOut {
     /// One unit in the last place of the output type at `x` (0 for f32: the
     /// f32 epilogue rounding is in the bound already).
     fn ulp(x: f64) -> f64;
-    fn bits(self) -> u32;
 }
 impl Out for f32 {
     fn poison() -> f32 {
@@ -73,9 +72,6 @@ impl Out for f32 {
     }
     fn ulp(_: f64) -> f64 {
         0.0
-    }
-    fn bits(self) -> u32 {
-        self.to_bits()
     }
 }
 impl Out for u16 {
@@ -88,9 +84,6 @@ impl Out for u16 {
     fn ulp(x: f64) -> f64 {
         let x = x.abs().max(f64::from(half_to_float(0x0400))); // smallest normal
         2f64.powi(x.log2().floor() as i32 - 10)
-    }
-    fn bits(self) -> u32 {
-        u32::from(self)
     }
 }
 
