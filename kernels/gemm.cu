@@ -78,75 +78,109 @@ SS_DEVICE void gemm_st4(float* s, const float* v) {
 #endif
 }
 
-// One 16 x 128 operand tile, brought in 8 elements per thread and stored to
-// shared memory as tile[kk][x] (kk the k offset, x the m or n offset).
+// One BK x 128 operand tile, brought in EPT = BK / 2 elements per thread and
+// stored to shared memory as tile[kk][x] (kk the k offset, x the m or n offset).
 //   k_major: the operand is stored with k as its row (A^T as k x m, B as k x n):
-//     thread t reads row kk = t / 16, elements x = (t % 16) * 8 .. +8, consecutive.
+//     thread t reads row kk = t / (128/EPT), elements x = (t % (128/EPT)) * EPT
+//     .. +EPT, consecutive, and stores them as EPT/4 aligned float4s.
 //   otherwise (A as m x k, B^T as n x k): thread t reads row x = t % 128, elements
-//     kk = (t / 128) * 8 .. +8, consecutive; a warp covers 32 rows, so the
+//     kk = (t / 128) * EPT .. +EPT, consecutive; a warp covers 32 rows, so the
 //     transposed shared stores hit 32 different banks.
 // Elements outside the matrix read as 0: rows and columns beyond M and N are
 // never stored, and k beyond K adds fmaf(0, 0, acc) == acc (see the k loop).
+template <int EPT>
 struct GemmTile {
-    float v[8];
+    float v[EPT];
     uint32_t kk0, x0;
     bool k_major;
 };
 
-// Which 8 elements of the tile thread `tid` brings in, for the whole kernel.
-SS_DEVICE GemmTile gemm_tile_init(bool k_major, uint32_t tid) {
-    GemmTile t;
+// Which EPT elements of the tile thread `tid` brings in, for the whole kernel.
+template <int EPT>
+SS_DEVICE GemmTile<EPT> gemm_tile_init(bool k_major, uint32_t tid) {
+    constexpr uint32_t PER_ROW = GEMM_BM / EPT;  // threads per k row, k_major
+    GemmTile<EPT> t;
     t.k_major = k_major;
-    t.kk0 = k_major ? tid / 16u : (tid / 128u) * 8u;
-    t.x0 = k_major ? (tid % 16u) * 8u : tid % 128u;
+    t.kk0 = k_major ? tid / PER_ROW : (tid / (uint32_t)GEMM_BM) * EPT;
+    t.x0 = k_major ? (tid % PER_ROW) * EPT : tid % (uint32_t)GEMM_BM;
     SS_UNROLL
-    for (int q = 0; q < 8; q++) t.v[q] = 0.0f;
+    for (int q = 0; q < EPT; q++) t.v[q] = 0.0f;
     return t;
 }
 
-template <typename TI>
-SS_DEVICE void gemm_tile_load(GemmTile* t, const TI* __restrict__ src, uint64_t ld, uint32_t k0, uint32_t K,
+template <int EPT, typename TI>
+SS_DEVICE void gemm_tile_load(GemmTile<EPT>* t, const TI* __restrict__ src, uint64_t ld, uint32_t k0, uint32_t K,
                               uint32_t xbase, uint32_t X) {
     if (t->k_major) {
         const uint32_t kk = k0 + t->kk0;
         SS_UNROLL
-        for (int q = 0; q < 8; q++) {
+        for (int q = 0; q < EPT; q++) {
             const uint32_t x = xbase + t->x0 + (uint32_t)q;
             t->v[q] = (kk < K && x < X) ? gemm_in(src[(uint64_t)kk * ld + x]) : 0.0f;
         }
     } else {
         const uint32_t x = xbase + t->x0;
         SS_UNROLL
-        for (int q = 0; q < 8; q++) {
+        for (int q = 0; q < EPT; q++) {
             const uint32_t kk = k0 + t->kk0 + (uint32_t)q;
             t->v[q] = (kk < K && x < X) ? gemm_in(src[(uint64_t)x * ld + kk]) : 0.0f;
         }
     }
 }
 
-SS_DEVICE void gemm_tile_store(const GemmTile* t, float (*tile)[GEMM_BM]) {
+template <int EPT>
+SS_DEVICE void gemm_tile_store(const GemmTile<EPT>* t, float (*tile)[GEMM_BM]) {
     if (t->k_major) {
-        // x0 is a multiple of 8: two aligned float4 stores.
-        gemm_st4(&tile[t->kk0][t->x0], t->v);
-        gemm_st4(&tile[t->kk0][t->x0 + 4u], t->v + 4);
+        // x0 is a multiple of EPT, itself a multiple of 4: aligned float4 stores.
+        SS_UNROLL
+        for (int q = 0; q < EPT; q += 4) gemm_st4(&tile[t->kk0][t->x0 + (uint32_t)q], t->v + q);
     } else {
         SS_UNROLL
-        for (int q = 0; q < 8; q++) tile[t->kk0 + (uint32_t)q][t->x0] = t->v[q];
+        for (int q = 0; q < EPT; q++) tile[t->kk0 + (uint32_t)q][t->x0] = t->v[q];
     }
 }
 
-// One k step of the register tile: acc[r][c] = fmaf(a_r, b_c, acc[r][c]).
-SS_DEVICE void gemm_k_step(const float (*As)[GEMM_BM], const float (*Bs)[GEMM_BN], uint32_t kk, uint32_t tx,
-                           uint32_t ty, float (*acc)[8]) {
-    float a[8], b[8];
+// The A and B fragments of k step kk: rows {ty*4 + r, 64 + ty*4 + r} of A's
+// column and columns {tx*4 + c, 64 + tx*4 + c} of B's row.
+SS_DEVICE void gemm_frags(const float (*As)[GEMM_BM], const float (*Bs)[GEMM_BN], uint32_t kk, uint32_t tx,
+                          uint32_t ty, float* a, float* b) {
     gemm_ld4(&As[kk][ty * 4u], a);
     gemm_ld4(&As[kk][64u + ty * 4u], a + 4);
     gemm_ld4(&Bs[kk][tx * 4u], b);
     gemm_ld4(&Bs[kk][64u + tx * 4u], b + 4);
-SS_UNROLL
+}
+
+// One k step of the register tile: acc[r][c] = fmaf(a_r, b_c, acc[r][c]).
+SS_DEVICE void gemm_fmas(const float* a, const float* b, float (*acc)[8]) {
+    SS_UNROLL
     for (int r = 0; r < 8; r++) {
-SS_UNROLL
+        SS_UNROLL
         for (int c = 0; c < 8; c++) acc[r][c] = fmaf(a[r], b[c], acc[r][c]);
+    }
+}
+
+// The BK k steps of one shared-memory stage, in order. With PIPE the fragments
+// of step kk+1 are loaded before the fmas of step kk are issued (two fragment
+// sets in registers), so shared-memory latency overlaps arithmetic; the fmas
+// and their order are the same either way.
+template <int BK, bool PIPE>
+SS_DEVICE void gemm_stage(const float (*As)[GEMM_BM], const float (*Bs)[GEMM_BN], uint32_t tx, uint32_t ty,
+                          float (*acc)[8]) {
+    if (PIPE) {
+        float a[2][8], b[2][8];
+        gemm_frags(As, Bs, 0u, tx, ty, a[0], b[0]);
+        SS_UNROLL
+        for (int kk = 0; kk < BK; kk++) {
+            if (kk + 1 < BK) gemm_frags(As, Bs, (uint32_t)kk + 1u, tx, ty, a[(kk + 1) & 1], b[(kk + 1) & 1]);
+            gemm_fmas(a[kk & 1], b[kk & 1], acc);
+        }
+    } else {
+        SS_UNROLL
+        for (int kk = 0; kk < BK; kk++) {
+            float a[8], b[8];
+            gemm_frags(As, Bs, (uint32_t)kk, tx, ty, a, b);
+            gemm_fmas(a, b, acc);
+        }
     }
 }
 
@@ -161,11 +195,13 @@ SS_UNROLL
 // Order: per output, the fma chain over k ascending; no split-K, no atomics on
 //   floats (the flag is an integer OR).
 // TWIN: src/ops/gemm/cpu.rs::gemm
-template <typename TI, typename TO>
+template <int BK, bool PIPE, typename TI, typename TO>
 SS_DEVICE void gemm_exact(const ss_gemm_params p, const TI* __restrict__ A, const TI* __restrict__ B,
                           const float* __restrict__ bias, TO* __restrict__ C, unsigned int* flag) {
-    __shared__ __align__(16) float As[2][GEMM_BK][GEMM_BM];
-    __shared__ __align__(16) float Bs[2][GEMM_BK][GEMM_BN];
+    static_assert(BK % 8 == 0 && BK <= 32, "EPT = BK/2 must be a multiple of 4");
+    constexpr int EPT = BK / 2;
+    __shared__ __align__(16) float As[2][BK][GEMM_BM];
+    __shared__ __align__(16) float Bs[2][BK][GEMM_BN];
 
     const uint32_t tid = threadIdx.x;
     const uint32_t tx = tid % 16u, ty = tid / 16u;
@@ -183,8 +219,8 @@ SS_UNROLL
         for (int c = 0; c < 8; c++) acc[r][c] = 0.0f;
     }
 
-    const uint32_t tiles = (K + GEMM_BK - 1u) / GEMM_BK;
-    GemmTile la = gemm_tile_init(a_kmaj, tid), lb = gemm_tile_init(b_kmaj, tid);
+    const uint32_t tiles = (K + BK - 1u) / BK;
+    GemmTile<EPT> la = gemm_tile_init<EPT>(a_kmaj, tid), lb = gemm_tile_init<EPT>(b_kmaj, tid);
     if (tiles > 0u) {
         gemm_tile_load(&la, A, lda, 0u, K, m0, M);
         gemm_tile_load(&lb, B, ldb, 0u, K, n0, N);
@@ -194,17 +230,16 @@ SS_UNROLL
     __syncthreads();
     for (uint32_t t = 0; t < tiles; t++) {
         const uint32_t cur = t & 1u;
-        const uint32_t k0 = t * GEMM_BK;
+        const uint32_t k0 = t * BK;
         const bool more = t + 1u < tiles;
         if (more) {
-            gemm_tile_load(&la, A, lda, k0 + GEMM_BK, K, m0, M);
-            gemm_tile_load(&lb, B, ldb, k0 + GEMM_BK, K, n0, N);
+            gemm_tile_load(&la, A, lda, k0 + BK, K, m0, M);
+            gemm_tile_load(&lb, B, ldb, k0 + BK, K, n0, N);
         }
         // A partial last tile runs all GEMM_BK steps too: beyond K both operands
         // are zero, and fmaf(0, 0, acc) == acc for every acc a chain can hold
         // (it starts at +0.0 and +0.0 + -0.0 is +0.0, so acc is never -0.0).
-        SS_UNROLL
-        for (uint32_t kk = 0; kk < GEMM_BK; kk++) gemm_k_step(As[cur], Bs[cur], kk, tx, ty, acc);
+        gemm_stage<BK, PIPE>(As[cur], Bs[cur], tx, ty, acc);
         if (more) {
             gemm_tile_store(&la, As[cur ^ 1u]);
             gemm_tile_store(&lb, Bs[cur ^ 1u]);
@@ -233,22 +268,47 @@ SS_UNROLL
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
     gemm_exact_f32_f32(const ss_gemm_params p, const float* __restrict__ a, const float* __restrict__ b,
                        const float* __restrict__ bias, float* __restrict__ c, unsigned int* flag) {
-    gemm_exact<float, float>(p, a, b, bias, c, flag);
+    gemm_exact<GEMM_BK, false, float, float>(p, a, b, bias, c, flag);
 }
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
     gemm_exact_f32_f16(const ss_gemm_params p, const float* __restrict__ a, const float* __restrict__ b,
                        const float* __restrict__ bias, unsigned short* __restrict__ c, unsigned int* flag) {
-    gemm_exact<float, unsigned short>(p, a, b, bias, c, flag);
+    gemm_exact<GEMM_BK, false, float, unsigned short>(p, a, b, bias, c, flag);
 }
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
     gemm_exact_f16_f32(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
                        float* __restrict__ c, unsigned int* flag) {
-    gemm_exact<unsigned short, float>(p, a, b, bias, c, flag);
+    gemm_exact<GEMM_BK, false, unsigned short, float>(p, a, b, bias, c, flag);
 }
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
     gemm_exact_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
                        unsigned short* __restrict__ c, unsigned int* flag) {
-    gemm_exact<unsigned short, unsigned short>(p, a, b, bias, c, flag);
+    gemm_exact<GEMM_BK, false, unsigned short, unsigned short>(p, a, b, bias, c, flag);
+}
+
+// Bench candidates (benches/gemm_gpu.rs, tests/gemm.rs; src/ops/gemm/cuda.rs
+// ExactKernel): the same contract and the same bits, f16 operands and f32 output.
+//   bk8: 8-deep k stages (half the prefetch registers);
+//   bk8_pipe: that, with the fragments of the next k step loaded ahead;
+//   pipe_1blk: 16-deep stages, fragments ahead, one block per SM (up to 255
+//     registers instead of 128).
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
+    gemm_exact_bk8_f16_f32(const ss_gemm_params p, const unsigned short* __restrict__ a,
+                           const unsigned short* __restrict__ b, const float* __restrict__ bias,
+                           float* __restrict__ c, unsigned int* flag) {
+    gemm_exact<8, false, unsigned short, float>(p, a, b, bias, c, flag);
+}
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
+    gemm_exact_bk8_pipe_f16_f32(const ss_gemm_params p, const unsigned short* __restrict__ a,
+                                const unsigned short* __restrict__ b, const float* __restrict__ bias,
+                                float* __restrict__ c, unsigned int* flag) {
+    gemm_exact<8, true, unsigned short, float>(p, a, b, bias, c, flag);
+}
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
+    gemm_exact_pipe_1blk_f16_f32(const ss_gemm_params p, const unsigned short* __restrict__ a,
+                                 const unsigned short* __restrict__ b, const float* __restrict__ bias,
+                                 float* __restrict__ c, unsigned int* flag) {
+    gemm_exact<GEMM_BK, true, unsigned short, float>(p, a, b, bias, c, flag);
 }

@@ -257,3 +257,44 @@ fn mismatched_lengths_are_refused_with_the_buffer_name() {
         "gemm: buffer `b` has 11 elements, expected 12"
     );
 }
+
+#[test]
+fn exact_kernel_candidates_give_the_product_bits_on_every_device() {
+    use gemm::ExactKernel;
+    let devices = test_devices("gemm_exact_candidates");
+    for &(m, n, k) in &[(3, 5, 7), (130, 129, 17), (127, 129, 255)] {
+        for &(oa, ob) in &OPS {
+            let g = Gemm::new(m, n, k).ops(oa, ob).alpha(-1.25);
+            let (a, b, bias) = operands(&g, 700);
+            let (a, b) = (to_f16(&a), to_f16(&b));
+            let (want, wf) = run::<u16, f32>(&Device::Cpu, &g, &a, &b, Some(&bias));
+            for dev in &devices {
+                for which in [
+                    ExactKernel::Bk8,
+                    ExactKernel::Bk8Pipe,
+                    ExactKernel::Pipe1Blk,
+                ] {
+                    let ab = DeviceBuffer::copy_htod(dev, &a).unwrap();
+                    let bb = DeviceBuffer::copy_htod(dev, &b).unwrap();
+                    let biasb = DeviceBuffer::copy_htod(dev, &bias).unwrap();
+                    let mut c = DeviceBuffer::<f32>::zeros(dev, m * n).unwrap();
+                    let mut flag = OverflowFlag::new(dev).unwrap();
+                    gemm::gemm_exact_with(
+                        dev,
+                        &g,
+                        &ab,
+                        &bb,
+                        Some(&biasb),
+                        &mut c,
+                        &mut flag,
+                        which,
+                    )
+                    .unwrap();
+                    let got = c.copy_dtoh().unwrap();
+                    assert_eq!(bits(&got), bits(&want), "{which:?} on {dev}: {g:?}");
+                    assert_eq!(flag.read().unwrap(), wf, "{which:?} on {dev}: flag");
+                }
+            }
+        }
+    }
+}

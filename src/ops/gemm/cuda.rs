@@ -32,6 +32,39 @@ pub(crate) fn exact_kernel<I: GemmIn, O: GemmOut>() -> Result<&'static str> {
     })
 }
 
+/// Which exact kernel a call runs. Only [`ExactKernel::Product`] is used by
+/// [`super::gemm`]; the others are candidates `benches/gemm_gpu.rs` measures
+/// against it (f16 operands, f32 output). All give the same bits.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExactKernel {
+    /// 16-deep k stages, two blocks per SM: `gemm_exact_<in>_<out>`.
+    Product,
+    /// 8-deep k stages: `gemm_exact_bk8_f16_f32`.
+    Bk8,
+    /// 8-deep stages, next step's fragments loaded ahead: `gemm_exact_bk8_pipe_f16_f32`.
+    Bk8Pipe,
+    /// 16-deep stages, fragments ahead, one block per SM: `gemm_exact_pipe_1blk_f16_f32`.
+    Pipe1Blk,
+}
+
+/// The kernel `which` names for these element types.
+fn kernel_for<I: GemmIn, O: GemmOut>(which: ExactKernel) -> Result<&'static str> {
+    let candidate = match which {
+        ExactKernel::Product => return exact_kernel::<I, O>(),
+        ExactKernel::Bk8 => "gemm_exact_bk8_f16_f32",
+        ExactKernel::Bk8Pipe => "gemm_exact_bk8_pipe_f16_f32",
+        ExactKernel::Pipe1Blk => "gemm_exact_pipe_1blk_f16_f32",
+    };
+    if (I::NAME, O::NAME) != ("f16", "f32") {
+        return Err(Error::invalid(
+            "gemm",
+            format!("{which:?} exists for f16 operands and f32 output only"),
+        ));
+    }
+    Ok(candidate)
+}
+
 /// One block per 128 x 128 tile of C: grid (ceil(n/128), ceil(m/128)).
 fn config(p: &ss_gemm_params) -> LaunchConfig {
     LaunchConfig {
@@ -51,8 +84,9 @@ pub(crate) fn gemm_exact<I: GemmIn, O: GemmOut>(
     bias: Option<&DeviceBuffer<f32>>,
     c: &mut DeviceBuffer<O>,
     flag: &mut DeviceBuffer<u32>,
+    which: ExactKernel,
 ) -> Result<()> {
-    let kernel = exact_kernel::<I, O>()?;
+    let kernel = kernel_for::<I, O>(which)?;
     let launch = Launch::new(device, FAMILY, kernel, config(p))
         .param(p)
         .buffer(a)?
