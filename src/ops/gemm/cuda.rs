@@ -76,6 +76,7 @@ fn config(p: &ss_gemm_params) -> LaunchConfig {
 
 /// TWIN: src/ops/gemm/cpu.rs::gemm. Kernel args: (params, a, b, bias, c, flag);
 /// without a bias, `c` is passed in its place (the kernel never reads it).
+#[allow(clippy::too_many_arguments)] // the kernel's six arguments, the device and the choice
 pub(crate) fn gemm_exact<I: GemmIn, O: GemmOut>(
     device: &Device,
     p: &ss_gemm_params,
