@@ -23,7 +23,7 @@
 //!   64 and 3 stages; big: 256 x 128 tiles, 8 warps of 64 x 64, pipelined (all
 //!   f16 out, flag);
 //! - mma.sync peak: `gemm_tc_mma_peak`, 16 independent mma.sync.m16n8k16 chains
-//!   per warp on register operands, 8 warps per block, 8 blocks per SM: the
+//!   per warp on register operands, 8 warps per block, 3 blocks per SM: the
 //!   ceiling of any mma.sync kernel on this card (cuBLAS may use wgmma, which
 //!   mma.sync cannot reach on Hopper); fast/mma and best/mma are the product's
 //!   and the best candidate's fraction of it, best/cuB the best fast column
@@ -337,9 +337,10 @@ fn run(dev: &Device) -> Res<()> {
         .collect();
 
     let t0 = std::time::Instant::now();
-    // The mma.sync ceiling: 8 blocks of 8 warps per SM, ~1 ms a call.
-    let peak_blocks = (sms.max(1) as u32) * 8;
-    let peak_iters = 2048;
+    // The mma.sync ceiling: 3 blocks of 8 warps per SM (all resident at once:
+    // one wave), ~1.5 ms a call.
+    let peak_blocks = (sms.max(1) as u32) * 3;
+    let peak_iters = 4096;
     let mut peak_out = DeviceBuffer::<f32>::zeros(dev, peak_blocks as usize * 256)?;
     let ms = time_ms(&stream, || {
         Ok(mma_peak(dev, peak_blocks, peak_iters, &mut peak_out)?)

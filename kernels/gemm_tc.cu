@@ -620,10 +620,11 @@ extern "C" __global__ void __launch_bounds__(TC_BIG_THREADS, 1)
 // thread index (not foldable), then each thread writes the sum of its
 // accumulators to out[global thread index], so nothing is optimised away.
 // Flop: grid x block / 32 warps x iters x TC_PEAK_CHAINS x 4096 (2 x 16 x 8 x 16
-// per mma). Launch: any grid, block (256, 1, 1); out holds grid x 256 floats.
+// per mma). Launch: grid 3 x SMs (three blocks fit an SM: at most 85 registers,
+// so the grid is one wave, no tail), block (256, 1, 1); out holds grid x 256 floats.
 // Values are meaningless (no TWIN).
 #define TC_PEAK_CHAINS 16
-extern "C" __global__ void __launch_bounds__(256)
+extern "C" __global__ void __launch_bounds__(256, 3)
     gemm_tc_mma_peak(const unsigned int iters, float* __restrict__ out) {
     const uint32_t tid = blockIdx.x * blockDim.x + threadIdx.x;
     uint32_t a[4], b[2];
