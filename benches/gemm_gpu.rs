@@ -18,7 +18,16 @@
 //! - fast: `gemm_fast` (128 x 128 tiles, 4 warps of 64 x 64), f16 out, with the
 //!   flag; fast-nf: the same kernel without the check; wide: 128 x 256 tiles, 8
 //!   warps of 64 x 64; narrow: 128 x 128 tiles, 8 warps of 64 x 32 (both f16
-//!   out, flag; candidates for the product's shape);
+//!   out, flag; candidates for the product's shape); pipe: the product's
+//!   shape with double-buffered ldmatrix fragments; k64: that with a k tile of
+//!   64 and 3 stages; big: 256 x 128 tiles, 8 warps of 64 x 64, pipelined (all
+//!   f16 out, flag);
+//! - mma.sync peak: `gemm_tc_mma_peak`, 16 independent mma.sync.m16n8k16 chains
+//!   per warp on register operands, 8 warps per block, 3 blocks per SM: the
+//!   ceiling of any mma.sync kernel on this card (cuBLAS may use wgmma, which
+//!   mma.sync cannot reach on Hopper); fast/mma and best/mma are the product's
+//!   and the best candidate's fraction of it, best/cuB the best fast column
+//!   over cuBLAS;
 //! - cuBLAS: `cublasGemmEx`, f16 in, f32 compute, f16 out (CUBLAS_COMPUTE_32F);
 //! - fast/cuB and nf/fast: the ratios the fast tier's targets are stated in
 //!   (>= 0.70 of cuBLAS at 4096^3; the flag costs < 2%).
@@ -29,7 +38,7 @@ use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
 use shoestring::device::{Device, DeviceBuffer};
 use shoestring::numerics::{float_to_half_rn, half_to_float};
 use shoestring::ops::elementwise::OverflowFlag;
-use shoestring::ops::gemm::fast::{gemm_fast_with, FastKernel};
+use shoestring::ops::gemm::fast::{gemm_fast_with, mma_peak, mma_peak_flops, FastKernel};
 use shoestring::ops::gemm::{self, Gemm};
 use shoestring::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
 use std::ffi::c_void;
@@ -171,7 +180,28 @@ struct Row {
     noflag: Option<f64>,
     wide: Option<f64>,
     narrow: Option<f64>,
+    pipe: Option<f64>,
+    k64: Option<f64>,
+    big: Option<f64>,
     cublas: Option<f64>,
+}
+
+impl Row {
+    /// The fastest fast-tier column.
+    fn best(&self) -> Option<f64> {
+        [
+            self.fast,
+            self.noflag,
+            self.wide,
+            self.narrow,
+            self.pipe,
+            self.k64,
+            self.big,
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(f64::max)
+    }
 }
 
 fn fmt(v: Option<f64>) -> String {
@@ -225,6 +255,9 @@ fn measure(
     row.noflag = Some(fast(FastKernel::NoFlag)?);
     row.wide = Some(fast(FastKernel::Wide)?);
     row.narrow = Some(fast(FastKernel::Narrow)?);
+    row.pipe = Some(fast(FastKernel::Pipe)?);
+    row.k64 = Some(fast(FastKernel::K64)?);
+    row.big = Some(fast(FastKernel::Big)?);
     if flag.read()? {
         return Err(format!(
             "{}: the overflow flag was raised on [-1, 1) data",
@@ -304,6 +337,16 @@ fn run(dev: &Device) -> Res<()> {
         .collect();
 
     let t0 = std::time::Instant::now();
+    // The mma.sync ceiling: 3 blocks of 8 warps per SM (all resident at once:
+    // one wave), ~1.5 ms a call.
+    let peak_blocks = (sms.max(1) as u32) * 3;
+    let peak_iters = 4096;
+    let mut peak_out = DeviceBuffer::<f32>::zeros(dev, peak_blocks as usize * 256)?;
+    let ms = time_ms(&stream, || {
+        Ok(mma_peak(dev, peak_blocks, peak_iters, &mut peak_out)?)
+    })?;
+    let mma = mma_peak_flops(peak_blocks, peak_iters) / (ms * 1e-3) / 1e9;
+    println!("mma.sync peak (m16n8k16 f16 -> f32, register operands): {mma:.0} GFLOP/s");
     let mut rows = Vec::new();
     for n in SIZES {
         let g = Gemm::new(n, n, n);
@@ -337,7 +380,7 @@ fn run(dev: &Device) -> Res<()> {
     println!();
     println!("GFLOP/s (median of {REPS} batches of ~{BATCH_MS} ms; f16 operands)");
     println!(
-        "| {:<16} | {:>7} | {:>6} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} | {:>8} | {:>7} |",
+        "| {:<16} | {:>7} | {:>6} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} | {:>8} | {:>8} | {:>8} | {:>8} | {:>7} |",
         "shape",
         "exact",
         "%f32pk",
@@ -345,13 +388,19 @@ fn run(dev: &Device) -> Res<()> {
         "fast-nf",
         "wide",
         "narrow",
+        "pipe",
+        "k64",
+        "big",
         "cuBLAS",
         "fast/cuB",
+        "best/cuB",
+        "fast/mma",
+        "best/mma",
         "nf/fast"
     );
     println!(
-        "|{:-<18}|{:->9}|{:->8}|{:->9}|{:->9}|{:->9}|{:->9}|{:->9}|{:->10}|{:->9}|",
-        "", "", "", "", "", "", "", "", "", ""
+        "|{:-<18}|{:->9}|{:->8}|{:->9}|{:->9}|{:->9}|{:->9}|{:->9}|{:->9}|{:->9}|{:->9}|{:->10}|{:->10}|{:->10}|{:->10}|{:->9}|",
+        "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", ""
     );
     for r in &rows {
         let pct = match (r.exact, peak) {
@@ -359,7 +408,7 @@ fn run(dev: &Device) -> Res<()> {
             _ => "-".into(),
         };
         println!(
-            "| {:<16} | {:>7} | {:>6} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} | {:>8} | {:>7} |",
+            "| {:<16} | {:>7} | {:>6} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} | {:>7} | {:>8} | {:>8} | {:>8} | {:>8} | {:>7} |",
             r.label,
             fmt(r.exact),
             pct,
@@ -367,11 +416,23 @@ fn run(dev: &Device) -> Res<()> {
             fmt(r.noflag),
             fmt(r.wide),
             fmt(r.narrow),
+            fmt(r.pipe),
+            fmt(r.k64),
+            fmt(r.big),
             fmt(r.cublas),
             ratio(r.fast, r.cublas),
+            ratio(r.best(), r.cublas),
+            ratio(r.fast, Some(mma)),
+            ratio(r.best(), Some(mma)),
             ratio(r.noflag, r.fast),
         );
     }
+    println!(
+        "mma.sync peak {mma:.0} GFLOP/s; cuBLAS / mma.sync peak at 4096^3: {}",
+        rows.iter()
+            .find(|r| r.label == "4096^3")
+            .map_or("-".into(), |r| ratio(r.cublas, Some(mma)))
+    );
 
     // The exact tier with f32 operands at 4096^3 (f32 out).
     let n = 4096;

@@ -14,7 +14,8 @@
 // tiles of 32 in increasing order, each tile as two k16 mma steps in increasing
 // order, every output is owned by one thread for the whole k loop (no split-K, no
 // atomics on data), and the tile -> block -> warp -> lane mapping is a function of
-// (m, n, k) only. So the bits are the same run to run on one GPU model;
+// (m, n, k) only. (The bench-only TcK64 walks tiles of 64 as four k16 steps: the
+// same sequence of k16 steps per output.) So the bits are the same run to run on one GPU model;
 // tests/gemm_fast.rs holds them within |alpha| (k + 4) 2^-21 sum|a b| + 2^-22 |y|
 // (+ one f16 ulp for f16 output) of the exact tier. Ragged shapes are zero-padded:
 // padding products are 0 * 0 and rows/columns outside C are never stored.
@@ -106,6 +107,15 @@ SS_DEVICE void tc_mma(float* d, const uint32_t* a, const uint32_t* b) {
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
+// tc_mma as a non-volatile asm (PIPE shapes): a pure function of its operands, so
+// the compiler may schedule it among the ldmatrix of the next k step.
+SS_DEVICE void tc_mma_nv(float* d, const uint32_t* a, const uint32_t* b) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
 // ---------------------------------------------------------------------------------
 // Shared-memory tiles. Each operand tile is kept in its global layout: the stored
 // matrix's contiguous dimension is the shared row (padded by TC_PAD halves).
@@ -188,17 +198,27 @@ SS_DEVICE bool tc_store(unsigned short* c, float y0, float y1, bool two, bool pa
 }
 
 // The static shape of one kernel configuration.
-template <int BM_, int BN_, int WM_, int WN_, int STAGES_>
+// BK_: the k tile (32 or 64: two or four k16 mma steps per barrier). PIPE_: the
+// k loop double-buffers the ldmatrix fragments (k step s+1's, or the next k tile's
+// first, are loaded before k step s's mma are issued; the barrier sits before the
+// last k step of a tile) and issues mma as non-volatile asm, so the compiler may
+// interleave them with the loads. Neither changes any output's sequence of k16 mma
+// steps: the bits are expected to equal TcMain's.
+template <int BM_, int BN_, int WM_, int WN_, int STAGES_, int BK_ = 32, bool PIPE_ = false>
 struct TcShape {
     static constexpr int BM = BM_, BN = BN_, WM = WM_, WN = WN_, STAGES = STAGES_;
+    static constexpr int BK = BK_;
+    static constexpr bool PIPE = PIPE_;
+    static constexpr int KS = BK / 16;  // k16 mma steps per k tile
     static constexpr int MT = WM / 16, NT = WN / 8;
     static constexpr int WARPS_N = BN / WN;
     static constexpr int THREADS = (BM / WM) * (BN / WN) * 32;
     static_assert(WM % 16 == 0 && WN % 16 == 0, "warp tile must be whole 16x16 ldmatrix tiles");
     static_assert(STAGES >= 2, "the pipeline needs at least two stages");
+    static_assert(BK == 32 || BK == 64, "k tile of 32 or 64");
     // Halves per stage for each operand: the larger of its two layouts.
-    static constexpr int A_HALVES = tc_max(BM * (TC_BK + TC_PAD), TC_BK * (BM + TC_PAD));
-    static constexpr int B_HALVES = tc_max(BN * (TC_BK + TC_PAD), TC_BK * (BN + TC_PAD));
+    static constexpr int A_HALVES = tc_max(BM * (BK + TC_PAD), BK * (BM + TC_PAD));
+    static constexpr int B_HALVES = tc_max(BN * (BK + TC_PAD), BK * (BN + TC_PAD));
     static constexpr int STAGE_BYTES = (A_HALVES + B_HALVES) * 2;
     static constexpr int SMEM_BYTES = STAGE_BYTES * STAGES;
     static_assert(STAGE_BYTES % 16 == 0 && A_HALVES * 2 % 16 == 0, "stage regions must stay 16-byte aligned");
@@ -211,6 +231,7 @@ template <typename S, bool TA, bool TB, bool FLAG, typename TO>
 SS_DEVICE void tc_gemm_body(const ss_gemm_params& p, const unsigned short* __restrict__ A,
                             const unsigned short* __restrict__ B, const float* __restrict__ bias,
                             TO* __restrict__ C, unsigned int* flag, unsigned char* smem) {
+    constexpr int BK = S::BK, KS = S::KS;
     constexpr int BM = S::BM, BN = S::BN, WM = S::WM, WN = S::WN, MT = S::MT, NT = S::NT;
     constexpr int STAGES = S::STAGES;
     const uint32_t M = p.m, N = p.n, K = p.k;
@@ -234,18 +255,18 @@ SS_DEVICE void tc_gemm_body(const ss_gemm_params& p, const unsigned short* __res
     const bool vec_b = (ldb % 8u == 0u) && (((uint64_t)B & 15u) == 0u);
 
     const uint32_t s_base = tc_smem_addr(smem);
-    const uint32_t tiles_k = (K + TC_BK - 1u) / TC_BK;
+    const uint32_t tiles_k = (K + BK - 1u) / BK;
 
     // Brings k tile `kt` into stage `st` (cp.async, or plain stores on the slow path).
     auto load_stage = [&](uint32_t st, uint32_t kt) {
         const uint32_t sa = s_base + st * (uint32_t)S::STAGE_BYTES;
         const uint32_t sb = sa + (uint32_t)S::A_HALVES * 2u;
-        const uint32_t k0 = kt * TC_BK;
+        const uint32_t k0 = kt * BK;
         constexpr int T = S::THREADS;
-        if (TA) tc_load_tile<T, TC_BK, BM>(sa, A, K, M, lda, k0, m0, vec_a, tid);
-        else tc_load_tile<T, BM, TC_BK>(sa, A, M, K, lda, m0, k0, vec_a, tid);
-        if (TB) tc_load_tile<T, BN, TC_BK>(sb, B, N, K, ldb, n0, k0, vec_b, tid);
-        else tc_load_tile<T, TC_BK, BN>(sb, B, K, N, ldb, k0, n0, vec_b, tid);
+        if (TA) tc_load_tile<T, BK, BM>(sa, A, K, M, lda, k0, m0, vec_a, tid);
+        else tc_load_tile<T, BM, BK>(sa, A, M, K, lda, m0, k0, vec_a, tid);
+        if (TB) tc_load_tile<T, BN, BK>(sb, B, N, K, ldb, n0, k0, vec_b, tid);
+        else tc_load_tile<T, BK, BN>(sb, B, K, N, ldb, k0, n0, vec_b, tid);
     };
 
     // Per-lane ldmatrix offsets (bytes) for mma tile (0, 0) at k step 0; the other
@@ -256,10 +277,10 @@ SS_DEVICE void tc_gemm_body(const ss_gemm_params& p, const unsigned short* __res
     if (TA) {  // [BK][BM+PAD], .trans: matrix i = (m half i%2, k half i/2)
         a_lane = ((lr + (li / 2u) * 8u) * (BM + TC_PAD) + wm * WM + (li % 2u) * 8u) * 2u;
     } else {  // [BM][BK+PAD]: matrix i = (m half i%2, k half i/2)
-        a_lane = ((wm * WM + lr + (li % 2u) * 8u) * (TC_BK + TC_PAD) + (li / 2u) * 8u) * 2u;
+        a_lane = ((wm * WM + lr + (li % 2u) * 8u) * (BK + TC_PAD) + (li / 2u) * 8u) * 2u;
     }
     if (TB) {  // [BN][BK+PAD]: matrix i = (n half i/2, k half i%2)
-        b_lane = ((wn * WN + lr + (li / 2u) * 8u) * (TC_BK + TC_PAD) + (li % 2u) * 8u) * 2u;
+        b_lane = ((wn * WN + lr + (li / 2u) * 8u) * (BK + TC_PAD) + (li % 2u) * 8u) * 2u;
     } else {  // [BK][BN+PAD], .trans: matrix i = (n half i/2, k half i%2)
         b_lane = ((lr + (li % 2u) * 8u) * (BN + TC_PAD) + wn * WN + (li / 2u) * 8u) * 2u;
     }
@@ -274,6 +295,27 @@ SS_UNROLL
         }
     }
 
+    // The fragments of k step ks of the stage at (sa, sb): MT A tiles, NT B tiles.
+    auto load_frags = [&](uint32_t (&af)[MT][4], uint32_t (&bf)[NT][2], uint32_t sa, uint32_t sb, int ks) {
+SS_UNROLL
+        for (int mt = 0; mt < MT; mt++) {
+            const uint32_t off = TA ? (uint32_t)((ks * 16 * (BM + TC_PAD) + mt * 16) * 2)
+                                    : (uint32_t)((mt * 16 * (BK + TC_PAD) + ks * 16) * 2);
+            tc_ldmatrix_x4<TA>(af[mt], sa + a_lane + off);
+        }
+SS_UNROLL
+        for (int np = 0; np < NT / 2; np++) {
+            const uint32_t off = TB ? (uint32_t)((np * 16 * (BK + TC_PAD) + ks * 16) * 2)
+                                    : (uint32_t)((ks * 16 * (BN + TC_PAD) + np * 16) * 2);
+            uint32_t r[4];
+            tc_ldmatrix_x4<!TB>(r, sb + b_lane + off);
+            bf[2 * np][0] = r[0];
+            bf[2 * np][1] = r[1];
+            bf[2 * np + 1][0] = r[2];
+            bf[2 * np + 1][1] = r[3];
+        }
+    };
+
     // Pipeline: STAGES-1 k tiles in flight ahead of the one being multiplied. One
     // commit group per tile (empty groups past the end keep the count uniform).
 #pragma unroll 1
@@ -281,46 +323,76 @@ SS_UNROLL
         if (s < tiles_k) load_stage(s, s);
         tc_cp_async_commit();
     }
-    uint32_t st_read = 0, st_write = STAGES - 1;
-    for (uint32_t kt = 0; kt < tiles_k; kt++) {
-        // Tile kt's group is complete for this thread; the barrier makes every
-        // thread's copies visible and ends every warp's reads of tile kt-1, whose
-        // stage is the one refilled below.
+    if (!S::PIPE) {
+        uint32_t st_read = 0, st_write = STAGES - 1;
+        for (uint32_t kt = 0; kt < tiles_k; kt++) {
+            // Tile kt's group is complete for this thread; the barrier makes every
+            // thread's copies visible and ends every warp's reads of tile kt-1, whose
+            // stage is the one refilled below.
+            tc_cp_async_wait<STAGES - 2>();
+            __syncthreads();
+            if (kt + (uint32_t)(STAGES - 1) < tiles_k) load_stage(st_write, kt + (uint32_t)(STAGES - 1));
+            tc_cp_async_commit();
+
+            const uint32_t sa = s_base + st_read * (uint32_t)S::STAGE_BYTES;
+            const uint32_t sb = sa + (uint32_t)S::A_HALVES * 2u;
+SS_UNROLL
+            for (int ks = 0; ks < KS; ks++) {
+                uint32_t af[MT][4], bf[NT][2];
+                load_frags(af, bf, sa, sb, ks);
+SS_UNROLL
+                for (int mt = 0; mt < MT; mt++) {
+SS_UNROLL
+                    for (int nt = 0; nt < NT; nt++) tc_mma(acc[mt][nt], af[mt], bf[nt]);
+                }
+            }
+            st_read = st_read + 1u == (uint32_t)STAGES ? 0u : st_read + 1u;
+            st_write = st_write + 1u == (uint32_t)STAGES ? 0u : st_write + 1u;
+        }
+    } else if (tiles_k > 0u) {
+        // Fragment double-buffering: the fragments of k step ks+1 (for the last
+        // step, the next tile's step 0) are loaded before step ks's mma issue. The
+        // barrier that publishes tile kt+1 sits before the last k step of tile kt;
+        // every warp's reads of tile kt-1 happened before the previous such
+        // barrier, so at step 0 of tile kt its stage takes tile kt+STAGES-1.
+        uint32_t af[2][MT][4], bf[2][NT][2];
         tc_cp_async_wait<STAGES - 2>();
         __syncthreads();
-        if (kt + (uint32_t)(STAGES - 1) < tiles_k) load_stage(st_write, kt + (uint32_t)(STAGES - 1));
-        tc_cp_async_commit();
-
-        const uint32_t sa = s_base + st_read * (uint32_t)S::STAGE_BYTES;
-        const uint32_t sb = sa + (uint32_t)S::A_HALVES * 2u;
+        uint32_t st_read = 0, st_write = STAGES - 1;
+        load_frags(af[0], bf[0], s_base, s_base + (uint32_t)S::A_HALVES * 2u, 0);
+        for (uint32_t kt = 0; kt < tiles_k; kt++) {
+            const uint32_t sa = s_base + st_read * (uint32_t)S::STAGE_BYTES;
+            const uint32_t sb = sa + (uint32_t)S::A_HALVES * 2u;
+            const uint32_t st_next = st_read + 1u == (uint32_t)STAGES ? 0u : st_read + 1u;
 SS_UNROLL
-        for (int ks = 0; ks < TC_BK / 16; ks++) {
-            uint32_t af[MT][4], bf[NT][2];
+            for (int ks = 0; ks < KS; ks++) {
+                if (ks == KS - 1) {
+                    // Tile kt+1 is complete for this thread; the barrier makes it
+                    // visible to all and ends every warp's reads of tile kt-1
+                    // (its last fragments were loaded before this point).
+                    tc_cp_async_wait<STAGES - 2>();
+                    __syncthreads();
+                    if (kt + 1u < tiles_k) {
+                        const uint32_t na = s_base + st_next * (uint32_t)S::STAGE_BYTES;
+                        load_frags(af[(ks + 1) % 2], bf[(ks + 1) % 2], na, na + (uint32_t)S::A_HALVES * 2u, 0);
+                    }
+                } else {
+                    load_frags(af[(ks + 1) % 2], bf[(ks + 1) % 2], sa, sb, ks + 1);
+                }
+                if (ks == 0) {
+                    // Tile kt+STAGES-1 into the stage of tile kt-1 (see above).
+                    if (kt + (uint32_t)(STAGES - 1) < tiles_k) load_stage(st_write, kt + (uint32_t)(STAGES - 1));
+                    tc_cp_async_commit();
+                }
 SS_UNROLL
-            for (int mt = 0; mt < MT; mt++) {
-                const uint32_t off = TA ? (uint32_t)((ks * 16 * (BM + TC_PAD) + mt * 16) * 2)
-                                        : (uint32_t)((mt * 16 * (TC_BK + TC_PAD) + ks * 16) * 2);
-                tc_ldmatrix_x4<TA>(af[mt], sa + a_lane + off);
+                for (int mt = 0; mt < MT; mt++) {
+SS_UNROLL
+                    for (int nt = 0; nt < NT; nt++) tc_mma_nv(acc[mt][nt], af[ks % 2][mt], bf[ks % 2][nt]);
+                }
             }
-SS_UNROLL
-            for (int np = 0; np < NT / 2; np++) {
-                const uint32_t off = TB ? (uint32_t)((np * 16 * (TC_BK + TC_PAD) + ks * 16) * 2)
-                                        : (uint32_t)((ks * 16 * (BN + TC_PAD) + np * 16) * 2);
-                uint32_t r[4];
-                tc_ldmatrix_x4<!TB>(r, sb + b_lane + off);
-                bf[2 * np][0] = r[0];
-                bf[2 * np][1] = r[1];
-                bf[2 * np + 1][0] = r[2];
-                bf[2 * np + 1][1] = r[3];
-            }
-SS_UNROLL
-            for (int mt = 0; mt < MT; mt++) {
-SS_UNROLL
-                for (int nt = 0; nt < NT; nt++) tc_mma(acc[mt][nt], af[mt], bf[nt]);
-            }
+            st_read = st_next;
+            st_write = st_write + 1u == (uint32_t)STAGES ? 0u : st_write + 1u;
         }
-        st_read = st_read + 1u == (uint32_t)STAGES ? 0u : st_read + 1u;
-        st_write = st_write + 1u == (uint32_t)STAGES ? 0u : st_write + 1u;
     }
     tc_cp_async_wait<0>();
     // Every warp is done reading the pipeline's shared memory: the epilogue reuses it.
@@ -405,8 +477,27 @@ typedef TcShape<128, 256, 64, 64, 4> TcWide;
 // 128 registers: more warps, more shared-memory reads per mma (6 ldmatrix.x4 per 16).
 #define TC_NARROW_THREADS 256
 typedef TcShape<128, 128, 64, 32, 4> TcNarrow;
+// TcPipe (bench only): TcMain's shape (128 x 128, 4 warps of 64 x 64, BK 32, 4
+// stages, 81920 bytes, two blocks per SM) with PIPE: the next k step's 8
+// ldmatrix.x4 are in flight while this step's 32 mma issue, and the barrier no
+// longer sits between the last mma of a tile and the first ldmatrix of the next.
+#define TC_PIPE_THREADS 128
+typedef TcShape<128, 128, 64, 64, 4, 32, true> TcPipe;
+// TcK64 (bench only): TcPipe with BK 64 and 3 stages: a stage is A 128 x 72 (or 64
+// x 136) + B the same = 36864 bytes, x3 = 110592 bytes: two blocks per SM on sm_90
+// (228 KiB), one on sm_80. One barrier and one cp.async group per four k16 steps
+// (128 mma per warp) instead of two.
+#define TC_K64_THREADS 128
+typedef TcShape<128, 128, 64, 64, 3, 64, true> TcK64;
+// TcBig (bench only): 256 x 128 block tile, 8 warps as 4 (m) x 2 (n) of 64 x 64,
+// BK 32, 4 stages of A 256 x 40 + B 128 x 40 (or 32 x 136) halves = 30720 bytes,
+// 122880 bytes, one block per SM, PIPE. A quarter fewer shared-memory fill bytes
+// per mma than TcMain (24 KiB of operands per 256 x 128 x 32 step).
+#define TC_BIG_THREADS 256
+typedef TcShape<256, 128, 64, 64, 4, 32, true> TcBig;
 static_assert(TcMain::THREADS == TC_MAIN_THREADS && TcWide::THREADS == TC_WIDE_THREADS &&
-                  TcNarrow::THREADS == TC_NARROW_THREADS,
+                  TcNarrow::THREADS == TC_NARROW_THREADS && TcPipe::THREADS == TC_PIPE_THREADS &&
+                  TcK64::THREADS == TC_K64_THREADS && TcBig::THREADS == TC_BIG_THREADS,
               "block sizes must match the launch bounds");
 
 // gemm_tc_<ab>_f16_<out>[_noflag]: C = alpha * op(A) op(B) (+ bias), see the file
@@ -503,4 +594,60 @@ extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS, 2)
                               const unsigned short* __restrict__ b, const float* __restrict__ bias,
                               unsigned short* __restrict__ c, unsigned int* flag) {
     tc_gemm<TcNarrow, false, false, true, unsigned short>(p, a, b, bias, c, flag);
+}
+extern "C" __global__ void __launch_bounds__(TC_PIPE_THREADS, 2)
+    gemm_tc_pipe_nn_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
+                            const unsigned short* __restrict__ b, const float* __restrict__ bias,
+                            unsigned short* __restrict__ c, unsigned int* flag) {
+    tc_gemm<TcPipe, false, false, true, unsigned short>(p, a, b, bias, c, flag);
+}
+extern "C" __global__ void __launch_bounds__(TC_K64_THREADS, 2)
+    gemm_tc_k64_nn_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
+                           const unsigned short* __restrict__ b, const float* __restrict__ bias,
+                           unsigned short* __restrict__ c, unsigned int* flag) {
+    tc_gemm<TcK64, false, false, true, unsigned short>(p, a, b, bias, c, flag);
+}
+extern "C" __global__ void __launch_bounds__(TC_BIG_THREADS, 1)
+    gemm_tc_big_nn_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
+                           const unsigned short* __restrict__ b, const float* __restrict__ bias,
+                           unsigned short* __restrict__ c, unsigned int* flag) {
+    tc_gemm<TcBig, false, false, true, unsigned short>(p, a, b, bias, c, flag);
+}
+
+// gemm_tc_mma_peak (bench only, not a GEMM): the mma.sync ceiling of the device.
+// Each warp runs `iters` rounds of TC_PEAK_CHAINS independent m16n8k16 f16 -> f32
+// mma.sync (one accumulator chain each) on register operands made from the
+// thread index (not foldable), then each thread writes the sum of its
+// accumulators to out[global thread index], so nothing is optimised away.
+// Flop: grid x block / 32 warps x iters x TC_PEAK_CHAINS x 4096 (2 x 16 x 8 x 16
+// per mma). Launch: grid 3 x SMs (three blocks fit an SM: at most 85 registers,
+// so the grid is one wave, no tail), block (256, 1, 1); out holds grid x 256 floats.
+// Values are meaningless (no TWIN).
+#define TC_PEAK_CHAINS 16
+extern "C" __global__ void __launch_bounds__(256, 3)
+    gemm_tc_mma_peak(const unsigned int iters, float* __restrict__ out) {
+    const uint32_t tid = blockIdx.x * blockDim.x + threadIdx.x;
+    uint32_t a[4], b[2];
+SS_UNROLL
+    for (int e = 0; e < 4; e++) a[e] = 0x3c003c00u ^ ((tid + (uint32_t)e) & 0x00ff00ffu);
+    b[0] = 0x3c003c00u ^ (tid & 0x000f000fu);
+    b[1] = 0x3c003c00u ^ ((tid >> 4) & 0x000f000fu);
+    float acc[TC_PEAK_CHAINS][4];
+SS_UNROLL
+    for (int c = 0; c < TC_PEAK_CHAINS; c++) {
+SS_UNROLL
+        for (int e = 0; e < 4; e++) acc[c][e] = 0.0f;
+    }
+#pragma unroll 1
+    for (uint32_t it = 0; it < iters; it++) {
+SS_UNROLL
+        for (int c = 0; c < TC_PEAK_CHAINS; c++) tc_mma_nv(acc[c], a, b);
+    }
+    float sum = 0.0f;
+SS_UNROLL
+    for (int c = 0; c < TC_PEAK_CHAINS; c++) {
+SS_UNROLL
+        for (int e = 0; e < 4; e++) sum = sum + acc[c][e];
+    }
+    out[tid] = sum;
 }

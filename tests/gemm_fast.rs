@@ -28,6 +28,15 @@ use shoestring::ops::gemm::{self, Gemm, GemmOut, Op};
 use shoestring::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
 use shoestring::Error;
 
+/// The bench-only tile shapes (f16 output, `Op::N` operands only).
+const BENCH_KERNELS: [FastKernel; 5] = [
+    FastKernel::Wide,
+    FastKernel::Narrow,
+    FastKernel::Pipe,
+    FastKernel::K64,
+    FastKernel::Big,
+];
+
 const OPS: [(Op, Op); 4] = [
     (Op::N, Op::N),
     (Op::N, Op::T),
@@ -279,7 +288,9 @@ fn launches_above_48_kib_opt_in_up_to_the_device_limit() {
 
 /// Odd shapes, all four transposes, f16 and f32 output, bias and none: the fast
 /// tier within the bound of the exact tier (module docs).
-fn fast_within_bound_of_exact<O: Out>(label: &str) {
+/// With `bench_kernels` (f16 output), `Op::N` x `Op::N` shapes also run every
+/// bench-only kernel ([`BENCH_KERNELS`]) against the same bound.
+fn fast_within_bound_of_exact<O: Out>(label: &str, bench_kernels: bool) {
     let Some(dev) = gpu_for_test(label) else {
         return;
     };
@@ -309,6 +320,14 @@ fn fast_within_bound_of_exact<O: Out>(label: &str) {
                 let what = format!("{label} {g:?} bias={with_bias}");
                 assert_within_bound(&what, &g, &got, &want, &mag);
                 assert!(!wf && !gf, "{what}: no overflow expected");
+                if bench_kernels && o == 0 {
+                    for k in BENCH_KERNELS {
+                        let (got, gf) = run_fast::<O>(&dev, &g, &a, &b, bias, k);
+                        let what = format!("{label} {k:?} {g:?} bias={with_bias}");
+                        assert_within_bound(&what, &g, &got, &want, &mag);
+                        assert!(!gf, "{what}: no overflow expected");
+                    }
+                }
             }
         }
     }
@@ -316,12 +335,12 @@ fn fast_within_bound_of_exact<O: Out>(label: &str) {
 
 #[test]
 fn fast_f16_to_f32_is_within_the_accumulation_bound_of_the_exact_tier() {
-    fast_within_bound_of_exact::<f32>("gemm_fast_f32");
+    fast_within_bound_of_exact::<f32>("gemm_fast_f32", false);
 }
 
 #[test]
 fn fast_f16_to_f16_is_within_the_accumulation_bound_of_the_exact_tier() {
-    fast_within_bound_of_exact::<u16>("gemm_fast_f16");
+    fast_within_bound_of_exact::<u16>("gemm_fast_f16", true);
 }
 
 #[test]
@@ -352,9 +371,13 @@ fn fast_is_bitwise_identical_over_repeated_launches_and_the_bench_kernels_agree(
     // reported, not promised.
     let (want, _) = run_exact::<u16>(&g, &a, &b, None);
     let mag = magnitudes(&g, &a, &b);
-    for k in [FastKernel::Wide, FastKernel::Narrow] {
+    for k in BENCH_KERNELS {
         let (other, _) = run_fast::<u16>(&dev, &g, &a, &b, None, k);
         assert_within_bound(&format!("{k:?} kernel"), &g, &other, &want, &mag);
+        for rep in 0..2 {
+            let (again, _) = run_fast::<u16>(&dev, &g, &a, &b, None, k);
+            assert_eq!(again, other, "{k:?} kernel, launch {rep}");
+        }
         eprintln!(
             "{k:?} kernel bitwise equal to the product kernel: {}",
             other == first16

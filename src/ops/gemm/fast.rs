@@ -46,8 +46,7 @@ use crate::ops::elementwise::OverflowFlag;
 
 const FAMILY: &str = "gemm_tc";
 const OP: &str = "gemm_fast";
-/// The k tile and the shared-memory row padding, in halves (TC_BK, TC_PAD).
-const BK: u32 = 32;
+/// The shared-memory row padding, in halves (TC_PAD).
 const PAD: u32 = 8;
 
 /// One kernel configuration of `kernels/gemm_tc.cu` (its `TcShape`).
@@ -58,6 +57,8 @@ struct Shape {
     stages: u32,
     /// Threads per block: 32 per warp tile.
     threads: u32,
+    /// The k tile (`TcShape::BK`).
+    bk: u32,
 }
 
 impl Shape {
@@ -67,6 +68,7 @@ impl Shape {
         bn: 128,
         stages: 4,
         threads: 128,
+        bk: 32,
     };
     /// `TcWide` (bench only): 128 x 256 block tile, 8 warps of 64 x 64, 4 stages.
     const WIDE: Shape = Shape {
@@ -74,6 +76,7 @@ impl Shape {
         bn: 256,
         stages: 4,
         threads: 256,
+        bk: 32,
     };
     /// `TcNarrow` (bench only): 128 x 128 block tile, 8 warps of 64 x 32, 4 stages.
     const NARROW: Shape = Shape {
@@ -81,6 +84,25 @@ impl Shape {
         bn: 128,
         stages: 4,
         threads: 256,
+        bk: 32,
+    };
+    /// `TcPipe` (bench only): `MAIN` with double-buffered fragments.
+    const PIPE: Shape = Shape::MAIN;
+    /// `TcK64` (bench only): 128 x 128, 4 warps of 64 x 64, k tile 64, 3 stages.
+    const K64: Shape = Shape {
+        bm: 128,
+        bn: 128,
+        stages: 3,
+        threads: 128,
+        bk: 64,
+    };
+    /// `TcBig` (bench only): 256 x 128, 8 warps of 64 x 64, k tile 32, 4 stages.
+    const BIG: Shape = Shape {
+        bm: 256,
+        bn: 128,
+        stages: 4,
+        threads: 256,
+        bk: 32,
     };
 
     /// Dynamic shared memory: `TcShape::SMEM_BYTES`, each operand's region per
@@ -93,8 +115,9 @@ impl Shape {
                 b
             }
         }
-        let a = max(self.bm * (BK + PAD), BK * (self.bm + PAD));
-        let b = max(self.bn * (BK + PAD), BK * (self.bn + PAD));
+        let bk = self.bk;
+        let a = max(self.bm * (bk + PAD), bk * (self.bm + PAD));
+        let b = max(self.bn * (bk + PAD), bk * (self.bn + PAD));
         (a + b) * 2 * self.stages
     }
 
@@ -132,6 +155,15 @@ pub enum FastKernel {
     /// Bench only (`TcNarrow`): 128 x 128 tiles, 8 warps of 64 x 32; f16
     /// output, `Op::N` operands only.
     Narrow,
+    /// Bench only (`TcPipe`): `Tiled`'s shape with double-buffered ldmatrix
+    /// fragments; f16 output, `Op::N` operands only.
+    Pipe,
+    /// Bench only (`TcK64`): 128 x 128 tiles, 4 warps of 64 x 64, k tile 64,
+    /// 3 stages, double-buffered fragments; f16 output, `Op::N` only.
+    K64,
+    /// Bench only (`TcBig`): 256 x 128 tiles, 8 warps of 64 x 64, 4 stages,
+    /// double-buffered fragments; f16 output, `Op::N` only.
+    Big,
 }
 
 fn kernel_name(p: &ss_gemm_params, out: &'static str, k: FastKernel) -> Result<&'static str> {
@@ -148,6 +180,9 @@ fn kernel_name(p: &ss_gemm_params, out: &'static str, k: FastKernel) -> Result<&
         (FastKernel::NoFlag, (false, false), "f16") => "gemm_tc_nn_f16_f16_noflag",
         (FastKernel::Wide, (false, false), "f16") => "gemm_tc_wide_nn_f16_f16",
         (FastKernel::Narrow, (false, false), "f16") => "gemm_tc_narrow_nn_f16_f16",
+        (FastKernel::Pipe, (false, false), "f16") => "gemm_tc_pipe_nn_f16_f16",
+        (FastKernel::K64, (false, false), "f16") => "gemm_tc_k64_nn_f16_f16",
+        (FastKernel::Big, (false, false), "f16") => "gemm_tc_big_nn_f16_f16",
         (k, (ta, tb), out) => {
             return Err(Error::invalid(
                 OP,
@@ -229,6 +264,9 @@ pub fn gemm_fast_with<O: GemmOut>(
         FastKernel::Tiled | FastKernel::NoFlag => Shape::MAIN,
         FastKernel::Wide => Shape::WIDE,
         FastKernel::Narrow => Shape::NARROW,
+        FastKernel::Pipe => Shape::PIPE,
+        FastKernel::K64 => Shape::K64,
+        FastKernel::Big => Shape::BIG,
     };
     // Kernel args: (params, a, b, bias (null unless has_bias), c, flag), as
     // kernels/gemm_tc.cu declares them.
@@ -244,6 +282,54 @@ pub fn gemm_fast_with<O: GemmOut>(
     queued
 }
 
+/// `gemm_tc_mma_peak` (bench only, not a GEMM): `blocks` blocks of 256
+/// threads, each warp `iters` rounds of 16 independent `mma.sync.m16n8k16`
+/// (f16 in, f32 accumulators) on register operands; `out` receives one
+/// meaningless float per thread (`blocks * 256`). Flop per call:
+/// [`mma_peak_flops`]. Cuda only, sm_80 or newer; nothing is synchronised.
+#[doc(hidden)]
+pub fn mma_peak(
+    device: &Device,
+    blocks: u32,
+    iters: u32,
+    out: &mut DeviceBuffer<f32>,
+) -> Result<()> {
+    const OP_PEAK: &str = "gemm_tc_mma_peak";
+    let Device::Cuda(d) = device else {
+        return Err(Error::Unsupported {
+            op: OP_PEAK,
+            device: device.to_string(),
+            reason: "a tensor-core microbenchmark: needs a CUDA device".into(),
+        });
+    };
+    if d.info().compute_capability < MIN_COMPUTE_CAPABILITY {
+        return Err(Error::Unsupported {
+            op: OP_PEAK,
+            device: device.to_string(),
+            reason: "needs compute capability 8.0 or newer".into(),
+        });
+    }
+    let threads = u64::from(blocks) * MMA_PEAK_THREADS;
+    out.check(OP_PEAK, "out", device, threads as usize)?;
+    let config = LaunchConfig {
+        grid: [blocks.max(1), 1, 1],
+        block: [MMA_PEAK_THREADS as u32, 1, 1],
+        dynamic_shared_bytes: 0,
+    };
+    Launch::new(device, FAMILY, OP_PEAK, config)
+        .param(&iters)
+        .buffer_mut(out)?
+        .run()
+}
+
+const MMA_PEAK_THREADS: u64 = 256;
+
+/// The flop one [`mma_peak`] call performs: warps x iters x 16 mma x 4096.
+#[doc(hidden)]
+pub fn mma_peak_flops(blocks: u32, iters: u32) -> f64 {
+    (u64::from(blocks) * MMA_PEAK_THREADS / 32) as f64 * f64::from(iters) * 16.0 * 4096.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,7 +342,16 @@ mod tests {
         assert_eq!(Shape::MAIN.smem_bytes(), 81_920);
         assert_eq!(Shape::NARROW.smem_bytes(), 81_920);
         assert_eq!(Shape::WIDE.smem_bytes(), 122_880);
-        for s in [Shape::MAIN, Shape::WIDE, Shape::NARROW] {
+        // TcK64 3 x 36864 bytes, TcBig 4 x 30720 bytes.
+        assert_eq!(Shape::K64.smem_bytes(), 110_592);
+        assert_eq!(Shape::BIG.smem_bytes(), 122_880);
+        for s in [
+            Shape::MAIN,
+            Shape::WIDE,
+            Shape::NARROW,
+            Shape::K64,
+            Shape::BIG,
+        ] {
             assert!(s.smem_bytes() > MAX_DYNAMIC_SHARED_DEFAULT);
             assert!(s.smem_bytes() <= MAX_DYNAMIC_SHARED_SIM);
         }
