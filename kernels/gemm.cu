@@ -140,14 +140,42 @@ SS_DEVICE void gemm_tile_store(const GemmTile<EPT>* t, float (*tile)[GEMM_BM]) {
     }
 }
 
-// The A and B fragments of k step kk: rows {ty*4 + r, 64 + ty*4 + r} of A's
-// column and columns {tx*4 + c, 64 + tx*4 + c} of B's row.
-SS_DEVICE void gemm_frags(const float (*As)[GEMM_BM], const float (*Bs)[GEMM_BN], uint32_t kk, uint32_t tx,
-                          uint32_t ty, float* a, float* b) {
-    gemm_ld4(&As[kk][ty * 4u], a);
-    gemm_ld4(&As[kk][64u + ty * 4u], a + 4);
-    gemm_ld4(&Bs[kk][tx * 4u], b);
-    gemm_ld4(&Bs[kk][64u + tx * 4u], b + 4);
+// The A and B fragments of k step kk: rows {r0 + i, r1 + i} of A's column and
+// columns {c0 + j, c1 + j} of B's row, i, j in 0..4 (a GemmLane's tile).
+struct GemmLane {
+    uint32_t r0, r1, c0, c1;
+};
+
+SS_DEVICE void gemm_frags(const float (*As)[GEMM_BM], const float (*Bs)[GEMM_BN], uint32_t kk, GemmLane l,
+                          float* a, float* b) {
+    gemm_ld4(&As[kk][l.r0], a);
+    gemm_ld4(&As[kk][l.r1], a + 4);
+    gemm_ld4(&Bs[kk][l.c0], b);
+    gemm_ld4(&Bs[kk][l.c1], b + 4);
+}
+
+// Which 8 x 8 outputs of the block tile thread `tid` owns.
+//   product: tx = tid % 16, ty = tid / 16; rows {ty*4, 64 + ty*4} + 0..4, columns
+//     {tx*4, 64 + tx*4} + 0..4: a warp covers 16 rows x all 128 columns.
+//   WARPTILE: warps as 4 (m) x 2 (n) of 32 x 64 outputs, lanes as 4 x 8 inside:
+//     rows {wm*32 + lr*4, +16}, columns {wn*64 + lc*4, +32}; a warp's fragment
+//     loads touch 4 + 8 distinct float4s per k step instead of 2 + 16.
+template <bool WARPTILE>
+SS_DEVICE GemmLane gemm_lane(uint32_t tid) {
+    GemmLane l;
+    if (WARPTILE) {
+        const uint32_t warp = tid / 32u, lane = tid % 32u;
+        l.r0 = (warp / 2u) * 32u + (lane / 8u) * 4u;
+        l.r1 = l.r0 + 16u;
+        l.c0 = (warp % 2u) * 64u + (lane % 8u) * 4u;
+        l.c1 = l.c0 + 32u;
+    } else {
+        l.r0 = (tid / 16u) * 4u;
+        l.r1 = 64u + l.r0;
+        l.c0 = (tid % 16u) * 4u;
+        l.c1 = 64u + l.c0;
+    }
+    return l;
 }
 
 // One k step of the register tile: acc[r][c] = fmaf(a_r, b_c, acc[r][c]).
@@ -159,28 +187,14 @@ SS_DEVICE void gemm_fmas(const float* a, const float* b, float (*acc)[8]) {
     }
 }
 
-// The BK k steps of one shared-memory stage, in order. With PIPE the fragments
-// of step kk+1 are loaded before the fmas of step kk are issued (two fragment
-// sets in registers), so shared-memory latency overlaps arithmetic; the fmas
-// and their order are the same either way.
-template <int BK, bool PIPE>
-SS_DEVICE void gemm_stage(const float (*As)[GEMM_BM], const float (*Bs)[GEMM_BN], uint32_t tx, uint32_t ty,
-                          float (*acc)[8]) {
-    if (PIPE) {
-        float a[2][8], b[2][8];
-        gemm_frags(As, Bs, 0u, tx, ty, a[0], b[0]);
-        SS_UNROLL
-        for (int kk = 0; kk < BK; kk++) {
-            if (kk + 1 < BK) gemm_frags(As, Bs, (uint32_t)kk + 1u, tx, ty, a[(kk + 1) & 1], b[(kk + 1) & 1]);
-            gemm_fmas(a[kk & 1], b[kk & 1], acc);
-        }
-    } else {
-        SS_UNROLL
-        for (int kk = 0; kk < BK; kk++) {
-            float a[8], b[8];
-            gemm_frags(As, Bs, (uint32_t)kk, tx, ty, a, b);
-            gemm_fmas(a, b, acc);
-        }
+// The BK k steps of one shared-memory stage, in order.
+template <int BK>
+SS_DEVICE void gemm_stage(const float (*As)[GEMM_BM], const float (*Bs)[GEMM_BN], GemmLane l, float (*acc)[8]) {
+    SS_UNROLL
+    for (int kk = 0; kk < BK; kk++) {
+        float a[8], b[8];
+        gemm_frags(As, Bs, (uint32_t)kk, l, a, b);
+        gemm_fmas(a, b, acc);
     }
 }
 
@@ -195,7 +209,7 @@ SS_DEVICE void gemm_stage(const float (*As)[GEMM_BM], const float (*Bs)[GEMM_BN]
 // Order: per output, the fma chain over k ascending; no split-K, no atomics on
 //   floats (the flag is an integer OR).
 // TWIN: src/ops/gemm/cpu.rs::gemm
-template <int BK, bool PIPE, typename TI, typename TO>
+template <int BK, bool WARPTILE, typename TI, typename TO>
 SS_DEVICE void gemm_exact(const ss_gemm_params p, const TI* __restrict__ A, const TI* __restrict__ B,
                           const float* __restrict__ bias, TO* __restrict__ C, unsigned int* flag) {
     static_assert(BK % 8 == 0 && BK <= 32, "EPT = BK/2 must be a multiple of 4");
@@ -204,7 +218,7 @@ SS_DEVICE void gemm_exact(const ss_gemm_params p, const TI* __restrict__ A, cons
     __shared__ __align__(16) float Bs[2][BK][GEMM_BN];
 
     const uint32_t tid = threadIdx.x;
-    const uint32_t tx = tid % 16u, ty = tid / 16u;
+    const GemmLane lane = gemm_lane<WARPTILE>(tid);
     const uint32_t m0 = blockIdx.y * GEMM_BM, n0 = blockIdx.x * GEMM_BN;
     const uint32_t M = p.m, N = p.n, K = p.k;
     // A as stored: m x k (ld = K) or, transposed, k x m (ld = M); B: k x n (ld = N)
@@ -239,7 +253,7 @@ SS_UNROLL
         // A partial last tile runs all GEMM_BK steps too: beyond K both operands
         // are zero, and fmaf(0, 0, acc) == acc for every acc a chain can hold
         // (it starts at +0.0 and +0.0 + -0.0 is +0.0, so acc is never -0.0).
-        gemm_stage<BK, PIPE>(As[cur], Bs[cur], tx, ty, acc);
+        gemm_stage<BK>(As[cur], Bs[cur], lane, acc);
         if (more) {
             gemm_tile_store(&la, As[cur ^ 1u]);
             gemm_tile_store(&lb, Bs[cur ^ 1u]);
@@ -250,11 +264,11 @@ SS_UNROLL
     bool nonfinite = false;
 SS_UNROLL
     for (int r = 0; r < 8; r++) {
-        const uint32_t i = m0 + (uint32_t)(r < 4 ? r : 60 + r) + ty * 4u;
+        const uint32_t i = m0 + (r < 4 ? lane.r0 + (uint32_t)r : lane.r1 + (uint32_t)(r - 4));
         if (i >= M) continue;
 SS_UNROLL
         for (int c = 0; c < 8; c++) {
-            const uint32_t j = n0 + (uint32_t)(c < 4 ? c : 60 + c) + tx * 4u;
+            const uint32_t j = n0 + (c < 4 ? lane.c0 + (uint32_t)c : lane.c1 + (uint32_t)(c - 4));
             if (j >= N) continue;
             const float y = p.has_bias != 0u ? fmaf(p.alpha, acc[r][c], bias[j]) : p.alpha * acc[r][c];
             nonfinite |= !gemm_store(&C[(uint64_t)i * N + j], ss_canonical_nan(y));
@@ -288,27 +302,12 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
     gemm_exact<GEMM_BK, false, unsigned short, unsigned short>(p, a, b, bias, c, flag);
 }
 
-// Bench candidates (benches/gemm_gpu.rs, tests/gemm.rs; src/ops/gemm/cuda.rs
-// ExactKernel): the same contract and the same bits, f16 operands and f32 output.
-//   bk8: 8-deep k stages (half the prefetch registers);
-//   bk8_pipe: that, with the fragments of the next k step loaded ahead;
-//   pipe_1blk: 16-deep stages, fragments ahead, one block per SM (up to 255
-//     registers instead of 128).
+// Bench candidate (benches/gemm_gpu.rs; tests/gemm.rs checks its bits; src/ops/
+// gemm/cuda.rs ExactKernel): the product with warps owning 32 x 64 sub-tiles
+// (gemm_lane), f16 operands and f32 output.
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
-    gemm_exact_bk8_f16_f32(const ss_gemm_params p, const unsigned short* __restrict__ a,
-                           const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                           float* __restrict__ c, unsigned int* flag) {
-    gemm_exact<8, false, unsigned short, float>(p, a, b, bias, c, flag);
-}
-extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
-    gemm_exact_bk8_pipe_f16_f32(const ss_gemm_params p, const unsigned short* __restrict__ a,
+    gemm_exact_warptile_f16_f32(const ss_gemm_params p, const unsigned short* __restrict__ a,
                                 const unsigned short* __restrict__ b, const float* __restrict__ bias,
                                 float* __restrict__ c, unsigned int* flag) {
-    gemm_exact<8, true, unsigned short, float>(p, a, b, bias, c, flag);
-}
-extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 1)
-    gemm_exact_pipe_1blk_f16_f32(const ss_gemm_params p, const unsigned short* __restrict__ a,
-                                 const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                                 float* __restrict__ c, unsigned int* flag) {
     gemm_exact<GEMM_BK, true, unsigned short, float>(p, a, b, bias, c, flag);
 }

@@ -269,11 +269,7 @@ fn exact_kernel_candidates_give_the_product_bits_on_every_device() {
             let (a, b) = (to_f16(&a), to_f16(&b));
             let (want, wf) = run::<u16, f32>(&Device::Cpu, &g, &a, &b, Some(&bias));
             for dev in &devices {
-                for which in [
-                    ExactKernel::Bk8,
-                    ExactKernel::Bk8Pipe,
-                    ExactKernel::Pipe1Blk,
-                ] {
+                for which in [ExactKernel::Product, ExactKernel::Warptile] {
                     let ab = DeviceBuffer::copy_htod(dev, &a).unwrap();
                     let bb = DeviceBuffer::copy_htod(dev, &b).unwrap();
                     let biasb = DeviceBuffer::copy_htod(dev, &bias).unwrap();

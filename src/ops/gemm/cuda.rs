@@ -33,28 +33,24 @@ pub(crate) fn exact_kernel<I: GemmIn, O: GemmOut>() -> Result<&'static str> {
 }
 
 /// Which exact kernel a call runs. Only [`ExactKernel::Product`] is used by
-/// [`super::gemm`]; the others are candidates `benches/gemm_gpu.rs` measures
-/// against it (f16 operands, f32 output). All give the same bits.
+/// [`super::gemm`]; `Warptile` is a candidate `benches/gemm_gpu.rs` measures
+/// against it (f16 operands, f32 output), with the same bits. (Candidates
+/// measured and dropped: 8-deep k stages, fragments loaded a step ahead, one
+/// block per SM: all slower on an H100, docs/gpu-runs/2026-11-26-h100-gemm-candidates.md.)
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExactKernel {
     /// 16-deep k stages, two blocks per SM: `gemm_exact_<in>_<out>`.
     Product,
-    /// 8-deep k stages: `gemm_exact_bk8_f16_f32`.
-    Bk8,
-    /// 8-deep stages, next step's fragments loaded ahead: `gemm_exact_bk8_pipe_f16_f32`.
-    Bk8Pipe,
-    /// 16-deep stages, fragments ahead, one block per SM: `gemm_exact_pipe_1blk_f16_f32`.
-    Pipe1Blk,
+    /// Warps owning 32 x 64 sub-tiles: `gemm_exact_warptile_f16_f32`.
+    Warptile,
 }
 
 /// The kernel `which` names for these element types.
 fn kernel_for<I: GemmIn, O: GemmOut>(which: ExactKernel) -> Result<&'static str> {
     let candidate = match which {
         ExactKernel::Product => return exact_kernel::<I, O>(),
-        ExactKernel::Bk8 => "gemm_exact_bk8_f16_f32",
-        ExactKernel::Bk8Pipe => "gemm_exact_bk8_pipe_f16_f32",
-        ExactKernel::Pipe1Blk => "gemm_exact_pipe_1blk_f16_f32",
+        ExactKernel::Warptile => "gemm_exact_warptile_f16_f32",
     };
     if (I::NAME, O::NAME) != ("f16", "f32") {
         return Err(Error::invalid(
