@@ -1,11 +1,204 @@
-//! CPU twin of `kernels/gemm.cu` (exact tier).
+//! CPU twin of `kernels/gemm.cu` (exact tier): blocked, packed, with a
+//! register-tile microkernel per instruction set, and the bits of the plain
+//! triple loop (DESIGN.md rule 4).
 //!
-//! TEMPORARY plain version: one fma chain per output in ascending k, the
-//! contract written directly. To be replaced by the packed, register-tiled,
-//! feature-dispatched version with the same signature and the same bits.
+//! Every output is one fma chain over k ascending from +0.0, whatever the
+//! path: the microkernel holds an `MR x NR` tile of such chains in registers
+//! and feeds them one k at a time. A k-block (`KC` long) that is not the last
+//! ends by storing the chains to an f32 scratch tile, and the next block loads
+//! them back and goes on: no restart from zero, no split-K. Packing converts
+//! f16 exactly and pads m and n (never k) with zeros, so padded rows and
+//! columns only feed outputs that are thrown away and edge tiles keep the same
+//! chains. f32 A is read in place (broadcasts need no layout), except for an
+//! edge panel of fewer than `MR` rows.
+//!
+//! Paths ([`cpu_level`], detected at run time, never `target-cpu=native`):
+//! AVX-512F (8 x 32 tile, 16 zmm chains, epilogue from registers), AVX2 + FMA
+//! (6 x 16, 12 ymm chains) and portable (scalar `mul_add`, a library call
+//! without FMA hardware). FMA is correctly rounded on all three, and the
+//! vector epilogue's f16 rounding (`vcvtps2ph`, nearest even) equals
+//! `numerics::float_to_half_rn` on every non-NaN float (checked on all 2^32),
+//! so they agree bit for bit. `SHOESTRING_CPU_PORTABLE=1` or
+//! `SHOESTRING_CPU_LEVEL` selects a narrower one.
+//!
+//! Threads: C is cut into rectangles (tasks) that rayon runs in any order in
+//! one parallel region; each task owns its outputs' whole chains, so the bits
+//! do not depend on the pool size. Products under [`PARALLEL_MIN_FLOPS`] stay
+//! on the calling thread.
 
 use super::{epilogue, GemmIn, GemmOut};
 use crate::device::abi::ss_gemm_params;
+use crate::device::{cpu_level, CpuLevel};
+use rayon::prelude::*;
+use std::any::TypeId;
+use std::cell::Cell;
+
+/// Below this many flops (2 m n k) a GEMM runs on the calling thread: waking
+/// the pool costs more than the second core gives back.
+pub const PARALLEL_MIN_FLOPS: usize = 4 << 20;
+
+/// Most f32 chains a task keeps in scratch between k-blocks (1 MiB), which
+/// bounds the rows of a task when k needs more than one block.
+const SCRATCH_MAX: usize = 1 << 18;
+
+/// A register-tile microkernel and the block sizes around it.
+trait Micro {
+    /// Rows of the register tile (one broadcast of A each per k).
+    const MR: usize;
+    /// Columns of the register tile (whole vectors of B).
+    const NR: usize;
+    /// The k-block: one A panel (`MR x KC`) stays in L1.
+    const KC: usize;
+    /// Most columns of one task: its packed B (`KC x NC`) stays in L2.
+    const NC: usize;
+
+    /// The chains of one tile over `kc` more k, into `acc` (row-major
+    /// `MR x NR`), starting from zeros (`load == false`) or from `acc`.
+    fn kernel(kc: usize, a: ASrc<'_>, b: &[f32], load: bool, acc: &mut [f32]);
+
+    /// The last k-block of one tile: the chains (from `load`, or zeros), then
+    /// the epilogue into C. Returns true if a stored value is not finite.
+    #[inline(always)]
+    fn finish<I, O: GemmOut>(
+        p: &Problem<'_, I, O>,
+        kc: usize,
+        a: ASrc<'_>,
+        b: &[f32],
+        load: Option<&[f32]>,
+        at: At,
+    ) -> bool {
+        let mut tile = Tile([0.0; TILE_MAX]);
+        let acc = &mut tile.0[..Self::MR * Self::NR];
+        if let Some(load) = load {
+            acc.copy_from_slice(&load[..Self::MR * Self::NR]);
+        }
+        Self::kernel(kc, a, b, load.is_some(), acc);
+        store(p, acc, Self::NR, at)
+    }
+
+    /// `dst = src` as f32 (exact).
+    #[inline(always)]
+    fn convert<I: GemmIn>(src: &[I], dst: &mut [f32]) {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = s.to_f32();
+        }
+    }
+
+    /// Runs [`task`] compiled for this path's target features.
+    fn task<I: GemmIn, O: GemmOut>(p: &Problem<'_, I, O>, t: &Task, bufs: &mut Buffers) -> bool;
+}
+
+/// One GEMM as the tasks see it.
+struct Problem<'a, I, O> {
+    m: usize,
+    n: usize,
+    k: usize,
+    trans_a: bool,
+    trans_b: bool,
+    alpha: f32,
+    a: &'a [I],
+    /// `a` itself when the operands are f32: read in place, not packed.
+    a_f32: Option<&'a [f32]>,
+    b: &'a [I],
+    bias: Option<&'a [f32]>,
+    c: OutPtr<O>,
+}
+
+/// C's base pointer, shared by the tasks; each writes only its own rectangle.
+struct OutPtr<O>(*mut O);
+// SAFETY: tasks write disjoint rectangles of C (see `Problem::row`), and the
+// borrow of C outlives the parallel region that uses the pointer.
+unsafe impl<O: Send> Send for OutPtr<O> {}
+// SAFETY: as above; no two tasks touch the same element.
+unsafe impl<O: Send> Sync for OutPtr<O> {}
+
+impl<I, O> Problem<'_, I, O> {
+    /// Row `i`, columns `j..j + len`, of C.
+    ///
+    /// # Safety
+    /// `i < m` and `j + len <= n`, and no other live reference covers these
+    /// elements: the caller is the one task that owns them.
+    #[allow(clippy::mut_from_ref)]
+    #[inline(always)]
+    unsafe fn row(&self, i: usize, j: usize, len: usize) -> &mut [O] {
+        std::slice::from_raw_parts_mut(self.c.0.add(i * self.n + j), len)
+    }
+}
+
+/// Where op(A) of one tile is read: `a[r * rs + kk * cs]` for row `r < MR` of
+/// the tile and `kk < kc` of the block (packed panels have `rs = 1, cs = MR`).
+#[derive(Clone, Copy)]
+struct ASrc<'a> {
+    a: &'a [f32],
+    rs: usize,
+    cs: usize,
+}
+
+impl ASrc<'_> {
+    /// Panics unless every element a tile of `mr` rows reads over `kc` k is
+    /// in `a`; the kernels rely on it.
+    #[inline(always)]
+    fn check(&self, mr: usize, kc: usize) {
+        assert!(kc > 0 && (mr - 1) * self.rs + (kc - 1) * self.cs < self.a.len());
+    }
+}
+
+/// Where a tile lands in C: rows `i..i + rows`, columns `j..j + cols`.
+#[derive(Clone, Copy)]
+struct At {
+    i: usize,
+    rows: usize,
+    j: usize,
+    cols: usize,
+}
+
+/// A rectangle of C: rows `i0..i1`, columns `j0..j1`.
+#[derive(Debug, Clone, Copy)]
+struct Task {
+    i0: usize,
+    i1: usize,
+    j0: usize,
+    j1: usize,
+}
+
+/// Per-thread packing and scratch space, reused across calls.
+#[derive(Default)]
+struct Buffers {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    acc: Vec<f32>,
+}
+
+thread_local! {
+    static BUFFERS: Cell<Buffers> = Cell::new(Buffers::default());
+}
+
+/// Runs `f` with this thread's buffers (taken out, so a nested call would
+/// only allocate fresh ones).
+fn with_buffers<R>(f: impl FnOnce(&mut Buffers) -> R) -> R {
+    let mut b = BUFFERS.take();
+    let r = f(&mut b);
+    BUFFERS.set(b);
+    r
+}
+
+/// `len` floats of `v` starting on a 64-byte boundary, so that vector loads
+/// of packed rows never straddle cache lines.
+fn aligned(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if v.len() < len + 16 {
+        v.resize(len + 16, 0.0);
+    }
+    let off = ((64 - v.as_ptr() as usize % 64) % 64) / 4;
+    &mut v[off..off + len]
+}
+
+/// `s` as `&[f32]` when `T` is f32.
+fn as_f32<T: 'static>(s: &[T]) -> Option<&[f32]> {
+    (TypeId::of::<T>() == TypeId::of::<f32>()).then(|| {
+        // SAFETY: T is f32 (same TypeId), so this is the same slice.
+        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) }
+    })
+}
 
 /// TWIN: kernels/gemm.cu::gemm_exact_<in>_<out>. Writes all of `c` (m x n)
 /// and returns true if any stored value is not finite.
@@ -17,33 +210,327 @@ pub(crate) fn gemm<I: GemmIn, O: GemmOut>(
     c: &mut [O],
 ) -> bool {
     let (m, n, k) = (p.m as usize, p.n as usize, p.k as usize);
-    let at = |i: usize, kk: usize| {
-        if p.trans_a == 0 {
-            a[i * k + kk]
-        } else {
-            a[kk * m + i]
-        }
-        .to_f32()
-    };
-    let bt = |kk: usize, j: usize| {
-        if p.trans_b == 0 {
-            b[kk * n + j]
-        } else {
-            b[j * k + kk]
-        }
-        .to_f32()
-    };
-    let mut overflow = false;
-    for i in 0..m {
-        for j in 0..n {
-            let mut acc = 0.0f32;
-            for kk in 0..k {
-                acc = at(i, kk).mul_add(bt(kk, j), acc);
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    assert!(bias.is_none_or(|b| b.len() >= n));
+    if m == 0 || n == 0 {
+        return false;
+    }
+    if k == 0 {
+        // No chain at all: every output is the epilogue of +0.0.
+        let mut bad = false;
+        for row in c[..m * n].chunks_exact_mut(n) {
+            for (j, out) in row.iter_mut().enumerate() {
+                *out = epilogue(p.alpha, 0.0, bias.map(|b| b[j]));
+                bad |= !out.is_finite();
             }
-            let v: O = epilogue(p.alpha, acc, bias.map(|b| b[j]));
-            overflow |= !v.is_finite();
-            c[i * n + j] = v;
+        }
+        return bad;
+    }
+    let problem = Problem {
+        m,
+        n,
+        k,
+        trans_a: p.trans_a != 0,
+        trans_b: p.trans_b != 0,
+        alpha: p.alpha,
+        a,
+        a_f32: as_f32(a),
+        b,
+        bias,
+        c: OutPtr(c.as_mut_ptr()),
+    };
+    match cpu_level() {
+        #[cfg(target_arch = "x86_64")]
+        CpuLevel::Avx512 => run::<x86::Avx512, I, O>(&problem),
+        #[cfg(target_arch = "x86_64")]
+        CpuLevel::Avx2Fma => run::<x86::Avx2, I, O>(&problem),
+        _ => run::<Portable, I, O>(&problem),
+    }
+}
+
+/// Cuts C into tasks and runs them, in one parallel region when the product
+/// is large enough.
+fn run<M: Micro, I: GemmIn, O: GemmOut>(p: &Problem<'_, I, O>) -> bool {
+    let threads = if 2 * p.m * p.n * p.k < PARALLEL_MIN_FLOPS {
+        1
+    } else {
+        rayon::current_num_threads()
+    };
+    let tasks = tasks::<M>(p.m, p.n, p.k, threads);
+    if tasks.len() == 1 {
+        with_buffers(|bufs| M::task(p, &tasks[0], bufs))
+    } else if threads == 1 {
+        with_buffers(|bufs| tasks.iter().fold(false, |bad, t| bad | M::task(p, t, bufs)))
+    } else {
+        // `reduce`, not `any`: every task must run, whatever another found.
+        tasks
+            .par_iter()
+            .map(|t| with_buffers(|bufs| M::task(p, t, bufs)))
+            .reduce(|| false, |x, y| x | y)
+    }
+}
+
+/// Splits `m x n` into bands of whole tiles: at most `NC` columns, and as many
+/// rows as the scratch allows; with several threads, into at least one task
+/// per thread (a multiple of the thread count, or many). Columns are split
+/// first: every row band packs its own B, while f32 A is read in place. The
+/// split decides who computes which outputs, never in which order.
+fn tasks<M: Micro>(m: usize, n: usize, k: usize, threads: usize) -> Vec<Task> {
+    let (mtiles, ntiles) = (m.div_ceil(M::MR), n.div_ceil(M::NR));
+    let mut tn = n.div_ceil(M::NC);
+    let mut tm = if k > M::KC {
+        let band = ntiles.div_ceil(tn) * M::NR;
+        m.div_ceil((SCRATCH_MAX / band).max(M::MR))
+    } else {
+        1
+    };
+    while threads > 1 && (tm * tn < threads || (tm * tn % threads != 0 && tm * tn < 8 * threads)) {
+        if tn < ntiles {
+            tn += 1;
+        } else if tm < mtiles {
+            tm += 1;
+        } else {
+            break;
         }
     }
-    overflow
+    let rows = mtiles.div_ceil(tm) * M::MR;
+    let cols = ntiles.div_ceil(tn) * M::NR;
+    let mut out = Vec::with_capacity(tm * tn);
+    for i0 in (0..m).step_by(rows) {
+        for j0 in (0..n).step_by(cols) {
+            out.push(Task {
+                i0,
+                i1: (i0 + rows).min(m),
+                j0,
+                j1: (j0 + cols).min(n),
+            });
+        }
+    }
+    out
 }
+
+/// One task: for each k-block, pack its B columns, then for each row panel
+/// (its A in L1; packed only when f16 or short) run the microkernel along
+/// the row, B streaming from L2. Inlined into each path's
+/// `#[target_feature]` wrapper.
+#[inline(always)]
+fn task<M: Micro, I: GemmIn, O: GemmOut>(
+    p: &Problem<'_, I, O>,
+    t: &Task,
+    bufs: &mut Buffers,
+) -> bool {
+    let (mr, nr) = (M::MR, M::NR);
+    let (mc, nc) = (t.i1 - t.i0, t.j1 - t.j0);
+    let (mtiles, ntiles) = (mc.div_ceil(mr), nc.div_ceil(nr));
+    let blocks = p.k.div_ceil(M::KC);
+    let kc_max = p.k.min(M::KC);
+    let apack = aligned(&mut bufs.a, mr * kc_max);
+    let bpack = aligned(&mut bufs.b, ntiles * nr * kc_max);
+    let scratch = if blocks > 1 {
+        aligned(&mut bufs.acc, mtiles * ntiles * mr * nr)
+    } else {
+        &mut [][..]
+    };
+    let mut bad = false;
+    for blk in 0..blocks {
+        let pc = blk * M::KC;
+        let kc = M::KC.min(p.k - pc);
+        pack_b::<M, I>(p, pc, kc, t.j0, nc, nr, bpack);
+        for it in 0..mtiles {
+            let i = t.i0 + it * mr;
+            let rows = (t.i1 - i).min(mr);
+            let a = match p.a_f32 {
+                Some(a) if rows == mr => {
+                    let (base, rs, cs) = if p.trans_a {
+                        (pc * p.m + i, 1, p.m)
+                    } else {
+                        (i * p.k + pc, p.k, 1)
+                    };
+                    ASrc {
+                        a: &a[base..],
+                        rs,
+                        cs,
+                    }
+                }
+                _ => {
+                    pack_a::<M, I>(p, pc, kc, i, rows, mr, apack);
+                    ASrc {
+                        a: &apack[..kc * mr],
+                        rs: 1,
+                        cs: mr,
+                    }
+                }
+            };
+            for jt in 0..ntiles {
+                let b = &bpack[jt * kc * nr..][..kc * nr];
+                let acc = if blocks > 1 {
+                    Some(&mut scratch[(it * ntiles + jt) * mr * nr..][..mr * nr])
+                } else {
+                    None
+                };
+                if blk + 1 < blocks {
+                    if let Some(acc) = acc {
+                        M::kernel(kc, a, b, blk > 0, acc);
+                    }
+                } else {
+                    let j = t.j0 + jt * nr;
+                    let at = At {
+                        i,
+                        rows,
+                        j,
+                        cols: (t.j1 - j).min(nr),
+                    };
+                    bad |= M::finish(p, kc, a, b, acc.map(|a| &*a), at);
+                }
+            }
+        }
+    }
+    bad
+}
+
+/// The largest `MR * NR` of any path.
+const TILE_MAX: usize = 8 * 32;
+
+/// A tile's chains on the stack.
+#[repr(align(64))]
+struct Tile([f32; TILE_MAX]);
+
+/// Packs rows `i..i + rows` of op(A), k-block `pc..pc + kc`, as one panel:
+/// `dst[kk * mr + r] = op(A)[i + r, pc + kk]`, zero for `rows <= r < mr`.
+#[inline(always)]
+fn pack_a<M: Micro, I: GemmIn>(
+    p: &Problem<'_, I, impl Sized>,
+    pc: usize,
+    kc: usize,
+    i: usize,
+    rows: usize,
+    mr: usize,
+    dst: &mut [f32],
+) {
+    for (kk, d) in dst.chunks_exact_mut(mr).take(kc).enumerate() {
+        if p.trans_a {
+            // A is k x m: the panel's k-th column is contiguous in A.
+            M::convert(&p.a[(pc + kk) * p.m + i..][..rows], &mut d[..rows]);
+        } else {
+            for (r, x) in d[..rows].iter_mut().enumerate() {
+                *x = p.a[(i + r) * p.k + pc + kk].to_f32();
+            }
+        }
+        d[rows..].fill(0.0);
+    }
+}
+
+/// Packs columns `j0..j0 + nc` of op(B), k-block `pc..pc + kc`, as panels of
+/// `nr` columns: `dst[(jt * kc + kk) * nr + c] = op(B)[pc + kk, j0 + jt * nr + c]`,
+/// zero past column n.
+#[inline(always)]
+fn pack_b<M: Micro, I: GemmIn>(
+    p: &Problem<'_, I, impl Sized>,
+    pc: usize,
+    kc: usize,
+    j0: usize,
+    nc: usize,
+    nr: usize,
+    dst: &mut [f32],
+) {
+    for (jt, panel) in dst
+        .chunks_exact_mut(kc * nr)
+        .take(nc.div_ceil(nr))
+        .enumerate()
+    {
+        let j = j0 + jt * nr;
+        let cols = (nc - jt * nr).min(nr);
+        if p.trans_b {
+            // B is n x k: column j of op(B) is a contiguous row of B; convert
+            // a strip of it, then scatter it down the panel.
+            let mut strip = [0.0f32; 64];
+            for kk0 in (0..kc).step_by(64) {
+                let len = (kc - kk0).min(64);
+                for c in 0..cols {
+                    M::convert(&p.b[(j + c) * p.k + pc + kk0..][..len], &mut strip[..len]);
+                    for (kk, &x) in strip[..len].iter().enumerate() {
+                        panel[(kk0 + kk) * nr + c] = x;
+                    }
+                }
+            }
+            if cols < nr {
+                for d in panel.chunks_exact_mut(nr) {
+                    d[cols..].fill(0.0);
+                }
+            }
+        } else {
+            for (kk, d) in panel.chunks_exact_mut(nr).enumerate() {
+                M::convert(&p.b[(pc + kk) * p.n + j..][..cols], &mut d[..cols]);
+                d[cols..].fill(0.0);
+            }
+        }
+    }
+}
+
+/// The epilogue of one tile from `acc` (row stride `nr`) into C.
+/// Returns true if a stored value is not finite.
+#[inline(always)]
+fn store<O: GemmOut>(p: &Problem<'_, impl Sized, O>, acc: &[f32], nr: usize, at: At) -> bool {
+    let mut bad = false;
+    for (r, chains) in acc.chunks_exact(nr).take(at.rows).enumerate() {
+        // SAFETY: `at` lies in this task's rectangle of C (rows below m,
+        // columns below n), which no other task writes; the slice dies here.
+        let out = unsafe { p.row(at.i + r, at.j, at.cols) };
+        let chains = &chains[..at.cols];
+        match p.bias {
+            Some(bias) => {
+                for ((o, &x), &b) in out.iter_mut().zip(chains).zip(&bias[at.j..]) {
+                    *o = epilogue(p.alpha, x, Some(b));
+                    bad |= !o.is_finite();
+                }
+            }
+            None => {
+                for (o, &x) in out.iter_mut().zip(chains) {
+                    *o = epilogue(p.alpha, x, None);
+                    bad |= !o.is_finite();
+                }
+            }
+        }
+    }
+    bad
+}
+
+/// Scalar tiles: the path without SIMD dispatch (and without FMA hardware,
+/// where `mul_add` is a correctly rounded library call).
+struct Portable;
+
+impl Micro for Portable {
+    const MR: usize = 4;
+    const NR: usize = 8;
+    const KC: usize = 256;
+    const NC: usize = 512;
+
+    fn kernel(kc: usize, a: ASrc<'_>, b: &[f32], load: bool, acc: &mut [f32]) {
+        const MR: usize = Portable::MR;
+        const NR: usize = Portable::NR;
+        let mut c = [[0.0f32; NR]; MR];
+        if load {
+            for (row, src) in c.iter_mut().zip(acc.chunks_exact(NR)) {
+                row.copy_from_slice(src);
+            }
+        }
+        for (kk, bv) in b.chunks_exact(NR).take(kc).enumerate() {
+            for (r, row) in c.iter_mut().enumerate() {
+                let x = a.a[r * a.rs + kk * a.cs];
+                for (s, &y) in row.iter_mut().zip(bv) {
+                    *s = x.mul_add(y, *s);
+                }
+            }
+        }
+        for (row, dst) in c.iter().zip(acc.chunks_exact_mut(NR)) {
+            dst.copy_from_slice(row);
+        }
+    }
+
+    fn task<I: GemmIn, O: GemmOut>(p: &Problem<'_, I, O>, t: &Task, bufs: &mut Buffers) -> bool {
+        task::<Portable, I, O>(p, t, bufs)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86;

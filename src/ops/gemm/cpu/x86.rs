@@ -1,0 +1,330 @@
+//! The x86-64 microkernels: AVX-512F (8 x 32) and AVX2 + FMA (6 x 16), each
+//! a `#[target_feature]` function reached only after `cpu_level()` detected
+//! its features, and the task wrappers that compile the blocking loops and
+//! packing for the same features.
+
+use super::{as_f32, task, ASrc, At, Buffers, GemmIn, GemmOut, Micro, Problem, Task};
+use std::any::TypeId;
+use std::arch::x86_64::*;
+
+/// 8 x 32: 16 zmm chains; per k, 2 vector loads of B and 8 broadcasts of A
+/// for 16 fmas. The epilogue runs on the registers (masked at edges).
+pub(super) struct Avx512;
+
+impl Micro for Avx512 {
+    const MR: usize = 8;
+    const NR: usize = 32;
+    const KC: usize = 256;
+    const NC: usize = 512;
+
+    #[inline(always)]
+    fn kernel(kc: usize, a: ASrc<'_>, b: &[f32], load: bool, acc: &mut [f32]) {
+        a.check(Self::MR, kc);
+        assert!(b.len() >= kc * Self::NR && acc.len() >= Self::MR * Self::NR);
+        let load = if load { acc.as_ptr() } else { std::ptr::null() };
+        // SAFETY: `cpu_level()` returned Avx512 only after detecting avx512f,
+        // avx2 and fma; `a`, `b` and `acc` hold every element the tile reads
+        // or writes (checked above).
+        unsafe {
+            tile_avx512::<8, 2>(kc, a, b.as_ptr(), load, Dst::Scratch(acc.as_mut_ptr()));
+        }
+    }
+
+    #[inline(always)]
+    fn finish<I, O: GemmOut>(
+        p: &Problem<'_, I, O>,
+        kc: usize,
+        a: ASrc<'_>,
+        b: &[f32],
+        load: Option<&[f32]>,
+        at: At,
+    ) -> bool {
+        a.check(Self::MR, kc);
+        assert!(b.len() >= kc * Self::NR && at.rows <= Self::MR && at.cols <= Self::NR);
+        assert!(load.is_none_or(|l| l.len() >= Self::MR * Self::NR));
+        let load = load.map_or(std::ptr::null(), |l| l.as_ptr());
+        let bias = p
+            .bias
+            .map_or(std::ptr::null(), |bias| bias[at.j..at.j + at.cols].as_ptr());
+        // SAFETY: the rows `at.i..at.i + at.rows`, columns `at.j..at.j +
+        // at.cols` of C lie inside it and belong to this task alone; `row`
+        // gives the first one, and the others follow at stride n.
+        let c = unsafe { p.row(at.i, at.j, at.cols) }
+            .as_mut_ptr()
+            .cast::<u8>();
+        let epi = Epi {
+            c,
+            ldc: p.n,
+            rows: at.rows,
+            cols: at.cols,
+            alpha: p.alpha,
+            bias,
+        };
+        let dst = if TypeId::of::<O>() == TypeId::of::<f32>() {
+            Dst::F32(epi)
+        } else if TypeId::of::<O>() == TypeId::of::<u16>() {
+            Dst::F16(epi)
+        } else {
+            // Some other output type: chains in registers, epilogue in Rust.
+            let mut tile = super::Tile([0.0; super::TILE_MAX]);
+            let acc = &mut tile.0[..Self::MR * Self::NR];
+            // SAFETY: as in `kernel`; `load` and `acc` hold a whole tile.
+            unsafe { tile_avx512::<8, 2>(kc, a, b.as_ptr(), load, Dst::Scratch(acc.as_mut_ptr())) };
+            return super::store(p, acc, Self::NR, at);
+        };
+        // SAFETY: avx512f, avx2 and fma were detected (see `kernel`); the
+        // operands hold the tile (checked above), `load` a whole tile, and the
+        // epilogue writes only the `at` rectangle of C (as f32 or f16 bits,
+        // which is what O is, by its TypeId), `bias` has `at.cols` values.
+        unsafe { tile_avx512::<8, 2>(kc, a, b.as_ptr(), load, dst) }
+    }
+
+    #[inline(always)]
+    fn convert<I: GemmIn>(src: &[I], dst: &mut [f32]) {
+        let n = src.len().min(dst.len());
+        if let Some(src) = as_f32(src) {
+            dst[..n].copy_from_slice(&src[..n]);
+        } else if TypeId::of::<I>() == TypeId::of::<u16>() {
+            let mut i = 0;
+            while i + 16 <= n {
+                // SAFETY: I is u16 (TypeId), so `src` holds `n >= i + 16`
+                // halves from `i`, and `dst` as many floats; avx512f was
+                // detected before this path was chosen.
+                unsafe { cvt16_f16(src.as_ptr().add(i).cast(), dst.as_mut_ptr().add(i)) };
+                i += 16;
+            }
+            for (d, s) in dst[i..n].iter_mut().zip(&src[i..n]) {
+                *d = s.to_f32();
+            }
+        } else {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = s.to_f32();
+            }
+        }
+    }
+
+    fn task<I: GemmIn, O: GemmOut>(p: &Problem<'_, I, O>, t: &Task, bufs: &mut Buffers) -> bool {
+        // SAFETY: this path is chosen only when the CPU has the features.
+        unsafe { task_avx512(p, t, bufs) }
+    }
+}
+
+/// # Safety
+/// The CPU must support avx512f, avx2 and fma.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn task_avx512<I: GemmIn, O: GemmOut>(
+    p: &Problem<'_, I, O>,
+    t: &Task,
+    bufs: &mut Buffers,
+) -> bool {
+    task::<Avx512, I, O>(p, t, bufs)
+}
+
+/// 16 halves to 16 floats, exactly (`vcvtph2ps`).
+///
+/// # Safety
+/// avx512f present; 16 readable `u16` at `src`, 16 writable floats at `dst`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn cvt16_f16(src: *const u16, dst: *mut f32) {
+    let h = _mm256_loadu_si256(src.cast());
+    _mm512_storeu_ps(dst, _mm512_cvtph_ps(h));
+}
+
+/// Where a tile's chains go.
+enum Dst {
+    /// More k-blocks follow: the chains, row-major `MR x 16 NV`.
+    Scratch(*mut f32),
+    /// The last block, epilogue into an f32 C.
+    F32(Epi),
+    /// The last block, epilogue into an f16 C (bits).
+    F16(Epi),
+}
+
+/// The epilogue of one tile: `rows x cols` outputs at `c` (f32 or f16 bits),
+/// row stride `ldc` elements; `bias` is null or has `cols` values.
+struct Epi {
+    c: *mut u8,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    alpha: f32,
+    bias: *const f32,
+}
+
+/// Bits of the one NaN (numerics::CANONICAL_NAN_BITS) and of the exponent
+/// fields that mark inf and NaN in f32 and f16.
+const NAN_F32: i32 = 0x7fc0_0000;
+const EXP_F32: i32 = 0x7f80_0000;
+const EXP_F16: i32 = 0x7c00;
+/// `vcvtps2ph` rounding: to nearest even, no exceptions.
+const RNE: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+/// `MR x 16 NV` chains over `kc` k, from `load` (or +0.0), into `dst`.
+/// Returns true if the epilogue stored a value that is not finite.
+///
+/// # Safety
+/// avx512f, avx2 and fma present; `a` as checked by `ASrc::check(MR, kc)`;
+/// `kc * 16 NV` floats at `b`; `load` null or `MR * 16 NV` floats; `dst` a
+/// scratch tile of `MR * 16 NV` floats, or an epilogue whose `rows <= MR`,
+/// `cols <= 16 NV` outputs (and bias values) are valid.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn tile_avx512<const MR: usize, const NV: usize>(
+    kc: usize,
+    a: ASrc<'_>,
+    mut b: *const f32,
+    load: *const f32,
+    dst: Dst,
+) -> bool {
+    let mut c = [[_mm512_setzero_ps(); NV]; MR];
+    if !load.is_null() {
+        for (r, row) in c.iter_mut().enumerate() {
+            for (v, x) in row.iter_mut().enumerate() {
+                *x = _mm512_loadu_ps(load.add((r * NV + v) * 16));
+            }
+        }
+    }
+    let (mut ap, rs, cs) = (a.a.as_ptr(), a.rs, a.cs);
+    for _ in 0..kc {
+        let mut bv = [_mm512_setzero_ps(); NV];
+        for (v, x) in bv.iter_mut().enumerate() {
+            *x = _mm512_loadu_ps(b.add(v * 16));
+        }
+        for (r, row) in c.iter_mut().enumerate() {
+            let x = _mm512_set1_ps(*ap.add(r * rs));
+            for (s, &y) in row.iter_mut().zip(&bv) {
+                *s = _mm512_fmadd_ps(x, y, *s);
+            }
+        }
+        ap = ap.add(cs);
+        b = b.add(NV * 16);
+    }
+    let (e, f16) = match dst {
+        Dst::Scratch(acc) => {
+            for (r, row) in c.iter().enumerate() {
+                for (v, &x) in row.iter().enumerate() {
+                    _mm512_storeu_ps(acc.add((r * NV + v) * 16), x);
+                }
+            }
+            return false;
+        }
+        Dst::F32(e) => (e, false),
+        Dst::F16(e) => (e, true),
+    };
+    let alpha = _mm512_set1_ps(e.alpha);
+    let nan = _mm512_castsi512_ps(_mm512_set1_epi32(NAN_F32));
+    let mut bad: __mmask16 = 0;
+    for v in 0..NV {
+        let lo = v * 16;
+        if lo >= e.cols {
+            break;
+        }
+        let n = (e.cols - lo).min(16);
+        let mask: __mmask16 = if n == 16 { 0xffff } else { (1u16 << n) - 1 };
+        let bias = (!e.bias.is_null()).then(|| _mm512_maskz_loadu_ps(mask, e.bias.add(lo)));
+        for (r, row) in c.iter().enumerate().take(e.rows) {
+            // y = alpha * acc, or fma(alpha, acc, bias); NaN made canonical.
+            let y = match bias {
+                Some(bv) => _mm512_fmadd_ps(alpha, row[v], bv),
+                None => _mm512_mul_ps(alpha, row[v]),
+            };
+            let y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(y, y), y, nan);
+            if f16 {
+                let h = _mm512_cvtps_ph::<RNE>(y);
+                let out = e.c.cast::<u16>().add(r * e.ldc + lo);
+                if n == 16 {
+                    _mm256_storeu_si256(out.cast(), h);
+                } else {
+                    let mut t = [0u16; 16];
+                    _mm256_storeu_si256(t.as_mut_ptr().cast(), h);
+                    std::ptr::copy_nonoverlapping(t.as_ptr(), out, n);
+                }
+                let x = _mm512_and_si512(_mm512_cvtepu16_epi32(h), _mm512_set1_epi32(EXP_F16));
+                bad |= _mm512_mask_cmpeq_epi32_mask(mask, x, _mm512_set1_epi32(EXP_F16));
+            } else {
+                _mm512_mask_storeu_ps(e.c.cast::<f32>().add(r * e.ldc + lo), mask, y);
+                let x = _mm512_and_si512(_mm512_castps_si512(y), _mm512_set1_epi32(EXP_F32));
+                bad |= _mm512_mask_cmpeq_epi32_mask(mask, x, _mm512_set1_epi32(EXP_F32));
+            }
+        }
+    }
+    bad != 0
+}
+
+/// 6 x 16: 12 ymm chains; per k, 2 vector loads of B and 6 broadcasts of A
+/// for 12 fmas. The epilogue is `super::store`, compiled for AVX2 + FMA.
+pub(super) struct Avx2;
+
+impl Micro for Avx2 {
+    const MR: usize = 6;
+    const NR: usize = 16;
+    const KC: usize = 256;
+    const NC: usize = 512;
+
+    #[inline(always)]
+    fn kernel(kc: usize, a: ASrc<'_>, b: &[f32], load: bool, acc: &mut [f32]) {
+        a.check(Self::MR, kc);
+        assert!(b.len() >= kc * Self::NR && acc.len() >= Self::MR * Self::NR);
+        // SAFETY: `cpu_level()` returned Avx2Fma or higher only after
+        // detecting avx2 and fma; the operands hold the tile (checked above).
+        unsafe { kernel_avx2::<6, 2>(kc, a, b.as_ptr(), load, acc.as_mut_ptr()) }
+    }
+
+    fn task<I: GemmIn, O: GemmOut>(p: &Problem<'_, I, O>, t: &Task, bufs: &mut Buffers) -> bool {
+        // SAFETY: this path is chosen only when the CPU has the features.
+        unsafe { task_avx2(p, t, bufs) }
+    }
+}
+
+/// # Safety
+/// The CPU must support avx2 and fma.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn task_avx2<I: GemmIn, O: GemmOut>(
+    p: &Problem<'_, I, O>,
+    t: &Task,
+    bufs: &mut Buffers,
+) -> bool {
+    task::<Avx2, I, O>(p, t, bufs)
+}
+
+/// `MR x 8 NV` chains over `kc` k, from `acc` (`load`) or +0.0, into `acc`.
+///
+/// # Safety
+/// avx2 and fma present; `a` as checked by `ASrc::check(MR, kc)`; `kc * 8 NV`
+/// floats at `b`; `MR * 8 NV` floats at `acc`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn kernel_avx2<const MR: usize, const NV: usize>(
+    kc: usize,
+    a: ASrc<'_>,
+    mut b: *const f32,
+    load: bool,
+    acc: *mut f32,
+) {
+    let mut c = [[_mm256_setzero_ps(); NV]; MR];
+    if load {
+        for (r, row) in c.iter_mut().enumerate() {
+            for (v, x) in row.iter_mut().enumerate() {
+                *x = _mm256_loadu_ps(acc.add((r * NV + v) * 8));
+            }
+        }
+    }
+    let (mut ap, rs, cs) = (a.a.as_ptr(), a.rs, a.cs);
+    for _ in 0..kc {
+        let mut bv = [_mm256_setzero_ps(); NV];
+        for (v, x) in bv.iter_mut().enumerate() {
+            *x = _mm256_loadu_ps(b.add(v * 8));
+        }
+        for (r, row) in c.iter_mut().enumerate() {
+            let x = _mm256_set1_ps(*ap.add(r * rs));
+            for (s, &y) in row.iter_mut().zip(&bv) {
+                *s = _mm256_fmadd_ps(x, y, *s);
+            }
+        }
+        ap = ap.add(cs);
+        b = b.add(NV * 8);
+    }
+    for (r, row) in c.iter().enumerate() {
+        for (v, &x) in row.iter().enumerate() {
+            _mm256_storeu_ps(acc.add((r * NV + v) * 8), x);
+        }
+    }
+}
