@@ -41,6 +41,11 @@ pub const PARALLEL_MIN_FLOPS: usize = 4 << 20;
 /// bounds the rows of a task when k needs more than one block.
 const SCRATCH_MAX: usize = 1 << 18;
 
+/// Widest f32 B read in place: beyond 2 KiB a row, the k rows of a panel
+/// fall on separate pages, where the hardware prefetchers stop, and packing
+/// (a sequential copy) is cheaper than the misses.
+const DIRECT_B_MAX_N: usize = 512;
+
 /// A register-tile microkernel and the block sizes around it.
 trait Micro {
     /// Rows of the register tile (one broadcast of A each per k).
@@ -54,7 +59,7 @@ trait Micro {
 
     /// The chains of one tile over `kc` more k, into `acc` (row-major
     /// `MR x NR`), starting from zeros (`load == false`) or from `acc`.
-    fn kernel(kc: usize, a: ASrc<'_>, b: &[f32], load: bool, acc: &mut [f32]);
+    fn kernel(kc: usize, a: ASrc<'_>, b: BSrc<'_>, load: bool, acc: &mut [f32]);
 
     /// The last k-block of one tile: the chains (from `load`, or zeros), then
     /// the epilogue into C. Returns true if a stored value is not finite.
@@ -63,7 +68,7 @@ trait Micro {
         p: &Problem<'_, I, O>,
         kc: usize,
         a: ASrc<'_>,
-        b: &[f32],
+        b: BSrc<'_>,
         load: Option<&[f32]>,
         at: At,
     ) -> bool {
@@ -100,6 +105,9 @@ struct Problem<'a, I, O> {
     /// `a` itself when the operands are f32: read in place, not packed.
     a_f32: Option<&'a [f32]>,
     b: &'a [I],
+    /// `b` itself when the operands are f32 and B is not transposed: read in
+    /// place (the k rows of a panel at stride n), not packed.
+    b_f32: Option<&'a [f32]>,
     bias: Option<&'a [f32]>,
     c: OutPtr<O>,
 }
@@ -140,6 +148,23 @@ impl ASrc<'_> {
     #[inline(always)]
     fn check(&self, mr: usize, kc: usize) {
         assert!(kc > 0 && (mr - 1) * self.rs + (kc - 1) * self.cs < self.a.len());
+    }
+}
+
+/// Where op(B) of one tile is read: `b[kk * ld + c]` for column `c < NR` of
+/// the tile and `kk < kc` (packed panels have `ld = NR`).
+#[derive(Clone, Copy)]
+struct BSrc<'a> {
+    b: &'a [f32],
+    ld: usize,
+}
+
+impl BSrc<'_> {
+    /// Panics unless every element a tile of `nr` columns reads over `kc` k
+    /// is in `b`; the kernels rely on it.
+    #[inline(always)]
+    fn check(&self, nr: usize, kc: usize) {
+        assert!(kc > 0 && (kc - 1) * self.ld + nr <= self.b.len());
     }
 }
 
@@ -236,6 +261,11 @@ pub(crate) fn gemm<I: GemmIn, O: GemmOut>(
         a,
         a_f32: as_f32(a),
         b,
+        b_f32: if p.trans_b != 0 || n > DIRECT_B_MAX_N {
+            None
+        } else {
+            as_f32(b)
+        },
         bias,
         c: OutPtr(c.as_mut_ptr()),
     };
@@ -335,7 +365,15 @@ fn task<M: Micro, I: GemmIn, O: GemmOut>(
     for blk in 0..blocks {
         let pc = blk * M::KC;
         let kc = M::KC.min(p.k - pc);
-        pack_b::<M, I>(p, pc, kc, t.j0, nc, nr, bpack);
+        // f32 B as stored: only a short edge panel needs packing (padding).
+        let edge = ntiles - 1;
+        match p.b_f32 {
+            None => pack_b::<M, I>(p, pc, kc, t.j0, nc, nr, bpack),
+            Some(_) if nc % nr != 0 => {
+                pack_b::<M, I>(p, pc, kc, t.j0 + edge * nr, nc - edge * nr, nr, bpack)
+            }
+            Some(_) => {}
+        }
         for it in 0..mtiles {
             let i = t.i0 + it * mr;
             let rows = (t.i1 - i).min(mr);
@@ -362,7 +400,22 @@ fn task<M: Micro, I: GemmIn, O: GemmOut>(
                 }
             };
             for jt in 0..ntiles {
-                let b = &bpack[jt * kc * nr..][..kc * nr];
+                let j = t.j0 + jt * nr;
+                let cols = (t.j1 - j).min(nr);
+                let b = match p.b_f32 {
+                    Some(b) if cols == nr => BSrc {
+                        b: &b[pc * p.n + j..],
+                        ld: p.n,
+                    },
+                    Some(_) => BSrc {
+                        b: &bpack[..kc * nr],
+                        ld: nr,
+                    },
+                    None => BSrc {
+                        b: &bpack[jt * kc * nr..][..kc * nr],
+                        ld: nr,
+                    },
+                };
                 let acc = if blocks > 1 {
                     Some(&mut scratch[(it * ntiles + jt) * mr * nr..][..mr * nr])
                 } else {
@@ -373,13 +426,7 @@ fn task<M: Micro, I: GemmIn, O: GemmOut>(
                         M::kernel(kc, a, b, blk > 0, acc);
                     }
                 } else {
-                    let j = t.j0 + jt * nr;
-                    let at = At {
-                        i,
-                        rows,
-                        j,
-                        cols: (t.j1 - j).min(nr),
-                    };
+                    let at = At { i, rows, j, cols };
                     bad |= M::finish(p, kc, a, b, acc.map(|a| &*a), at);
                 }
             }
@@ -505,7 +552,7 @@ impl Micro for Portable {
     const KC: usize = 256;
     const NC: usize = 512;
 
-    fn kernel(kc: usize, a: ASrc<'_>, b: &[f32], load: bool, acc: &mut [f32]) {
+    fn kernel(kc: usize, a: ASrc<'_>, b: BSrc<'_>, load: bool, acc: &mut [f32]) {
         const MR: usize = Portable::MR;
         const NR: usize = Portable::NR;
         let mut c = [[0.0f32; NR]; MR];
@@ -514,7 +561,8 @@ impl Micro for Portable {
                 row.copy_from_slice(src);
             }
         }
-        for (kk, bv) in b.chunks_exact(NR).take(kc).enumerate() {
+        for kk in 0..kc {
+            let bv = &b.b[kk * b.ld..][..NR];
             for (r, row) in c.iter_mut().enumerate() {
                 let x = a.a[r * a.rs + kk * a.cs];
                 for (s, &y) in row.iter_mut().zip(bv) {

@@ -3,7 +3,7 @@
 //! its features, and the task wrappers that compile the blocking loops and
 //! packing for the same features.
 
-use super::{as_f32, task, ASrc, At, Buffers, GemmIn, GemmOut, Micro, Problem, Task};
+use super::{as_f32, task, ASrc, At, BSrc, Buffers, GemmIn, GemmOut, Micro, Problem, Task};
 use std::any::TypeId;
 use std::arch::x86_64::*;
 
@@ -18,15 +18,16 @@ impl Micro for Avx512 {
     const NC: usize = 512;
 
     #[inline(always)]
-    fn kernel(kc: usize, a: ASrc<'_>, b: &[f32], load: bool, acc: &mut [f32]) {
+    fn kernel(kc: usize, a: ASrc<'_>, b: BSrc<'_>, load: bool, acc: &mut [f32]) {
         a.check(Self::MR, kc);
-        assert!(b.len() >= kc * Self::NR && acc.len() >= Self::MR * Self::NR);
+        b.check(Self::NR, kc);
+        assert!(acc.len() >= Self::MR * Self::NR);
         let load = if load { acc.as_ptr() } else { std::ptr::null() };
         // SAFETY: `cpu_level()` returned Avx512 only after detecting avx512f,
         // avx2 and fma; `a`, `b` and `acc` hold every element the tile reads
         // or writes (checked above).
         unsafe {
-            tile_avx512::<8, 2>(kc, a, b.as_ptr(), load, Dst::Scratch(acc.as_mut_ptr()));
+            tile_avx512::<8, 2>(kc, a, b, load, Dst::Scratch(acc.as_mut_ptr()));
         }
     }
 
@@ -35,12 +36,13 @@ impl Micro for Avx512 {
         p: &Problem<'_, I, O>,
         kc: usize,
         a: ASrc<'_>,
-        b: &[f32],
+        b: BSrc<'_>,
         load: Option<&[f32]>,
         at: At,
     ) -> bool {
         a.check(Self::MR, kc);
-        assert!(b.len() >= kc * Self::NR && at.rows <= Self::MR && at.cols <= Self::NR);
+        b.check(Self::NR, kc);
+        assert!(at.rows <= Self::MR && at.cols <= Self::NR);
         assert!(load.is_none_or(|l| l.len() >= Self::MR * Self::NR));
         let load = load.map_or(std::ptr::null(), |l| l.as_ptr());
         let bias = p
@@ -69,14 +71,14 @@ impl Micro for Avx512 {
             let mut tile = super::Tile([0.0; super::TILE_MAX]);
             let acc = &mut tile.0[..Self::MR * Self::NR];
             // SAFETY: as in `kernel`; `load` and `acc` hold a whole tile.
-            unsafe { tile_avx512::<8, 2>(kc, a, b.as_ptr(), load, Dst::Scratch(acc.as_mut_ptr())) };
+            unsafe { tile_avx512::<8, 2>(kc, a, b, load, Dst::Scratch(acc.as_mut_ptr())) };
             return super::store(p, acc, Self::NR, at);
         };
         // SAFETY: avx512f, avx2 and fma were detected (see `kernel`); the
         // operands hold the tile (checked above), `load` a whole tile, and the
         // epilogue writes only the `at` rectangle of C (as f32 or f16 bits,
         // which is what O is, by its TypeId), `bias` has `at.cols` values.
-        unsafe { tile_avx512::<8, 2>(kc, a, b.as_ptr(), load, dst) }
+        unsafe { tile_avx512::<8, 2>(kc, a, b, load, dst) }
     }
 
     #[inline(always)]
@@ -164,14 +166,14 @@ const RNE: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 ///
 /// # Safety
 /// avx512f, avx2 and fma present; `a` as checked by `ASrc::check(MR, kc)`;
-/// `kc * 16 NV` floats at `b`; `load` null or `MR * 16 NV` floats; `dst` a
+/// `b` as checked by `BSrc::check(16 NV, kc)`; `load` null or `MR * 16 NV` floats; `dst` a
 /// scratch tile of `MR * 16 NV` floats, or an epilogue whose `rows <= MR`,
 /// `cols <= 16 NV` outputs (and bias values) are valid.
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn tile_avx512<const MR: usize, const NV: usize>(
     kc: usize,
     a: ASrc<'_>,
-    mut b: *const f32,
+    b: BSrc<'_>,
     load: *const f32,
     dst: Dst,
 ) -> bool {
@@ -184,10 +186,11 @@ unsafe fn tile_avx512<const MR: usize, const NV: usize>(
         }
     }
     let (mut ap, rs, cs) = (a.a.as_ptr(), a.rs, a.cs);
+    let (mut bp, ld) = (b.b.as_ptr(), b.ld);
     for _ in 0..kc {
         let mut bv = [_mm512_setzero_ps(); NV];
         for (v, x) in bv.iter_mut().enumerate() {
-            *x = _mm512_loadu_ps(b.add(v * 16));
+            *x = _mm512_loadu_ps(bp.add(v * 16));
         }
         for (r, row) in c.iter_mut().enumerate() {
             let x = _mm512_set1_ps(*ap.add(r * rs));
@@ -196,20 +199,35 @@ unsafe fn tile_avx512<const MR: usize, const NV: usize>(
             }
         }
         ap = ap.add(cs);
-        b = b.add(NV * 16);
+        bp = bp.add(ld);
     }
-    let (e, f16) = match dst {
-        Dst::Scratch(acc) => {
-            for (r, row) in c.iter().enumerate() {
-                for (v, &x) in row.iter().enumerate() {
-                    _mm512_storeu_ps(acc.add((r * NV + v) * 16), x);
-                }
-            }
-            return false;
-        }
-        Dst::F32(e) => (e, false),
-        Dst::F16(e) => (e, true),
+    // The chains leave the registers through plain stores with constant
+    // offsets: any run-time index into `c` would keep it in memory.
+    let mut tile = super::Tile([0.0; super::TILE_MAX]);
+    let (acc, epi) = match dst {
+        Dst::Scratch(acc) => (acc, None),
+        Dst::F32(e) => (tile.0.as_mut_ptr(), Some((e, false))),
+        Dst::F16(e) => (tile.0.as_mut_ptr(), Some((e, true))),
     };
+    for (r, row) in c.iter().enumerate() {
+        for (v, &x) in row.iter().enumerate() {
+            _mm512_storeu_ps(acc.add((r * NV + v) * 16), x);
+        }
+    }
+    match epi {
+        Some((e, f16)) => epilogue_avx512::<NV>(&tile.0[..MR * NV * 16], &e, f16),
+        None => false,
+    }
+}
+
+/// The epilogue of one tile from its chains (row-major, `16 NV` columns);
+/// true if a stored value is not finite.
+///
+/// # Safety
+/// avx512f present; `e` as for `tile_avx512`, with outputs of f16 bits when
+/// `f16`, else f32; `e.rows` rows in `acc`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn epilogue_avx512<const NV: usize>(acc: &[f32], e: &Epi, f16: bool) -> bool {
     let alpha = _mm512_set1_ps(e.alpha);
     let nan = _mm512_castsi512_ps(_mm512_set1_epi32(NAN_F32));
     let mut bad: __mmask16 = 0;
@@ -221,11 +239,12 @@ unsafe fn tile_avx512<const MR: usize, const NV: usize>(
         let n = (e.cols - lo).min(16);
         let mask: __mmask16 = if n == 16 { 0xffff } else { (1u16 << n) - 1 };
         let bias = (!e.bias.is_null()).then(|| _mm512_maskz_loadu_ps(mask, e.bias.add(lo)));
-        for (r, row) in c.iter().enumerate().take(e.rows) {
+        for (r, row) in acc.chunks_exact(16 * NV).take(e.rows).enumerate() {
             // y = alpha * acc, or fma(alpha, acc, bias); NaN made canonical.
+            let x = _mm512_loadu_ps(row[lo..lo + 16].as_ptr());
             let y = match bias {
-                Some(bv) => _mm512_fmadd_ps(alpha, row[v], bv),
-                None => _mm512_mul_ps(alpha, row[v]),
+                Some(bv) => _mm512_fmadd_ps(alpha, x, bv),
+                None => _mm512_mul_ps(alpha, x),
             };
             let y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(y, y), y, nan);
             if f16 {
@@ -261,12 +280,13 @@ impl Micro for Avx2 {
     const NC: usize = 512;
 
     #[inline(always)]
-    fn kernel(kc: usize, a: ASrc<'_>, b: &[f32], load: bool, acc: &mut [f32]) {
+    fn kernel(kc: usize, a: ASrc<'_>, b: BSrc<'_>, load: bool, acc: &mut [f32]) {
         a.check(Self::MR, kc);
-        assert!(b.len() >= kc * Self::NR && acc.len() >= Self::MR * Self::NR);
+        b.check(Self::NR, kc);
+        assert!(acc.len() >= Self::MR * Self::NR);
         // SAFETY: `cpu_level()` returned Avx2Fma or higher only after
         // detecting avx2 and fma; the operands hold the tile (checked above).
-        unsafe { kernel_avx2::<6, 2>(kc, a, b.as_ptr(), load, acc.as_mut_ptr()) }
+        unsafe { kernel_avx2::<6, 2>(kc, a, b, load, acc.as_mut_ptr()) }
     }
 
     fn task<I: GemmIn, O: GemmOut>(p: &Problem<'_, I, O>, t: &Task, bufs: &mut Buffers) -> bool {
@@ -289,13 +309,13 @@ unsafe fn task_avx2<I: GemmIn, O: GemmOut>(
 /// `MR x 8 NV` chains over `kc` k, from `acc` (`load`) or +0.0, into `acc`.
 ///
 /// # Safety
-/// avx2 and fma present; `a` as checked by `ASrc::check(MR, kc)`; `kc * 8 NV`
-/// floats at `b`; `MR * 8 NV` floats at `acc`.
+/// avx2 and fma present; `a` and `b` as checked by `ASrc::check(MR, kc)` and
+/// `BSrc::check(8 NV, kc)`; `MR * 8 NV` floats at `acc`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn kernel_avx2<const MR: usize, const NV: usize>(
     kc: usize,
     a: ASrc<'_>,
-    mut b: *const f32,
+    b: BSrc<'_>,
     load: bool,
     acc: *mut f32,
 ) {
@@ -308,10 +328,11 @@ unsafe fn kernel_avx2<const MR: usize, const NV: usize>(
         }
     }
     let (mut ap, rs, cs) = (a.a.as_ptr(), a.rs, a.cs);
+    let (mut bp, ld) = (b.b.as_ptr(), b.ld);
     for _ in 0..kc {
         let mut bv = [_mm256_setzero_ps(); NV];
         for (v, x) in bv.iter_mut().enumerate() {
-            *x = _mm256_loadu_ps(b.add(v * 8));
+            *x = _mm256_loadu_ps(bp.add(v * 8));
         }
         for (r, row) in c.iter_mut().enumerate() {
             let x = _mm256_set1_ps(*ap.add(r * rs));
@@ -320,7 +341,7 @@ unsafe fn kernel_avx2<const MR: usize, const NV: usize>(
             }
         }
         ap = ap.add(cs);
-        b = b.add(NV * 8);
+        bp = bp.add(ld);
     }
     for (r, row) in c.iter().enumerate() {
         for (v, &x) in row.iter().enumerate() {
