@@ -89,6 +89,14 @@ trait Micro {
         }
     }
 
+    /// One panel from a transposed source: `panel[kk * NR + c] = src[c * ld
+    /// + kk]` (exactly converted) for `c < cols`, `kk < kc`, and zero for
+    /// `cols <= c < NR`.
+    #[inline(always)]
+    fn pack_transposed<I: GemmIn>(src: &[I], ld: usize, cols: usize, kc: usize, panel: &mut [f32]) {
+        pack_transposed_strips::<Self, I>(src, ld, cols, kc, panel)
+    }
+
     /// Runs [`task`] compiled for this path's target features.
     fn task<I: GemmIn, O: GemmOut>(p: &Problem<'_, I, O>, t: &Task, bufs: &mut Buffers) -> bool;
 }
@@ -488,28 +496,41 @@ fn pack_b<M: Micro, I: GemmIn>(
         let j = j0 + jt * nr;
         let cols = (nc - jt * nr).min(nr);
         if p.trans_b {
-            // B is n x k: column j of op(B) is a contiguous row of B; convert
-            // a strip of it, then scatter it down the panel.
-            let mut strip = [0.0f32; 64];
-            for kk0 in (0..kc).step_by(64) {
-                let len = (kc - kk0).min(64);
-                for c in 0..cols {
-                    M::convert(&p.b[(j + c) * p.k + pc + kk0..][..len], &mut strip[..len]);
-                    for (kk, &x) in strip[..len].iter().enumerate() {
-                        panel[(kk0 + kk) * nr + c] = x;
-                    }
-                }
-            }
-            if cols < nr {
-                for d in panel.chunks_exact_mut(nr) {
-                    d[cols..].fill(0.0);
-                }
-            }
+            // B is n x k: column j of op(B) is a contiguous row of B.
+            M::pack_transposed(&p.b[j * p.k + pc..], p.k, cols, kc, panel);
         } else {
             for (kk, d) in panel.chunks_exact_mut(nr).enumerate() {
                 M::convert(&p.b[(pc + kk) * p.n + j..][..cols], &mut d[..cols]);
                 d[cols..].fill(0.0);
             }
+        }
+    }
+}
+
+/// [`Micro::pack_transposed`] in scalar code: convert a strip of each source
+/// row, then scatter it down the panel.
+#[inline(always)]
+fn pack_transposed_strips<M: Micro + ?Sized, I: GemmIn>(
+    src: &[I],
+    ld: usize,
+    cols: usize,
+    kc: usize,
+    panel: &mut [f32],
+) {
+    let nr = M::NR;
+    let mut strip = [0.0f32; 64];
+    for kk0 in (0..kc).step_by(64) {
+        let len = (kc - kk0).min(64);
+        for c in 0..cols {
+            M::convert(&src[c * ld + kk0..][..len], &mut strip[..len]);
+            for (kk, &x) in strip[..len].iter().enumerate() {
+                panel[(kk0 + kk) * nr + c] = x;
+            }
+        }
+    }
+    if cols < nr {
+        for d in panel.chunks_exact_mut(nr).take(kc) {
+            d[cols..].fill(0.0);
         }
     }
 }

@@ -105,6 +105,24 @@ impl Micro for Avx512 {
         }
     }
 
+    #[inline(always)]
+    fn pack_transposed<I: GemmIn>(src: &[I], ld: usize, cols: usize, kc: usize, panel: &mut [f32]) {
+        assert!(cols >= 1 && cols <= Self::NR && kc >= 1);
+        assert!((cols - 1) * ld + kc <= src.len() && kc * Self::NR <= panel.len());
+        let (src, f16) = if let Some(s) = as_f32(src) {
+            (s.as_ptr().cast::<u8>(), false)
+        } else if TypeId::of::<I>() == TypeId::of::<u16>() {
+            (src.as_ptr().cast::<u8>(), true)
+        } else {
+            return super::pack_transposed_strips::<Self, I>(src, ld, cols, kc, panel);
+        };
+        // SAFETY: avx512f was detected before this path was chosen; rows
+        // `c < cols` of `src` hold `kc` elements from `c * ld` (checked
+        // above, in elements of the type `f16` names), and the panel holds
+        // `kc` rows of `NR`.
+        unsafe { transpose_panel(src, f16, ld, cols, kc, panel.as_mut_ptr()) }
+    }
+
     fn task<I: GemmIn, O: GemmOut>(p: &Problem<'_, I, O>, t: &Task, bufs: &mut Buffers) -> bool {
         // SAFETY: this path is chosen only when the CPU has the features.
         unsafe { task_avx512(p, t, bufs) }
@@ -120,6 +138,86 @@ unsafe fn task_avx512<I: GemmIn, O: GemmOut>(
     bufs: &mut Buffers,
 ) -> bool {
     task::<Avx512, I, O>(p, t, bufs)
+}
+
+/// `panel[kk * 32 + c] = src[c * ld + kk]` for `c < cols`, `kk < kc`, zero
+/// for `cols <= c < 32`, in 16 x 16 blocks transposed in registers. `src` is
+/// f16 bits (converted exactly) when `f16`, else f32.
+///
+/// # Safety
+/// avx512f present; rows `c < cols` of `src` hold `kc` elements from
+/// `c * ld`; `panel` holds `32 kc` floats.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn transpose_panel(
+    src: *const u8,
+    f16: bool,
+    ld: usize,
+    cols: usize,
+    kc: usize,
+    panel: *mut f32,
+) {
+    // Row c, elements kk0.. (n of them, the rest zero) as 16 floats.
+    let load = |c: usize, kk0: usize, n: usize| -> __m512 {
+        if c >= cols {
+            return _mm512_setzero_ps();
+        }
+        let mask: __mmask16 = if n == 16 { 0xffff } else { (1u16 << n) - 1 };
+        if f16 {
+            let p = src.cast::<u16>().add(c * ld + kk0);
+            let mut t = [0u16; 16];
+            std::ptr::copy_nonoverlapping(p, t.as_mut_ptr(), n);
+            _mm512_cvtph_ps(_mm256_loadu_si256(t.as_ptr().cast()))
+        } else {
+            _mm512_maskz_loadu_ps(mask, src.cast::<f32>().add(c * ld + kk0))
+        }
+    };
+    for c0 in [0, 16] {
+        for kk0 in (0..kc).step_by(16) {
+            let n = (kc - kk0).min(16);
+            let mut r = [_mm512_setzero_ps(); 16];
+            for (c, x) in r.iter_mut().enumerate() {
+                *x = load(c0 + c, kk0, n);
+            }
+            let t = transpose16(r);
+            for (kk, x) in t.iter().enumerate().take(n) {
+                _mm512_storeu_ps(panel.add((kk0 + kk) * 32 + c0), *x);
+            }
+        }
+    }
+}
+
+/// The transpose of 16 rows of 16 floats: `out[j][i] = r[i][j]`, in four
+/// rounds of 16 shuffles (32-bit, 64-bit, then two of 128-bit lanes).
+#[inline(always)]
+unsafe fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+    let mut t = [_mm512_setzero_ps(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // u[4i + e], lane L: column 4L + e, rows 4i..4i + 4.
+    let pd = _mm512_castps_pd;
+    let ps = _mm512_castpd_ps;
+    let mut u = [_mm512_setzero_ps(); 16];
+    for i in 0..4 {
+        u[4 * i] = ps(_mm512_unpacklo_pd(pd(t[4 * i]), pd(t[4 * i + 2])));
+        u[4 * i + 1] = ps(_mm512_unpackhi_pd(pd(t[4 * i]), pd(t[4 * i + 2])));
+        u[4 * i + 2] = ps(_mm512_unpacklo_pd(pd(t[4 * i + 1]), pd(t[4 * i + 3])));
+        u[4 * i + 3] = ps(_mm512_unpackhi_pd(pd(t[4 * i + 1]), pd(t[4 * i + 3])));
+    }
+    // out[4L + e] = lanes L of u[e], u[4 + e], u[8 + e], u[12 + e].
+    let mut out = [_mm512_setzero_ps(); 16];
+    for e in 0..4 {
+        let v0 = _mm512_shuffle_f32x4::<0x44>(u[e], u[4 + e]);
+        let v1 = _mm512_shuffle_f32x4::<0xee>(u[e], u[4 + e]);
+        let v2 = _mm512_shuffle_f32x4::<0x44>(u[8 + e], u[12 + e]);
+        let v3 = _mm512_shuffle_f32x4::<0xee>(u[8 + e], u[12 + e]);
+        out[e] = _mm512_shuffle_f32x4::<0x88>(v0, v2);
+        out[4 + e] = _mm512_shuffle_f32x4::<0xdd>(v0, v2);
+        out[8 + e] = _mm512_shuffle_f32x4::<0x88>(v1, v3);
+        out[12 + e] = _mm512_shuffle_f32x4::<0xdd>(v1, v3);
+    }
+    out
 }
 
 /// 16 halves to 16 floats, exactly (`vcvtph2ps`).
