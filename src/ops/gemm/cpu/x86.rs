@@ -299,72 +299,114 @@ unsafe fn tile_avx512<const MR: usize, const NV: usize>(
         ap = ap.add(cs);
         bp = bp.add(ld);
     }
-    // The chains leave the registers through plain stores with constant
-    // offsets: any run-time index into `c` would keep it in memory.
-    let mut tile = super::Tile([0.0; super::TILE_MAX]);
-    let (acc, epi) = match dst {
-        Dst::Scratch(acc) => (acc, None),
-        Dst::F32(e) => (tile.0.as_mut_ptr(), Some((e, false))),
-        Dst::F16(e) => (tile.0.as_mut_ptr(), Some((e, true))),
+    let (e, f16) = match dst {
+        Dst::Scratch(acc) => {
+            for (r, row) in c.iter().enumerate() {
+                for (v, &x) in row.iter().enumerate() {
+                    _mm512_storeu_ps(acc.add((r * NV + v) * 16), x);
+                }
+            }
+            return false;
+        }
+        Dst::F32(e) => (e, false),
+        Dst::F16(e) => (e, true),
     };
+    // 1 * x is x (NaN aside, which becomes the one NaN either way): the
+    // multiply is skipped, as is a common case (alpha = 1, no bias).
+    let alpha = (e.alpha != 1.0 || !e.bias.is_null()).then(|| _mm512_set1_ps(e.alpha));
+    let mut bad: __mmask16 = 0;
+    if e.rows == MR && e.cols == 16 * NV {
+        // A whole tile: the epilogue straight from the registers, every
+        // index a constant (a run-time index into `c` would keep the chains
+        // in memory through the k loop).
+        let mut bias = [None; NV];
+        if !e.bias.is_null() {
+            for (v, x) in bias.iter_mut().enumerate() {
+                *x = Some(_mm512_loadu_ps(e.bias.add(v * 16)));
+            }
+        }
+        for (r, row) in c.iter().enumerate() {
+            for (v, &x) in row.iter().enumerate() {
+                let out = e.c.add((r * e.ldc + v * 16) * if f16 { 2 } else { 4 });
+                bad |= out16(x, alpha, bias[v], out, 16, f16);
+            }
+        }
+        return bad != 0;
+    }
+    // An edge tile: through memory, within the run-time bounds.
+    let mut tile = super::Tile([0.0; super::TILE_MAX]);
     for (r, row) in c.iter().enumerate() {
         for (v, &x) in row.iter().enumerate() {
-            _mm512_storeu_ps(acc.add((r * NV + v) * 16), x);
+            _mm512_storeu_ps(tile.0.as_mut_ptr().add((r * NV + v) * 16), x);
         }
     }
-    match epi {
-        Some((e, f16)) => epilogue_avx512::<NV>(&tile.0[..MR * NV * 16], &e, f16),
-        None => false,
-    }
-}
-
-/// The epilogue of one tile from its chains (row-major, `16 NV` columns);
-/// true if a stored value is not finite.
-///
-/// # Safety
-/// avx512f present; `e` as for `tile_avx512`, with outputs of f16 bits when
-/// `f16`, else f32; `e.rows` rows in `acc`.
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn epilogue_avx512<const NV: usize>(acc: &[f32], e: &Epi, f16: bool) -> bool {
-    let alpha = _mm512_set1_ps(e.alpha);
-    let nan = _mm512_castsi512_ps(_mm512_set1_epi32(NAN_F32));
-    let mut bad: __mmask16 = 0;
     for v in 0..NV {
         let lo = v * 16;
         if lo >= e.cols {
             break;
         }
         let n = (e.cols - lo).min(16);
-        let mask: __mmask16 = if n == 16 { 0xffff } else { (1u16 << n) - 1 };
-        let bias = (!e.bias.is_null()).then(|| _mm512_maskz_loadu_ps(mask, e.bias.add(lo)));
-        for (r, row) in acc.chunks_exact(16 * NV).take(e.rows).enumerate() {
-            // y = alpha * acc, or fma(alpha, acc, bias); NaN made canonical.
+        let bias = (!e.bias.is_null()).then(|| _mm512_maskz_loadu_ps(mask(n), e.bias.add(lo)));
+        for (r, row) in tile.0.chunks_exact(16 * NV).take(e.rows).enumerate() {
             let x = _mm512_loadu_ps(row[lo..lo + 16].as_ptr());
-            let y = match bias {
-                Some(bv) => _mm512_fmadd_ps(alpha, x, bv),
-                None => _mm512_mul_ps(alpha, x),
-            };
-            let y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(y, y), y, nan);
-            if f16 {
-                let h = _mm512_cvtps_ph::<RNE>(y);
-                let out = e.c.cast::<u16>().add(r * e.ldc + lo);
-                if n == 16 {
-                    _mm256_storeu_si256(out.cast(), h);
-                } else {
-                    let mut t = [0u16; 16];
-                    _mm256_storeu_si256(t.as_mut_ptr().cast(), h);
-                    std::ptr::copy_nonoverlapping(t.as_ptr(), out, n);
-                }
-                let x = _mm512_and_si512(_mm512_cvtepu16_epi32(h), _mm512_set1_epi32(EXP_F16));
-                bad |= _mm512_mask_cmpeq_epi32_mask(mask, x, _mm512_set1_epi32(EXP_F16));
-            } else {
-                _mm512_mask_storeu_ps(e.c.cast::<f32>().add(r * e.ldc + lo), mask, y);
-                let x = _mm512_and_si512(_mm512_castps_si512(y), _mm512_set1_epi32(EXP_F32));
-                bad |= _mm512_mask_cmpeq_epi32_mask(mask, x, _mm512_set1_epi32(EXP_F32));
-            }
+            let out = e.c.add((r * e.ldc + lo) * if f16 { 2 } else { 4 });
+            bad |= out16(x, alpha, bias, out, n, f16);
         }
     }
     bad != 0
+}
+
+/// The low `n` of 16 lanes.
+#[inline(always)]
+fn mask(n: usize) -> __mmask16 {
+    if n >= 16 {
+        0xffff
+    } else {
+        (1u16 << n) - 1
+    }
+}
+
+/// The epilogue of 16 chains `x`, of which the first `n` are stored at
+/// `out` (f16 bits when `f16`, else f32): `alpha * x` or `fma(alpha, x,
+/// bias)` (`alpha` None: 1 without bias), NaN made canonical, rounded. Returns the lanes whose stored value
+/// is not finite.
+///
+/// # Safety
+/// Called from a function with avx512f enabled; `n` elements writable at
+/// `out`.
+#[inline(always)]
+unsafe fn out16(
+    x: __m512,
+    alpha: Option<__m512>,
+    bias: Option<__m512>,
+    out: *mut u8,
+    n: usize,
+    f16: bool,
+) -> __mmask16 {
+    let y = match (alpha, bias) {
+        (Some(a), Some(b)) => _mm512_fmadd_ps(a, x, b),
+        (Some(a), None) => _mm512_mul_ps(a, x),
+        (None, _) => x,
+    };
+    let nan = _mm512_castsi512_ps(_mm512_set1_epi32(NAN_F32));
+    let y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(y, y), y, nan);
+    let m = mask(n);
+    if f16 {
+        let h = _mm512_cvtps_ph::<RNE>(y);
+        if n == 16 {
+            _mm256_storeu_si256(out.cast(), h);
+        } else {
+            let mut t = [0u16; 16];
+            _mm256_storeu_si256(t.as_mut_ptr().cast(), h);
+            std::ptr::copy_nonoverlapping(t.as_ptr(), out.cast::<u16>(), n);
+        }
+        let e = _mm512_and_si512(_mm512_cvtepu16_epi32(h), _mm512_set1_epi32(EXP_F16));
+        _mm512_mask_cmpeq_epi32_mask(m, e, _mm512_set1_epi32(EXP_F16))
+    } else {
+        _mm512_mask_storeu_ps(out.cast(), m, y);
+        let e = _mm512_and_si512(_mm512_castps_si512(y), _mm512_set1_epi32(EXP_F32));
+        _mm512_mask_cmpeq_epi32_mask(m, e, _mm512_set1_epi32(EXP_F32))
+    }
 }
 
 /// 6 x 16: 12 ymm chains; per k, 2 vector loads of B and 6 broadcasts of A
