@@ -294,7 +294,7 @@ fn run<M: Micro, I: GemmIn, O: GemmOut>(p: &Problem<'_, I, O>) -> bool {
     } else {
         rayon::current_num_threads()
     };
-    let tasks = tasks::<M>(p.m, p.n, p.k, threads);
+    let tasks = tasks::<M>(p.m, p.n, p.k, p.b_f32.is_none(), threads);
     if tasks.len() == 1 {
         with_buffers(|bufs| M::task(p, &tasks[0], bufs))
     } else if threads == 1 {
@@ -310,11 +310,14 @@ fn run<M: Micro, I: GemmIn, O: GemmOut>(p: &Problem<'_, I, O>) -> bool {
 
 /// Splits `m x n` into bands of whole tiles: at most `NC` columns, and as many
 /// rows as the scratch allows; with several threads, into at least one task
-/// per thread (a multiple of the thread count, or many). Columns are split
-/// first: every row band packs its own B, while f32 A is read in place. The
-/// split decides who computes which outputs, never in which order.
-fn tasks<M: Micro>(m: usize, n: usize, k: usize, threads: usize) -> Vec<Task> {
+/// per thread (a multiple of the thread count, or many). When B is packed,
+/// columns are split first (every row band packs its own B, while f32 A is
+/// read in place); otherwise rows, so that each task writes whole rows of C.
+/// The split decides who computes which outputs, never in which order.
+fn tasks<M: Micro>(m: usize, n: usize, k: usize, b_packed: bool, threads: usize) -> Vec<Task> {
     let (mtiles, ntiles) = (m.div_ceil(M::MR), n.div_ceil(M::NR));
+    // Bands actually made when `t` are asked for (each a whole number of tiles).
+    let bands = |t: usize, tiles: usize| tiles.div_ceil(tiles.div_ceil(t));
     let mut tn = n.div_ceil(M::NC);
     let mut tm = if k > M::KC {
         let band = ntiles.div_ceil(tn) * M::NR;
@@ -322,10 +325,15 @@ fn tasks<M: Micro>(m: usize, n: usize, k: usize, threads: usize) -> Vec<Task> {
     } else {
         1
     };
-    while threads > 1 && (tm * tn < threads || (tm * tn % threads != 0 && tm * tn < 8 * threads)) {
-        if tn < ntiles {
+    loop {
+        let count = bands(tm, mtiles) * bands(tn, ntiles);
+        if threads < 2 || (count >= threads && (count % threads == 0 || count >= 8 * threads)) {
+            break;
+        }
+        let (more_rows, more_cols) = (tm < mtiles, tn < ntiles);
+        if more_cols && (b_packed || !more_rows) {
             tn += 1;
-        } else if tm < mtiles {
+        } else if more_rows {
             tm += 1;
         } else {
             break;
