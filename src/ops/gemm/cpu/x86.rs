@@ -14,8 +14,8 @@ pub(super) struct Avx512;
 impl Micro for Avx512 {
     const MR: usize = 8;
     const NR: usize = 32;
-    const KC: usize = 256;
-    const NC: usize = 512;
+    const KC: usize = 512;
+    const NC: usize = 256;
 
     #[inline(always)]
     fn kernel(kc: usize, a: ASrc<'_>, b: BSrc<'_>, load: bool, acc: &mut [f32]) {
