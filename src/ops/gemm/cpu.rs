@@ -137,7 +137,18 @@ impl<I, O> Problem<'_, I, O> {
     #[allow(clippy::mut_from_ref)]
     #[inline(always)]
     unsafe fn row(&self, i: usize, j: usize, len: usize) -> &mut [O] {
-        std::slice::from_raw_parts_mut(self.c.0.add(i * self.n + j), len)
+        std::slice::from_raw_parts_mut(self.out_ptr(i, j), len)
+    }
+
+    /// `&C[i, j]` as a raw pointer derived from all of C, so that a kernel
+    /// may write several rows of its tile through it.
+    ///
+    /// # Safety
+    /// `i < m` and `j < n`.
+    #[inline(always)]
+    unsafe fn out_ptr(&self, i: usize, j: usize) -> *mut O {
+        debug_assert!(i < self.m && j < self.n);
+        self.c.0.add(i * self.n + j)
     }
 }
 
@@ -289,7 +300,8 @@ pub(crate) fn gemm<I: GemmIn, O: GemmOut>(
 /// Cuts C into tasks and runs them, in one parallel region when the product
 /// is large enough.
 fn run<M: Micro, I: GemmIn, O: GemmOut>(p: &Problem<'_, I, O>) -> bool {
-    let threads = if 2 * p.m * p.n * p.k < PARALLEL_MIN_FLOPS {
+    let flops = [p.n, p.k].iter().fold(2 * p.m, |f, &d| f.saturating_mul(d));
+    let threads = if flops < PARALLEL_MIN_FLOPS {
         1
     } else {
         rayon::current_num_threads()

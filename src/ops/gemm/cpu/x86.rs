@@ -48,12 +48,8 @@ impl Micro for Avx512 {
         let bias = p
             .bias
             .map_or(std::ptr::null(), |bias| bias[at.j..at.j + at.cols].as_ptr());
-        // SAFETY: the rows `at.i..at.i + at.rows`, columns `at.j..at.j +
-        // at.cols` of C lie inside it and belong to this task alone; `row`
-        // gives the first one, and the others follow at stride n.
-        let c = unsafe { p.row(at.i, at.j, at.cols) }
-            .as_mut_ptr()
-            .cast::<u8>();
+        // SAFETY: `at` lies inside C (rows below m, columns below n).
+        let c = unsafe { p.out_ptr(at.i, at.j) }.cast::<u8>();
         let epi = Epi {
             c,
             ldc: p.n,
@@ -75,9 +71,11 @@ impl Micro for Avx512 {
             return super::store(p, acc, Self::NR, at);
         };
         // SAFETY: avx512f, avx2 and fma were detected (see `kernel`); the
-        // operands hold the tile (checked above), `load` a whole tile, and the
-        // epilogue writes only the `at` rectangle of C (as f32 or f16 bits,
-        // which is what O is, by its TypeId), `bias` has `at.cols` values.
+        // operands hold the tile (checked above), `load` a whole tile; the
+        // epilogue writes only the `at` rectangle of C, at stride n from `c`
+        // (a pointer with all of C's provenance), which this task alone owns,
+        // as f32 or f16 bits, which is what O is (by its TypeId); `bias` has
+        // `at.cols` values.
         unsafe { tile_avx512::<8, 2>(kc, a, b, load, dst) }
     }
 
@@ -107,7 +105,7 @@ impl Micro for Avx512 {
 
     #[inline(always)]
     fn pack_transposed<I: GemmIn>(src: &[I], ld: usize, cols: usize, kc: usize, panel: &mut [f32]) {
-        assert!(cols >= 1 && cols <= Self::NR && kc >= 1);
+        assert!((1..=Self::NR).contains(&cols) && kc >= 1);
         assert!((cols - 1) * ld + kc <= src.len() && kc * Self::NR <= panel.len());
         let (src, f16) = if let Some(s) = as_f32(src) {
             (s.as_ptr().cast::<u8>(), false)
@@ -161,14 +159,17 @@ unsafe fn transpose_panel(
         if c >= cols {
             return _mm512_setzero_ps();
         }
-        let mask: __mmask16 = if n == 16 { 0xffff } else { (1u16 << n) - 1 };
         if f16 {
             let p = src.cast::<u16>().add(c * ld + kk0);
+            if n == 16 {
+                return _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()));
+            }
+            // A masked 16-bit load needs AVX512BW: go through the stack.
             let mut t = [0u16; 16];
             std::ptr::copy_nonoverlapping(p, t.as_mut_ptr(), n);
             _mm512_cvtph_ps(_mm256_loadu_si256(t.as_ptr().cast()))
         } else {
-            _mm512_maskz_loadu_ps(mask, src.cast::<f32>().add(c * ld + kk0))
+            _mm512_maskz_loadu_ps(mask(n), src.cast::<f32>().add(c * ld + kk0))
         }
     };
     for c0 in [0, 16] {
@@ -188,6 +189,9 @@ unsafe fn transpose_panel(
 
 /// The transpose of 16 rows of 16 floats: `out[j][i] = r[i][j]`, in four
 /// rounds of 16 shuffles (32-bit, 64-bit, then two of 128-bit lanes).
+///
+/// # Safety
+/// Only inlined into a function with avx512f enabled (its intrinsics need it).
 #[inline(always)]
 unsafe fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
     let mut t = [_mm512_setzero_ps(); 16];
@@ -372,8 +376,8 @@ fn mask(n: usize) -> __mmask16 {
 /// is not finite.
 ///
 /// # Safety
-/// Called from a function with avx512f enabled; `n` elements writable at
-/// `out`.
+/// Only inlined into a function with avx512f enabled; `n` elements writable
+/// at `out`.
 #[inline(always)]
 unsafe fn out16(
     x: __m512,
