@@ -5,26 +5,34 @@
 //! Every output is one fma chain over k ascending from +0.0, whatever the
 //! path: the microkernel holds an `MR x NR` tile of such chains in registers
 //! and feeds them one k at a time. A k-block (`KC` long) that is not the last
-//! ends by storing the chains to an f32 scratch tile, and the next block loads
-//! them back and goes on: no restart from zero, no split-K. Packing converts
-//! f16 exactly and pads m and n (never k) with zeros, so padded rows and
-//! columns only feed outputs that are thrown away and edge tiles keep the same
-//! chains. f32 A is read in place (broadcasts need no layout), except for an
-//! edge panel of fewer than `MR` rows.
+//! ends by storing the chains, as f32, to a scratch tile, and the next block
+//! loads them back and goes on: no restart from zero, no split-K. Packing
+//! converts f16 exactly and pads m and n (never k) with zeros, so padded rows
+//! and columns only feed outputs that are thrown away, and edge tiles keep the
+//! same chains.
+//!
+//! Blocking (the constants are tuning, not contract): a task (a rectangle of
+//! C) walks its k-blocks; per block it packs its B panels (`KC x NR`, B
+//! transposed in 16 x 16 register blocks on AVX-512), then for each row
+//! panel of `MR` rows (whose A stays in L1) runs the kernel along the row,
+//! the B panels streaming from L2. f32 A is read in place (broadcasts need
+//! no layout), and so is f32 B when not transposed and at most
+//! `DIRECT_B_MAX_N` wide; only their short edge panels are packed.
 //!
 //! Paths ([`cpu_level`], detected at run time, never `target-cpu=native`):
-//! AVX-512F (8 x 32 tile, 16 zmm chains, epilogue from registers), AVX2 + FMA
-//! (6 x 16, 12 ymm chains) and portable (scalar `mul_add`, a library call
+//! AVX-512F (8 x 32 tile, 16 zmm chains, epilogue from the registers), AVX2 +
+//! FMA (6 x 16, 12 ymm chains) and portable (scalar `mul_add`, a library call
 //! without FMA hardware). FMA is correctly rounded on all three, and the
 //! vector epilogue's f16 rounding (`vcvtps2ph`, nearest even) equals
 //! `numerics::float_to_half_rn` on every non-NaN float (checked on all 2^32),
 //! so they agree bit for bit. `SHOESTRING_CPU_PORTABLE=1` or
 //! `SHOESTRING_CPU_LEVEL` selects a narrower one.
 //!
-//! Threads: C is cut into rectangles (tasks) that rayon runs in any order in
-//! one parallel region; each task owns its outputs' whole chains, so the bits
-//! do not depend on the pool size. Products under [`PARALLEL_MIN_FLOPS`] stay
-//! on the calling thread.
+//! Threads: C is cut into tasks that rayon runs in any order in one parallel
+//! region per GEMM; each task owns its outputs' whole chains, so the bits do
+//! not depend on the pool size. Products under [`PARALLEL_MIN_FLOPS`] stay on
+//! the calling thread. Each thread keeps its packing and scratch buffers
+//! (up to about 1.6 MiB) for the next call.
 
 use super::{epilogue, GemmIn, GemmOut};
 use crate::device::abi::ss_gemm_params;
