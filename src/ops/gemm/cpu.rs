@@ -69,23 +69,20 @@ trait Micro {
     /// `MR x NR`), starting from zeros (`load == false`) or from `acc`.
     fn kernel(kc: usize, a: ASrc<'_>, b: BSrc<'_>, load: bool, acc: &mut [f32]);
 
-    /// The last k-block of one tile: the chains (from `load`, or zeros), then
-    /// the epilogue into C. Returns true if a stored value is not finite.
+    /// The last k-block of one tile: the chains (from `acc` when `load`, or
+    /// zeros), then the epilogue into C; `acc` (a whole tile) is free to be
+    /// overwritten. Returns true if a stored value is not finite.
     #[inline(always)]
     fn finish<I, O: GemmOut>(
         p: &Problem<'_, I, O>,
         kc: usize,
         a: ASrc<'_>,
         b: BSrc<'_>,
-        load: Option<&[f32]>,
+        acc: &mut [f32],
+        load: bool,
         at: At,
     ) -> bool {
-        let mut tile = Tile([0.0; TILE_MAX]);
-        let acc = &mut tile.0[..Self::MR * Self::NR];
-        if let Some(load) = load {
-            acc.copy_from_slice(&load[..Self::MR * Self::NR]);
-        }
-        Self::kernel(kc, a, b, load.is_some(), acc);
+        Self::kernel(kc, a, b, load, acc);
         store(p, acc, Self::NR, at)
     }
 
@@ -397,6 +394,8 @@ fn task<M: Micro, I: GemmIn, O: GemmOut>(
     } else {
         &mut [][..]
     };
+    // The chains of a tile when k fits in one block (set up once per task).
+    let mut tile = Tile([0.0; TILE_MAX]);
     let mut bad = false;
     for blk in 0..blocks {
         let pc = blk * M::KC;
@@ -453,17 +452,15 @@ fn task<M: Micro, I: GemmIn, O: GemmOut>(
                     },
                 };
                 let acc = if blocks > 1 {
-                    Some(&mut scratch[(it * ntiles + jt) * mr * nr..][..mr * nr])
+                    &mut scratch[(it * ntiles + jt) * mr * nr..][..mr * nr]
                 } else {
-                    None
+                    &mut tile.0[..mr * nr]
                 };
                 if blk + 1 < blocks {
-                    if let Some(acc) = acc {
-                        M::kernel(kc, a, b, blk > 0, acc);
-                    }
+                    M::kernel(kc, a, b, blk > 0, acc);
                 } else {
                     let at = At { i, rows, j, cols };
-                    bad |= M::finish(p, kc, a, b, acc.map(|a| &*a), at);
+                    bad |= M::finish(p, kc, a, b, acc, blk > 0, at);
                 }
             }
         }

@@ -37,14 +37,15 @@ impl Micro for Avx512 {
         kc: usize,
         a: ASrc<'_>,
         b: BSrc<'_>,
-        load: Option<&[f32]>,
+        acc: &mut [f32],
+        load: bool,
         at: At,
     ) -> bool {
         a.check(Self::MR, kc);
         b.check(Self::NR, kc);
         assert!(at.rows <= Self::MR && at.cols <= Self::NR);
-        assert!(load.is_none_or(|l| l.len() >= Self::MR * Self::NR));
-        let load = load.map_or(std::ptr::null(), |l| l.as_ptr());
+        assert!(acc.len() >= Self::MR * Self::NR);
+        let load_from = if load { acc.as_ptr() } else { std::ptr::null() };
         let bias = p
             .bias
             .map_or(std::ptr::null(), |bias| bias[at.j..at.j + at.cols].as_ptr());
@@ -63,20 +64,18 @@ impl Micro for Avx512 {
         } else if TypeId::of::<O>() == TypeId::of::<u16>() {
             Dst::F16(epi)
         } else {
-            // Some other output type: chains in registers, epilogue in Rust.
-            let mut tile = super::Tile([0.0; super::TILE_MAX]);
-            let acc = &mut tile.0[..Self::MR * Self::NR];
-            // SAFETY: as in `kernel`; `load` and `acc` hold a whole tile.
-            unsafe { tile_avx512::<8, 2>(kc, a, b, load, Dst::Scratch(acc.as_mut_ptr())) };
+            // Some other output type: the chains through `acc`, the epilogue
+            // in Rust.
+            Self::kernel(kc, a, b, load, acc);
             return super::store(p, acc, Self::NR, at);
         };
         // SAFETY: avx512f, avx2 and fma were detected (see `kernel`); the
-        // operands hold the tile (checked above), `load` a whole tile; the
+        // operands hold the tile (checked above), `acc` a whole tile; the
         // epilogue writes only the `at` rectangle of C, at stride n from `c`
         // (a pointer with all of C's provenance), which this task alone owns,
         // as f32 or f16 bits, which is what O is (by its TypeId); `bias` has
         // `at.cols` values.
-        unsafe { tile_avx512::<8, 2>(kc, a, b, load, dst) }
+        unsafe { tile_avx512::<8, 2>(kc, a, b, load_from, dst) }
     }
 
     #[inline(always)]
