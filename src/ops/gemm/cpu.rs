@@ -54,6 +54,10 @@ const SCRATCH_MAX: usize = 1 << 18;
 /// (a sequential copy) is cheaper than the misses.
 const DIRECT_B_MAX_N: usize = 512;
 
+/// Longest k-block for which f32 A^T (TN, TT) is read in place rather than
+/// packed: a panel then spans `kc` cache lines of L1 for `kc * MR` floats.
+const TN_IN_PLACE_MAX_KC: usize = 256;
+
 /// A register-tile microkernel and the block sizes around it.
 trait Micro {
     /// Rows of the register tile (one broadcast of A each per k).
@@ -412,8 +416,11 @@ fn task<M: Micro, I: GemmIn, O: GemmOut>(
         for it in 0..mtiles {
             let i = t.i0 + it * mr;
             let rows = (t.i1 - i).min(mr);
+            // A^T read in place touches a cache line per k for `MR` floats:
+            // fine for a short block, wasteful of L1 for a long one.
+            let in_place = !p.trans_a || kc <= TN_IN_PLACE_MAX_KC;
             let a = match p.a_f32 {
-                Some(a) if rows == mr => {
+                Some(a) if rows == mr && in_place => {
                     let (base, rs, cs) = if p.trans_a {
                         (pc * p.m + i, 1, p.m)
                     } else {
@@ -489,8 +496,14 @@ fn pack_a<M: Micro, I: GemmIn>(
 ) {
     for (kk, d) in dst.chunks_exact_mut(mr).take(kc).enumerate() {
         if p.trans_a {
-            // A is k x m: the panel's k-th column is contiguous in A.
-            M::convert(&p.a[(pc + kk) * p.m + i..][..rows], &mut d[..rows]);
+            // A is k x m: the panel's k-th column is contiguous in A (a
+            // whole one is converted as such, for a fixed-size copy).
+            let src = &p.a[(pc + kk) * p.m + i..];
+            if rows == M::MR {
+                M::convert(&src[..M::MR], &mut d[..M::MR]);
+            } else {
+                M::convert(&src[..rows], &mut d[..rows]);
+            }
         } else {
             for (r, x) in d[..rows].iter_mut().enumerate() {
                 *x = p.a[(i + r) * p.k + pc + kk].to_f32();
