@@ -1,10 +1,11 @@
 //! Exact-tier GEMM on the CPU twin, f32 in and out, on 1 and 2 rayon threads,
 //! next to two libraries measured in the same run so the report is a ratio:
-//! `matrixmultiply::sgemm` (its own threading feature is off, so one call is
-//! one thread; the 2-thread row runs two calls on the two halves of C under
-//! `rayon::join`) and the `gemm` crate with its `x86-v4` (AVX-512) kernels
-//! (`Parallelism::None`, and `Rayon(2)` in a 2-thread pool). Neither library
-//! keeps our k order, so only the time is comparable, not the bits.
+//! `matrixmultiply::sgemm` (default features: its AVX-512 kernel, and no
+//! `threading`, so one call is one thread; its 2-thread row is two calls on
+//! the two halves of C under `rayon::join`) and the `gemm` crate with its
+//! `x86-v4` (AVX-512) kernels (`Parallelism::None`, and `Rayon(2)` in a
+//! 2-thread pool). Neither library keeps our k order, so only the time is
+//! comparable, not the bits. Each measurement loop runs inside its rayon pool.
 //! Throughput is 2 m n k elements: criterion's "elem/s" are flop/s.
 //!
 //! Shapes: square 256..2048, and the model's: x[32x128] w[128x512], its
