@@ -16,6 +16,11 @@
 //! dispatch) forces the portable path; `tests/cpu_dispatch.rs` runs every
 //! family under both and compares the bits.
 //!
+//! [`cpu_level`] names the widest path the CPU allows (portable, AVX2 + FMA,
+//! AVX-512F) for code that brings its own `#[target_feature]` kernels (the
+//! GEMM microkernels); `SHOESTRING_CPU_LEVEL` caps it so that a test can run a
+//! narrower path on a wider CPU (`tests/gemm_cpu.rs`).
+//!
 //! Use it per rayon task, around the whole loop (not per element), with an
 //! `#[inline(always)]` closure whose callees are `#[inline]`/`#[inline(always)]`:
 //! code that is not inlined into the wrapper keeps the portable build. (LLVM
@@ -40,28 +45,81 @@ use std::sync::OnceLock;
 /// The environment variable that forces the portable path when set to `1`.
 pub const CPU_PORTABLE_ENV: &str = "SHOESTRING_CPU_PORTABLE";
 
-/// Whether [`with_fma`] takes the AVX2 + FMA build: detected once per process.
-static FMA_PATH: OnceLock<bool> = OnceLock::new();
+/// The environment variable that caps [`cpu_level`]: `portable`, `avx2` or
+/// `avx512` (any other value is ignored). It can only lower the level the CPU
+/// has, so tests on an AVX-512 machine can run the AVX2 kernels too.
+pub const CPU_LEVEL_ENV: &str = "SHOESTRING_CPU_LEVEL";
 
-fn detect() -> bool {
-    if std::env::var_os(CPU_PORTABLE_ENV).is_some_and(|v| v == "1") {
-        return false;
+/// The instruction sets a CPU twin may use, lowest first. Every level gives
+/// the same bits; a higher one is only faster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CpuLevel {
+    /// The baseline build: `f32::mul_add` may be a library call.
+    Portable,
+    /// AVX2 + FMA ([`with_fma`]'s fast path).
+    Avx2Fma,
+    /// AVX-512F on top of AVX2 + FMA (the GEMM microkernel's widest path).
+    Avx512,
+}
+
+impl CpuLevel {
+    /// `portable`, `avx2` or `avx512`: the names [`CPU_LEVEL_ENV`] takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            CpuLevel::Portable => "portable",
+            CpuLevel::Avx2Fma => "avx2",
+            CpuLevel::Avx512 => "avx512",
+        }
     }
+}
+
+/// The level every dispatch of this process uses: detected once.
+static LEVEL: OnceLock<CpuLevel> = OnceLock::new();
+
+fn detected() -> CpuLevel {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        use std::arch::is_x86_feature_detected as has;
+        if !(has!("avx2") && has!("fma")) {
+            CpuLevel::Portable
+        } else if has!("avx512f") {
+            CpuLevel::Avx512
+        } else {
+            CpuLevel::Avx2Fma
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        false
+        CpuLevel::Portable
     }
+}
+
+fn detect() -> CpuLevel {
+    if std::env::var_os(CPU_PORTABLE_ENV).is_some_and(|v| v == "1") {
+        return CpuLevel::Portable;
+    }
+    let cap = std::env::var(CPU_LEVEL_ENV).ok().and_then(|v| {
+        [CpuLevel::Portable, CpuLevel::Avx2Fma, CpuLevel::Avx512]
+            .into_iter()
+            .find(|l| l.name() == v)
+    });
+    let level = detected();
+    cap.map_or(level, |cap| level.min(cap))
+}
+
+/// The widest instruction set this process dispatches to: what the CPU has
+/// (detected once, at the first call), lowered by `SHOESTRING_CPU_PORTABLE=1`
+/// or [`CPU_LEVEL_ENV`] as they were set then.
+#[inline]
+pub fn cpu_level() -> CpuLevel {
+    *LEVEL.get_or_init(detect)
 }
 
 /// True when [`with_fma`] runs its closure compiled for AVX2 + FMA: the CPU has
 /// both and `SHOESTRING_CPU_PORTABLE=1` was not set when first asked.
 #[inline]
 pub fn fma_path() -> bool {
-    *FMA_PATH.get_or_init(detect)
+    cpu_level() >= CpuLevel::Avx2Fma
 }
 
 /// Runs `f`, compiled for `avx2,fma` where the CPU has both (see the module

@@ -23,7 +23,7 @@ mod sim;
 mod testing;
 
 pub use buffer::{DeviceBuffer, Element};
-pub use cpu_dispatch::{fma_path, with_fma, CPU_PORTABLE_ENV};
+pub use cpu_dispatch::{cpu_level, fma_path, with_fma, CpuLevel, CPU_LEVEL_ENV, CPU_PORTABLE_ENV};
 pub use cuda::{CudaDevice, CudaInfo};
 pub use launch::{
     KernelParam, Launch, LaunchConfig, DEFAULT_LINEAR_SHAPE, MAX_DYNAMIC_SHARED_DEFAULT,

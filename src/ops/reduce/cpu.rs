@@ -20,7 +20,7 @@ pub const LANES: usize = crate::device::abi::SS_REDUCE_LANES as usize;
 /// Elements per chunk (`SS_REDUCE_CHUNK`).
 pub const CHUNK: usize = crate::device::abi::SS_REDUCE_CHUNK as usize;
 
-const _: () = assert!(CHUNK % LANES == 0 && LANES.is_power_of_two());
+const _: () = assert!(CHUNK.is_multiple_of(LANES) && LANES.is_power_of_two());
 
 /// The reduction's max: canonical NaN if either operand is NaN, else
 /// `if b > a { b } else { a }` (ties, including `max2(-0.0, 0.0)`, keep `a`).

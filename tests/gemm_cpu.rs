@@ -1,0 +1,371 @@
+//! The fast CPU twin of the exact-tier GEMM (src/ops/gemm/cpu.rs): bit for
+//! bit the plain triple loop written below, for odd shapes, k longer than a
+//! k-block, every transpose, f32 and f16 operands and outputs, with and
+//! without bias; the same bits under rayon pools of 1, 2, 3 and 8 threads;
+//! and the same bits on every SIMD path (AVX-512F, AVX2 + FMA, portable),
+//! each run in a child process of this test binary under
+//! `SHOESTRING_CPU_LEVEL` / `SHOESTRING_CPU_PORTABLE=1`.
+
+use shoestring::device::Device;
+use shoestring::device::{cpu_level, CpuLevel, DeviceBuffer, CPU_LEVEL_ENV, CPU_PORTABLE_ENV};
+use shoestring::numerics::{canonical_nan, float_to_half_rn};
+use shoestring::ops::elementwise::OverflowFlag;
+use shoestring::ops::gemm::{self, Gemm, GemmIn, GemmOut, Op};
+use shoestring::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
+
+const OPS: [(Op, Op); 4] = [
+    (Op::N, Op::N),
+    (Op::N, Op::T),
+    (Op::T, Op::N),
+    (Op::T, Op::T),
+];
+
+/// `n` floats uniform in `[-scale, scale)` from Philox stream `stream`.
+fn uniform(n: usize, stream: u32, scale: f32) -> Vec<f32> {
+    let key = PhiloxKey::from_seed(0x9e3_3001);
+    uniform_floats(key, PhiloxCounter::new(0, stream, 0), n, scale).unwrap()
+}
+
+/// The contract, plainly: op(A)[i,kk] and op(B)[kk,j] read through the
+/// stored layout, one `mul_add` chain over k ascending from +0.0, then
+/// `alpha * acc` or `fma(alpha, acc, bias)`, the one NaN, and the rounding.
+fn naive<I: GemmIn, O: GemmOut>(
+    g: &Gemm,
+    a: &[I],
+    b: &[I],
+    bias: Option<&[f32]>,
+) -> (Vec<O>, bool) {
+    let (m, n, k) = (g.m, g.n, g.k);
+    let mut c = Vec::with_capacity(m * n);
+    let mut overflow = false;
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = 0.0f32;
+            for kk in 0..k {
+                let x = match g.a {
+                    Op::N => a[i * k + kk],
+                    Op::T => a[kk * m + i],
+                };
+                let y = match g.b {
+                    Op::N => b[kk * n + j],
+                    Op::T => b[j * k + kk],
+                };
+                acc = x.to_f32().mul_add(y.to_f32(), acc);
+            }
+            let y = match bias {
+                Some(bias) => g.alpha.mul_add(acc, bias[j]),
+                None => g.alpha * acc,
+            };
+            let v = O::from_f32(canonical_nan(y));
+            overflow |= !v.is_finite();
+            c.push(v);
+        }
+    }
+    (c, overflow)
+}
+
+/// The CPU twin through the public API.
+fn fast<I: GemmIn, O: GemmOut>(g: &Gemm, a: &[I], b: &[I], bias: Option<&[f32]>) -> (Vec<O>, bool) {
+    let dev = Device::Cpu;
+    let a = DeviceBuffer::copy_htod(&dev, a).unwrap();
+    let b = DeviceBuffer::copy_htod(&dev, b).unwrap();
+    let bias = bias.map(|v| DeviceBuffer::copy_htod(&dev, v).unwrap());
+    let mut c = DeviceBuffer::<O>::zeros(&dev, g.m * g.n).unwrap();
+    let mut flag = OverflowFlag::new(&dev).unwrap();
+    gemm::gemm(&dev, g, &a, &b, bias.as_ref(), &mut c, &mut flag).unwrap();
+    (c.copy_dtoh().unwrap(), flag.read().unwrap())
+}
+
+fn to_f16(v: &[f32]) -> Vec<u16> {
+    v.iter().map(|&x| float_to_half_rn(x)).collect()
+}
+
+/// Output bits as u32, for either output type.
+trait Bits: GemmOut {
+    fn bits(self) -> u32;
+}
+impl Bits for f32 {
+    fn bits(self) -> u32 {
+        self.to_bits()
+    }
+}
+impl Bits for u16 {
+    fn bits(self) -> u32 {
+        u32::from(self)
+    }
+}
+
+/// Operands for `g` in [-1, 1) with signed zeros sprinkled in (a -0.0
+/// product must not turn the +0.0 start into -0.0), and a bias.
+fn operands(g: &Gemm, stream: u32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut a = uniform(g.m * g.k, stream, 1.0);
+    let mut b = uniform(g.k * g.n, stream + 1, 1.0);
+    for (t, x) in a.iter_mut().enumerate().step_by(7) {
+        *x = if t % 2 == 0 { -0.0 } else { 0.0 };
+    }
+    for x in b.iter_mut().step_by(11) {
+        *x = -0.0;
+    }
+    (a, b, uniform(g.n, stream + 2, 4.0))
+}
+
+/// One case of every element-type pair, as named output bits and flags.
+fn run_types(
+    g: &Gemm,
+    stream: u32,
+    bias: bool,
+    f: &mut dyn FnMut(String, Vec<u32>, bool, Vec<u32>, bool),
+) {
+    let (a, b, bv) = operands(g, stream);
+    let bias = bias.then_some(bv.as_slice());
+    let (a16, b16) = (to_f16(&a), to_f16(&b));
+    let name = |t: &str| format!("{t} {g:?} bias={}", bias.is_some());
+    fn pair<I: GemmIn, O: Bits>(
+        g: &Gemm,
+        a: &[I],
+        b: &[I],
+        bias: Option<&[f32]>,
+    ) -> [(Vec<u32>, bool); 2] {
+        let (got, gf) = fast::<I, O>(g, a, b, bias);
+        let (want, wf) = naive::<I, O>(g, a, b, bias);
+        let bits = |v: Vec<O>| v.into_iter().map(Bits::bits).collect();
+        [(bits(got), gf), (bits(want), wf)]
+    }
+    let [(got, gf), (want, wf)] = pair::<f32, f32>(g, &a, &b, bias);
+    f(name("f32->f32"), got, gf, want, wf);
+    let [(got, gf), (want, wf)] = pair::<u16, u16>(g, &a16, &b16, bias);
+    f(name("f16->f16"), got, gf, want, wf);
+    let [(got, gf), (want, wf)] = pair::<u16, f32>(g, &a16, &b16, bias);
+    f(name("f16->f32"), got, gf, want, wf);
+    let [(got, gf), (want, wf)] = pair::<f32, u16>(g, &a, &b, bias);
+    f(name("f32->f16"), got, gf, want, wf);
+}
+
+fn assert_same(name: &str, got: &[u32], gf: bool, want: &[u32], wf: bool) {
+    assert_eq!(got.len(), want.len(), "{name}: lengths");
+    if let Some(i) = got.iter().zip(want).position(|(x, y)| x != y) {
+        panic!(
+            "{name}: element {i}: {:#x} vs {:#x} (naive)",
+            got[i], want[i]
+        );
+    }
+    assert_eq!(gf, wf, "{name}: overflow flag");
+}
+
+/// Odd shapes (edges in m and n on every tile size), k past several
+/// k-blocks, and one shape large enough for the pool.
+const SHAPES: [(usize, usize, usize); 8] = [
+    (1, 1, 1),
+    (3, 5, 7),
+    (9, 33, 17),
+    (127, 129, 255),
+    (1000, 1, 1000),
+    (1, 70, 1100),
+    (37, 49, 777),
+    (130, 200, 600),
+];
+
+#[test]
+fn fast_cpu_path_equals_the_naive_mul_add_loop_bitwise() {
+    eprintln!("cpu level: {}", cpu_level().name());
+    for (s, &(m, n, k)) in SHAPES.iter().enumerate() {
+        for (o, &(oa, ob)) in OPS.iter().enumerate() {
+            let alpha = [1.0, -0.75, 3.0, 0.5][o];
+            let g = Gemm::new(m, n, k).ops(oa, ob).alpha(alpha);
+            for bias in [false, true] {
+                run_types(
+                    &g,
+                    100 + 10 * s as u32,
+                    bias,
+                    &mut |name, got, gf, want, wf| assert_same(&name, &got, gf, &want, wf),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn k_zero_stores_the_epilogue_of_plus_zero() {
+    let g = Gemm::new(3, 40, 0).alpha(-2.0);
+    let bias: Vec<f32> = (0..40).map(|j| j as f32 - 20.0).collect();
+    let (got, flag) = fast::<f32, f32>(&g, &[], &[], Some(&bias));
+    let (want, wf) = naive::<f32, f32>(&g, &[], &[], Some(&bias));
+    assert_same("k=0", &bits32(&got), flag, &bits32(&want), wf);
+    // Without bias, alpha * +0.0: -0.0 for a negative alpha.
+    let (got, _) = fast::<f32, f32>(&g, &[], &[], None);
+    assert!(got.iter().all(|x| x.to_bits() == 0x8000_0000));
+}
+
+fn bits32(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn f16_outputs_round_like_float_to_half_rn_at_the_edges() {
+    // k = 1, A = 1: C[0, j] = b[j] exactly (but for -0.0), so the f16 store rounds b[j]:
+    // ties around the largest finite half and overflow, half subnormals,
+    // ties to even, NaN and infinities, on full and masked vector lanes.
+    let mut vals = vec![
+        65504.0f32,
+        65519.99,
+        65520.0,
+        65536.0,
+        -65520.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        f32::from_bits(0xffc0_0001),
+        5.9604645e-8,
+        2.9802322e-8,
+        2.9802326e-8,
+        8.940697e-8,
+        -0.0,
+        6.1035156e-5,
+        6.1035153e-5,
+        1.0 + 1.0 / 2048.0,
+        1.0 + 3.0 / 2048.0,
+    ];
+    let mut s = 0x1234_5678u32;
+    while vals.len() < 4099 {
+        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        // Exponents around the half range, random mantissas and signs.
+        let e = 100 + (s >> 8) % 50;
+        vals.push(f32::from_bits(
+            (s & 0x8000_0000) | (e << 23) | (s.rotate_left(7) & 0x7f_ffff),
+        ));
+    }
+    let g = Gemm::new(1, vals.len(), 1);
+    let (got, flag) = fast::<f32, u16>(&g, &[1.0], &vals, None);
+    for (j, (&h, &x)) in got.iter().zip(&vals).enumerate() {
+        // The chain is fma(1, x, +0.0): x itself, except -0.0 -> +0.0.
+        let want = float_to_half_rn(canonical_nan(1.0f32.mul_add(x, 0.0)));
+        assert_eq!(h, want, "value {j}: {x:e}");
+    }
+    assert!(flag, "infinities were stored");
+    // A NaN operand: canonical NaN out, flag set, in f32 too.
+    let (c, flag) = fast::<f32, f32>(&Gemm::new(1, 1, 2), &[f32::NAN, 1.0], &[0.0, 1.0], None);
+    assert!(flag);
+    assert_eq!(c[0].to_bits(), 0x7fc0_0000);
+}
+
+/// The pool sizes whose bits must agree.
+const POOLS: [usize; 4] = [1, 2, 3, 8];
+
+#[test]
+fn bits_do_not_depend_on_the_rayon_pool_size() {
+    // Large enough for several tasks (and k-blocks), ragged in m and n.
+    for (oa, ob) in [(Op::N, Op::N), (Op::T, Op::T)] {
+        let g = Gemm::new(301, 250, 530).ops(oa, ob).alpha(0.5);
+        let (a, b, bias) = operands(&g, 700);
+        let (want, wf) = naive::<f32, f32>(&g, &a, &b, Some(&bias));
+        let (a16, b16) = (to_f16(&a), to_f16(&b));
+        let (want16, _) = naive::<u16, u16>(&g, &a16, &b16, Some(&bias));
+        for t in POOLS {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap();
+            let (got, gf) = pool.install(|| fast::<f32, f32>(&g, &a, &b, Some(&bias)));
+            assert_same(
+                &format!("{t} threads {g:?}"),
+                &bits32(&got),
+                gf,
+                &bits32(&want),
+                wf,
+            );
+            let (got, _) = pool.install(|| fast::<u16, u16>(&g, &a16, &b16, Some(&bias)));
+            assert_eq!(got, want16, "{t} threads f16 {g:?}");
+        }
+    }
+}
+
+/// Where the child writes its results (set only in the child).
+const CHILD_OUT_ENV: &str = "SHOESTRING_GEMM_CPU_CHILD_OUT";
+const PATHS_TEST: &str = "every_simd_path_gives_the_same_bits";
+
+/// The cases every path computes: the edge shapes, every transpose and
+/// element-type pair, with bias; results only (the parent checked them
+/// against the naive loop in the other test).
+fn path_cases() -> Vec<u32> {
+    let mut out = Vec::new();
+    for (s, &(m, n, k)) in SHAPES.iter().enumerate() {
+        for &(oa, ob) in &OPS {
+            let g = Gemm::new(m, n, k).ops(oa, ob).alpha(-1.25);
+            let (a, b, bias) = operands(&g, 500 + 10 * s as u32);
+            let (a16, b16) = (to_f16(&a), to_f16(&b));
+            let bias = Some(bias.as_slice());
+            let (c, f) = fast::<f32, f32>(&g, &a, &b, bias);
+            out.extend(c.iter().map(|x| x.to_bits()));
+            out.push(f as u32);
+            let (c, f) = fast::<u16, u16>(&g, &a16, &b16, bias);
+            out.extend(c.iter().map(|&x| u32::from(x)));
+            out.push(f as u32);
+            let (c, f) = fast::<f32, u16>(&g, &a, &b, None);
+            out.extend(c.iter().map(|&x| u32::from(x)));
+            out.push(f as u32);
+        }
+    }
+    out
+}
+
+#[test]
+fn every_simd_path_gives_the_same_bits() {
+    if let Some(path) = std::env::var_os(CHILD_OUT_ENV) {
+        let bytes: Vec<u8> = path_cases().iter().flat_map(|x| x.to_le_bytes()).collect();
+        let level = cpu_level().name().as_bytes().to_vec();
+        std::fs::write(&path, [level, vec![b'\n'], bytes].concat()).unwrap();
+        return;
+    }
+    let here = path_cases();
+    let dir = std::env::temp_dir().join(format!("shoestring-gemm-cpu-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut seen = vec![cpu_level()];
+    for (env, value) in [(CPU_PORTABLE_ENV, "1"), (CPU_LEVEL_ENV, "avx2")] {
+        let file = dir.join(format!("{value}.bin"));
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", PATHS_TEST, "--nocapture", "--test-threads=1"])
+            .env(env, value)
+            .env(CHILD_OUT_ENV, &file)
+            .output()
+            .unwrap();
+        assert!(
+            child.status.success(),
+            "child {env}={value} failed:\n{}",
+            String::from_utf8_lossy(&child.stderr)
+        );
+        let raw = std::fs::read(&file).unwrap();
+        let nl = raw.iter().position(|&c| c == b'\n').unwrap();
+        let level = std::str::from_utf8(&raw[..nl]).unwrap().to_string();
+        let theirs: Vec<u32> = raw[nl + 1..]
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        eprintln!("{env}={value}: child ran the {level} path");
+        if env == CPU_PORTABLE_ENV {
+            assert_eq!(
+                level,
+                CpuLevel::Portable.name(),
+                "{env}=1 did not force the portable path"
+            );
+        }
+        assert_eq!(theirs.len(), here.len());
+        if let Some(i) = here.iter().zip(&theirs).position(|(x, y)| x != y) {
+            panic!(
+                "{} path differs from the {} path at word {i}: {:#x} vs {:#x}",
+                cpu_level().name(),
+                level,
+                here[i],
+                theirs[i]
+            );
+        }
+        seen.push(match level.as_str() {
+            "avx512" => CpuLevel::Avx512,
+            "avx2" => CpuLevel::Avx2Fma,
+            _ => CpuLevel::Portable,
+        });
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    seen.sort();
+    seen.dedup();
+    eprintln!("paths compared: {seen:?}");
+}
