@@ -4,16 +4,13 @@
 //! twin, bit for bit, for odd shapes and every transpose combination.
 
 use shoestring::device::{test_devices, Device, DeviceBuffer};
-use shoestring::numerics::{canonical_nan, float_to_half_rn, half_to_float};
+use shoestring::numerics::{float_to_half_rn, half_to_float};
 use shoestring::ops::elementwise::OverflowFlag;
 use shoestring::ops::gemm::{self, Gemm, GemmIn, GemmOut, Op};
-use shoestring::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
 
-/// `n` floats uniform in `[-scale, scale)` from Philox stream `stream`.
-fn uniform(n: usize, stream: u32, scale: f32) -> Vec<f32> {
-    let key = PhiloxKey::from_seed(0x9e3_3000);
-    uniform_floats(key, PhiloxCounter::new(0, stream, 0), n, scale).unwrap()
-}
+#[path = "gemm_support/mod.rs"]
+mod support;
+use support::{naive, to_f16, uniform};
 
 const OPS: [(Op, Op); 4] = [
     (Op::N, Op::N),
@@ -21,48 +18,6 @@ const OPS: [(Op, Op); 4] = [
     (Op::T, Op::N),
     (Op::T, Op::T),
 ];
-
-/// The contract written as plainly as possible: op(A)[i,kk] and op(B)[kk,j]
-/// read through the stored layout, one `mul_add` chain over k ascending from
-/// +0.0, then the epilogue and the rounding into the output type.
-fn naive<I: GemmIn, O: GemmOut>(
-    g: &Gemm,
-    a: &[I],
-    b: &[I],
-    bias: Option<&[f32]>,
-) -> (Vec<O>, bool) {
-    let (m, n, k) = (g.m, g.n, g.k);
-    let mut c = Vec::with_capacity(m * n);
-    let mut overflow = false;
-    for i in 0..m {
-        for j in 0..n {
-            let mut acc = 0.0f32;
-            for kk in 0..k {
-                let x = match g.a {
-                    Op::N => a[i * k + kk],
-                    Op::T => a[kk * m + i],
-                };
-                let y = match g.b {
-                    Op::N => b[kk * n + j],
-                    Op::T => b[j * k + kk],
-                };
-                acc = x.to_f32().mul_add(y.to_f32(), acc);
-            }
-            let y = match bias {
-                Some(bias) => g.alpha.mul_add(acc, bias[j]),
-                None => g.alpha * acc,
-            };
-            let v = O::from_f32(canonical_nan(y));
-            overflow |= !v.is_finite();
-            c.push(v);
-        }
-    }
-    (c, overflow)
-}
-
-fn to_f16(v: &[f32]) -> Vec<u16> {
-    v.iter().map(|&x| float_to_half_rn(x)).collect()
-}
 
 fn bits<O: GemmOut>(v: &[O]) -> Vec<u32> {
     v.iter().map(|&x| x.bits()).collect()

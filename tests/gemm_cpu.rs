@@ -11,7 +11,10 @@ use shoestring::device::{cpu_level, CpuLevel, DeviceBuffer, CPU_LEVEL_ENV, CPU_P
 use shoestring::numerics::{canonical_nan, float_to_half_rn};
 use shoestring::ops::elementwise::OverflowFlag;
 use shoestring::ops::gemm::{self, Gemm, GemmIn, GemmOut, Op};
-use shoestring::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
+
+#[path = "gemm_support/mod.rs"]
+mod support;
+use support::{naive, to_f16, uniform};
 
 const OPS: [(Op, Op); 4] = [
     (Op::N, Op::N),
@@ -20,51 +23,6 @@ const OPS: [(Op, Op); 4] = [
     (Op::T, Op::T),
 ];
 
-/// `n` floats uniform in `[-scale, scale)` from Philox stream `stream`.
-fn uniform(n: usize, stream: u32, scale: f32) -> Vec<f32> {
-    let key = PhiloxKey::from_seed(0x9e3_3001);
-    uniform_floats(key, PhiloxCounter::new(0, stream, 0), n, scale).unwrap()
-}
-
-/// The contract, plainly: op(A)[i,kk] and op(B)[kk,j] read through the
-/// stored layout, one `mul_add` chain over k ascending from +0.0, then
-/// `alpha * acc` or `fma(alpha, acc, bias)`, the one NaN, and the rounding.
-fn naive<I: GemmIn, O: GemmOut>(
-    g: &Gemm,
-    a: &[I],
-    b: &[I],
-    bias: Option<&[f32]>,
-) -> (Vec<O>, bool) {
-    let (m, n, k) = (g.m, g.n, g.k);
-    let mut c = Vec::with_capacity(m * n);
-    let mut overflow = false;
-    for i in 0..m {
-        for j in 0..n {
-            let mut acc = 0.0f32;
-            for kk in 0..k {
-                let x = match g.a {
-                    Op::N => a[i * k + kk],
-                    Op::T => a[kk * m + i],
-                };
-                let y = match g.b {
-                    Op::N => b[kk * n + j],
-                    Op::T => b[j * k + kk],
-                };
-                acc = x.to_f32().mul_add(y.to_f32(), acc);
-            }
-            let y = match bias {
-                Some(bias) => g.alpha.mul_add(acc, bias[j]),
-                None => g.alpha * acc,
-            };
-            let v = O::from_f32(canonical_nan(y));
-            overflow |= !v.is_finite();
-            c.push(v);
-        }
-    }
-    (c, overflow)
-}
-
-/// The CPU twin through the public API.
 fn fast<I: GemmIn, O: GemmOut>(g: &Gemm, a: &[I], b: &[I], bias: Option<&[f32]>) -> (Vec<O>, bool) {
     let dev = Device::Cpu;
     let a = DeviceBuffer::copy_htod(&dev, a).unwrap();
@@ -74,25 +32,6 @@ fn fast<I: GemmIn, O: GemmOut>(g: &Gemm, a: &[I], b: &[I], bias: Option<&[f32]>)
     let mut flag = OverflowFlag::new(&dev).unwrap();
     gemm::gemm(&dev, g, &a, &b, bias.as_ref(), &mut c, &mut flag).unwrap();
     (c.copy_dtoh().unwrap(), flag.read().unwrap())
-}
-
-fn to_f16(v: &[f32]) -> Vec<u16> {
-    v.iter().map(|&x| float_to_half_rn(x)).collect()
-}
-
-/// Output bits as u32, for either output type.
-trait Bits: GemmOut {
-    fn bits(self) -> u32;
-}
-impl Bits for f32 {
-    fn bits(self) -> u32 {
-        self.to_bits()
-    }
-}
-impl Bits for u16 {
-    fn bits(self) -> u32 {
-        u32::from(self)
-    }
 }
 
 /// Operands for `g` in [-1, 1) with signed zeros sprinkled in (a -0.0
@@ -120,7 +59,7 @@ fn run_types(
     let bias = bias.then_some(bv.as_slice());
     let (a16, b16) = (to_f16(&a), to_f16(&b));
     let name = |t: &str| format!("{t} {g:?} bias={}", bias.is_some());
-    fn pair<I: GemmIn, O: Bits>(
+    fn pair<I: GemmIn, O: GemmOut>(
         g: &Gemm,
         a: &[I],
         b: &[I],
@@ -128,7 +67,7 @@ fn run_types(
     ) -> [(Vec<u32>, bool); 2] {
         let (got, gf) = fast::<I, O>(g, a, b, bias);
         let (want, wf) = naive::<I, O>(g, a, b, bias);
-        let bits = |v: Vec<O>| v.into_iter().map(Bits::bits).collect();
+        let bits = |v: Vec<O>| v.into_iter().map(GemmOut::bits).collect();
         [(bits(got), gf), (bits(want), wf)]
     }
     let [(got, gf), (want, wf)] = pair::<f32, f32>(g, &a, &b, bias);
