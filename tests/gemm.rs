@@ -10,7 +10,7 @@ use shoestring::ops::gemm::{self, Gemm, GemmIn, GemmOut, Op};
 
 #[path = "gemm_support/mod.rs"]
 mod support;
-use support::{naive, to_f16, uniform};
+use support::{naive, operands, run, to_f16};
 
 const OPS: [(Op, Op); 4] = [
     (Op::N, Op::N),
@@ -21,38 +21,6 @@ const OPS: [(Op, Op); 4] = [
 
 fn bits<O: GemmOut>(v: &[O]) -> Vec<u32> {
     v.iter().map(|&x| x.bits()).collect()
-}
-
-/// Runs the exact tier on `dev`; returns C and the flag.
-fn run<I: GemmIn, O: GemmOut>(
-    dev: &Device,
-    g: &Gemm,
-    a: &[I],
-    b: &[I],
-    bias: Option<&[f32]>,
-) -> (Vec<O>, bool) {
-    let a = DeviceBuffer::copy_htod(dev, a).unwrap();
-    let b = DeviceBuffer::copy_htod(dev, b).unwrap();
-    let bias = bias.map(|v| DeviceBuffer::copy_htod(dev, v).unwrap());
-    let mut c = DeviceBuffer::<O>::zeros(dev, g.m * g.n).unwrap();
-    let mut flag = OverflowFlag::new(dev).unwrap();
-    gemm::gemm(dev, g, &a, &b, bias.as_ref(), &mut c, &mut flag).unwrap();
-    (c.copy_dtoh().unwrap(), flag.read().unwrap())
-}
-
-/// Operands for `g` in [-1, 1), from Philox stream `stream`, with signed zeros
-/// sprinkled in (so -0.0 products meet the +0.0 start of every chain).
-fn operands(g: &Gemm, stream: u32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let mut a = uniform(g.m * g.k, stream, 1.0);
-    let mut b = uniform(g.k * g.n, stream + 1, 1.0);
-    for (t, x) in a.iter_mut().enumerate().step_by(7) {
-        *x = if t % 2 == 0 { -0.0 } else { 0.0 };
-    }
-    for x in b.iter_mut().step_by(11) {
-        *x = -0.0;
-    }
-    let bias = uniform(g.n, stream + 2, 4.0);
-    (a, b, bias)
 }
 
 const SHAPES: [(usize, usize, usize); 7] = [

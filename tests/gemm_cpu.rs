@@ -7,14 +7,13 @@
 //! `SHOESTRING_CPU_LEVEL` / `SHOESTRING_CPU_PORTABLE=1`.
 
 use shoestring::device::Device;
-use shoestring::device::{cpu_level, CpuLevel, DeviceBuffer, CPU_LEVEL_ENV, CPU_PORTABLE_ENV};
+use shoestring::device::{cpu_level, CpuLevel, CPU_LEVEL_ENV, CPU_PORTABLE_ENV};
 use shoestring::numerics::{canonical_nan, float_to_half_rn};
-use shoestring::ops::elementwise::OverflowFlag;
-use shoestring::ops::gemm::{self, Gemm, GemmIn, GemmOut, Op};
+use shoestring::ops::gemm::{Gemm, GemmIn, GemmOut, Op};
 
 #[path = "gemm_support/mod.rs"]
 mod support;
-use support::{naive, to_f16, uniform};
+use support::{naive, operands, run, to_f16};
 
 const OPS: [(Op, Op); 4] = [
     (Op::N, Op::N),
@@ -22,31 +21,6 @@ const OPS: [(Op, Op); 4] = [
     (Op::T, Op::N),
     (Op::T, Op::T),
 ];
-
-fn fast<I: GemmIn, O: GemmOut>(g: &Gemm, a: &[I], b: &[I], bias: Option<&[f32]>) -> (Vec<O>, bool) {
-    let dev = Device::Cpu;
-    let a = DeviceBuffer::copy_htod(&dev, a).unwrap();
-    let b = DeviceBuffer::copy_htod(&dev, b).unwrap();
-    let bias = bias.map(|v| DeviceBuffer::copy_htod(&dev, v).unwrap());
-    let mut c = DeviceBuffer::<O>::zeros(&dev, g.m * g.n).unwrap();
-    let mut flag = OverflowFlag::new(&dev).unwrap();
-    gemm::gemm(&dev, g, &a, &b, bias.as_ref(), &mut c, &mut flag).unwrap();
-    (c.copy_dtoh().unwrap(), flag.read().unwrap())
-}
-
-/// Operands for `g` in [-1, 1) with signed zeros sprinkled in (a -0.0
-/// product must not turn the +0.0 start into -0.0), and a bias.
-fn operands(g: &Gemm, stream: u32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let mut a = uniform(g.m * g.k, stream, 1.0);
-    let mut b = uniform(g.k * g.n, stream + 1, 1.0);
-    for (t, x) in a.iter_mut().enumerate().step_by(7) {
-        *x = if t % 2 == 0 { -0.0 } else { 0.0 };
-    }
-    for x in b.iter_mut().step_by(11) {
-        *x = -0.0;
-    }
-    (a, b, uniform(g.n, stream + 2, 4.0))
-}
 
 /// One case of every element-type pair, as named output bits and flags.
 fn run_types(
@@ -65,7 +39,7 @@ fn run_types(
         b: &[I],
         bias: Option<&[f32]>,
     ) -> [(Vec<u32>, bool); 2] {
-        let (got, gf) = fast::<I, O>(g, a, b, bias);
+        let (got, gf) = run::<I, O>(&Device::Cpu, g, a, b, bias);
         let (want, wf) = naive::<I, O>(g, a, b, bias);
         let bits = |v: Vec<O>| v.into_iter().map(GemmOut::bits).collect();
         [(bits(got), gf), (bits(want), wf)]
@@ -127,11 +101,11 @@ fn fast_cpu_path_equals_the_naive_mul_add_loop_bitwise() {
 fn k_zero_stores_the_epilogue_of_plus_zero() {
     let g = Gemm::new(3, 40, 0).alpha(-2.0);
     let bias: Vec<f32> = (0..40).map(|j| j as f32 - 20.0).collect();
-    let (got, flag) = fast::<f32, f32>(&g, &[], &[], Some(&bias));
+    let (got, flag) = run::<f32, f32>(&Device::Cpu, &g, &[], &[], Some(&bias));
     let (want, wf) = naive::<f32, f32>(&g, &[], &[], Some(&bias));
     assert_same("k=0", &bits32(&got), flag, &bits32(&want), wf);
     // Without bias, alpha * +0.0: -0.0 for a negative alpha.
-    let (got, _) = fast::<f32, f32>(&g, &[], &[], None);
+    let (got, _) = run::<f32, f32>(&Device::Cpu, &g, &[], &[], None);
     assert!(got.iter().all(|x| x.to_bits() == 0x8000_0000));
 }
 
@@ -174,7 +148,7 @@ fn f16_outputs_round_like_float_to_half_rn_at_the_edges() {
         ));
     }
     let g = Gemm::new(1, vals.len(), 1);
-    let (got, flag) = fast::<f32, u16>(&g, &[1.0], &vals, None);
+    let (got, flag) = run::<f32, u16>(&Device::Cpu, &g, &[1.0], &vals, None);
     for (j, (&h, &x)) in got.iter().zip(&vals).enumerate() {
         // The chain is fma(1, x, +0.0): x itself, except -0.0 -> +0.0.
         let want = float_to_half_rn(canonical_nan(1.0f32.mul_add(x, 0.0)));
@@ -182,7 +156,13 @@ fn f16_outputs_round_like_float_to_half_rn_at_the_edges() {
     }
     assert!(flag, "infinities were stored");
     // A NaN operand: canonical NaN out, flag set, in f32 too.
-    let (c, flag) = fast::<f32, f32>(&Gemm::new(1, 1, 2), &[f32::NAN, 1.0], &[0.0, 1.0], None);
+    let (c, flag) = run::<f32, f32>(
+        &Device::Cpu,
+        &Gemm::new(1, 1, 2),
+        &[f32::NAN, 1.0],
+        &[0.0, 1.0],
+        None,
+    );
     assert!(flag);
     assert_eq!(c[0].to_bits(), 0x7fc0_0000);
 }
@@ -204,7 +184,7 @@ fn bits_do_not_depend_on_the_rayon_pool_size() {
                 .num_threads(t)
                 .build()
                 .unwrap();
-            let (got, gf) = pool.install(|| fast::<f32, f32>(&g, &a, &b, Some(&bias)));
+            let (got, gf) = pool.install(|| run::<f32, f32>(&Device::Cpu, &g, &a, &b, Some(&bias)));
             assert_same(
                 &format!("{t} threads {g:?}"),
                 &bits32(&got),
@@ -212,7 +192,8 @@ fn bits_do_not_depend_on_the_rayon_pool_size() {
                 &bits32(&want),
                 wf,
             );
-            let (got, _) = pool.install(|| fast::<u16, u16>(&g, &a16, &b16, Some(&bias)));
+            let (got, _) =
+                pool.install(|| run::<u16, u16>(&Device::Cpu, &g, &a16, &b16, Some(&bias)));
             assert_eq!(got, want16, "{t} threads f16 {g:?}");
         }
     }
@@ -233,13 +214,13 @@ fn path_cases() -> Vec<u32> {
             let (a, b, bias) = operands(&g, 500 + 10 * s as u32);
             let (a16, b16) = (to_f16(&a), to_f16(&b));
             let bias = Some(bias.as_slice());
-            let (c, f) = fast::<f32, f32>(&g, &a, &b, bias);
+            let (c, f) = run::<f32, f32>(&Device::Cpu, &g, &a, &b, bias);
             out.extend(c.iter().map(|x| x.to_bits()));
             out.push(f as u32);
-            let (c, f) = fast::<u16, u16>(&g, &a16, &b16, bias);
+            let (c, f) = run::<u16, u16>(&Device::Cpu, &g, &a16, &b16, bias);
             out.extend(c.iter().map(|&x| u32::from(x)));
             out.push(f as u32);
-            let (c, f) = fast::<f32, u16>(&g, &a, &b, None);
+            let (c, f) = run::<f32, u16>(&Device::Cpu, &g, &a, &b, None);
             out.extend(c.iter().map(|&x| u32::from(x)));
             out.push(f as u32);
         }
