@@ -39,7 +39,7 @@ use shoestring::device::{Device, DeviceBuffer};
 use shoestring::numerics::{float_to_half_rn, half_to_float};
 use shoestring::ops::elementwise::OverflowFlag;
 use shoestring::ops::gemm::fast::{gemm_fast_with, mma_peak, mma_peak_flops, FastKernel};
-use shoestring::ops::gemm::{self, ExactKernel, Gemm};
+use shoestring::ops::gemm::{self, Gemm};
 use shoestring::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -433,34 +433,6 @@ fn run(dev: &Device) -> Res<()> {
             .find(|r| r.label == "4096^3")
             .map_or("-".into(), |r| ratio(r.cublas, Some(mma)))
     );
-
-    // The exact tier's candidate kernels (same bits, see tests/gemm.rs), f16 in,
-    // f32 out: which one should be the product.
-    println!();
-    println!("exact-tier candidates, f16 in, f32 out: GFLOP/s (% of the f32 FMA peak)");
-    println!("| {:<8} | {:>16} | {:>16} |", "n^3", "product", "warptile");
-    println!("|{:-<10}|{:->18}|{:->18}|", "", "", "");
-    for n in [2048usize, 4096, 8192] {
-        let g = Gemm::new(n, n, n);
-        let a = DeviceBuffer::copy_htod(dev, &random_f16(&pool, n * n, 0))?;
-        let b = DeviceBuffer::copy_htod(dev, &random_f16(&pool, n * n, 12_345))?;
-        let mut c = DeviceBuffer::<f32>::zeros(dev, n * n)?;
-        let mut flag = OverflowFlag::new(dev)?;
-        let mut cells = Vec::new();
-        for which in [ExactKernel::Product, ExactKernel::Warptile] {
-            let ms = time_ms(&stream, || {
-                Ok(gemm::gemm_exact_with(
-                    dev, &g, &a, &b, None, &mut c, &mut flag, which,
-                )?)
-            })?;
-            let e = gflops(&g, ms);
-            cells.push(format!(
-                "{e:.0} ({})",
-                peak.map_or("-".into(), |p| format!("{:.1}%", 100.0 * e / p))
-            ));
-        }
-        println!("| {:<8} | {:>16} | {:>16} |", n, cells[0], cells[1]);
-    }
 
     // The exact tier with f32 operands at 4096^3 (f32 out).
     let n = 4096;

@@ -154,27 +154,16 @@ SS_DEVICE void gemm_frags(const float (*As)[GEMM_BM], const float (*Bs)[GEMM_BN]
     gemm_ld4(&Bs[kk][l.c1], b + 4);
 }
 
-// Which 8 x 8 outputs of the block tile thread `tid` owns.
-//   product: tx = tid % 16, ty = tid / 16; rows {ty*4, 64 + ty*4} + 0..4, columns
-//     {tx*4, 64 + tx*4} + 0..4: a warp covers 16 rows x all 128 columns.
-//   WARPTILE: warps as 4 (m) x 2 (n) of 32 x 64 outputs, lanes as 4 x 8 inside:
-//     rows {wm*32 + lr*4, +16}, columns {wn*64 + lc*4, +32}; a warp's fragment
-//     loads touch 4 + 8 distinct float4s per k step instead of 2 + 16.
-template <bool WARPTILE>
+// Which 8 x 8 outputs of the block tile thread `tid` owns: tx = tid % 16,
+// ty = tid / 16; rows {ty*4, 64 + ty*4} + 0..4, columns {tx*4, 64 + tx*4} + 0..4.
+// (Warps owning 32 x 64 sub-tiles instead measured the same on an H100:
+// docs/gpu-runs/2026-11-26-h100-final.md.)
 SS_DEVICE GemmLane gemm_lane(uint32_t tid) {
     GemmLane l;
-    if (WARPTILE) {
-        const uint32_t warp = tid / 32u, lane = tid % 32u;
-        l.r0 = (warp / 2u) * 32u + (lane / 8u) * 4u;
-        l.r1 = l.r0 + 16u;
-        l.c0 = (warp % 2u) * 64u + (lane % 8u) * 4u;
-        l.c1 = l.c0 + 32u;
-    } else {
-        l.r0 = (tid / 16u) * 4u;
-        l.r1 = 64u + l.r0;
-        l.c0 = (tid % 16u) * 4u;
-        l.c1 = 64u + l.c0;
-    }
+    l.r0 = (tid / 16u) * 4u;
+    l.r1 = 64u + l.r0;
+    l.c0 = (tid % 16u) * 4u;
+    l.c1 = 64u + l.c0;
     return l;
 }
 
@@ -209,7 +198,7 @@ SS_DEVICE void gemm_stage(const float (*As)[GEMM_BM], const float (*Bs)[GEMM_BN]
 // Order: per output, the fma chain over k ascending; no split-K, no atomics on
 //   floats (the flag is an integer OR).
 // TWIN: src/ops/gemm/cpu.rs::gemm
-template <int BK, bool WARPTILE, typename TI, typename TO>
+template <int BK, typename TI, typename TO>
 SS_DEVICE void gemm_exact(const ss_gemm_params p, const TI* __restrict__ A, const TI* __restrict__ B,
                           const float* __restrict__ bias, TO* __restrict__ C, unsigned int* flag) {
     static_assert(BK % 8 == 0 && BK <= 32, "EPT = BK/2 must be a multiple of 4");
@@ -218,7 +207,7 @@ SS_DEVICE void gemm_exact(const ss_gemm_params p, const TI* __restrict__ A, cons
     __shared__ __align__(16) float Bs[2][BK][GEMM_BN];
 
     const uint32_t tid = threadIdx.x;
-    const GemmLane lane = gemm_lane<WARPTILE>(tid);
+    const GemmLane lane = gemm_lane(tid);
     const uint32_t m0 = blockIdx.y * GEMM_BM, n0 = blockIdx.x * GEMM_BN;
     const uint32_t M = p.m, N = p.n, K = p.k;
     // A as stored: m x k (ld = K) or, transposed, k x m (ld = M); B: k x n (ld = N)
@@ -282,32 +271,22 @@ SS_UNROLL
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
     gemm_exact_f32_f32(const ss_gemm_params p, const float* __restrict__ a, const float* __restrict__ b,
                        const float* __restrict__ bias, float* __restrict__ c, unsigned int* flag) {
-    gemm_exact<GEMM_BK, false, float, float>(p, a, b, bias, c, flag);
+    gemm_exact<GEMM_BK, float, float>(p, a, b, bias, c, flag);
 }
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
     gemm_exact_f32_f16(const ss_gemm_params p, const float* __restrict__ a, const float* __restrict__ b,
                        const float* __restrict__ bias, unsigned short* __restrict__ c, unsigned int* flag) {
-    gemm_exact<GEMM_BK, false, float, unsigned short>(p, a, b, bias, c, flag);
+    gemm_exact<GEMM_BK, float, unsigned short>(p, a, b, bias, c, flag);
 }
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
     gemm_exact_f16_f32(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
                        float* __restrict__ c, unsigned int* flag) {
-    gemm_exact<GEMM_BK, false, unsigned short, float>(p, a, b, bias, c, flag);
+    gemm_exact<GEMM_BK, unsigned short, float>(p, a, b, bias, c, flag);
 }
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
     gemm_exact_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
                        unsigned short* __restrict__ c, unsigned int* flag) {
-    gemm_exact<GEMM_BK, false, unsigned short, unsigned short>(p, a, b, bias, c, flag);
-}
-
-// Bench candidate (benches/gemm_gpu.rs; tests/gemm.rs checks its bits; src/ops/
-// gemm/cuda.rs ExactKernel): the product with warps owning 32 x 64 sub-tiles
-// (gemm_lane), f16 operands and f32 output.
-extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
-    gemm_exact_warptile_f16_f32(const ss_gemm_params p, const unsigned short* __restrict__ a,
-                                const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                                float* __restrict__ c, unsigned int* flag) {
-    gemm_exact<GEMM_BK, true, unsigned short, float>(p, a, b, bias, c, flag);
+    gemm_exact<GEMM_BK, unsigned short, unsigned short>(p, a, b, bias, c, flag);
 }

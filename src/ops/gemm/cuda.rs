@@ -32,35 +32,6 @@ pub(crate) fn exact_kernel<I: GemmIn, O: GemmOut>() -> Result<&'static str> {
     })
 }
 
-/// Which exact kernel a call runs. Only [`ExactKernel::Product`] is used by
-/// [`super::gemm`]; `Warptile` is a candidate `benches/gemm_gpu.rs` measures
-/// against it (f16 operands, f32 output), with the same bits. (Candidates
-/// measured and dropped: 8-deep k stages, fragments loaded a step ahead, one
-/// block per SM: all slower on an H100, docs/gpu-runs/2026-11-26-h100-gemm-candidates.md.)
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExactKernel {
-    /// 16-deep k stages, two blocks per SM: `gemm_exact_<in>_<out>`.
-    Product,
-    /// Warps owning 32 x 64 sub-tiles: `gemm_exact_warptile_f16_f32`.
-    Warptile,
-}
-
-/// The kernel `which` names for these element types.
-fn kernel_for<I: GemmIn, O: GemmOut>(which: ExactKernel) -> Result<&'static str> {
-    let candidate = match which {
-        ExactKernel::Product => return exact_kernel::<I, O>(),
-        ExactKernel::Warptile => "gemm_exact_warptile_f16_f32",
-    };
-    if (I::NAME, O::NAME) != ("f16", "f32") {
-        return Err(Error::invalid(
-            "gemm",
-            format!("{which:?} exists for f16 operands and f32 output only"),
-        ));
-    }
-    Ok(candidate)
-}
-
 /// One block per 128 x 128 tile of C: grid (ceil(n/128), ceil(m/128)).
 fn config(p: &ss_gemm_params) -> LaunchConfig {
     LaunchConfig {
@@ -72,7 +43,6 @@ fn config(p: &ss_gemm_params) -> LaunchConfig {
 
 /// TWIN: src/ops/gemm/cpu.rs::gemm. Kernel args: (params, a, b, bias, c, flag);
 /// without a bias, `c` is passed in its place (the kernel never reads it).
-#[allow(clippy::too_many_arguments)] // the kernel's six arguments, the device and the choice
 pub(crate) fn gemm_exact<I: GemmIn, O: GemmOut>(
     device: &Device,
     p: &ss_gemm_params,
@@ -81,9 +51,8 @@ pub(crate) fn gemm_exact<I: GemmIn, O: GemmOut>(
     bias: Option<&DeviceBuffer<f32>>,
     c: &mut DeviceBuffer<O>,
     flag: &mut DeviceBuffer<u32>,
-    which: ExactKernel,
 ) -> Result<()> {
-    let kernel = kernel_for::<I, O>(which)?;
+    let kernel = exact_kernel::<I, O>()?;
     let launch = Launch::new(device, FAMILY, kernel, config(p))
         .param(p)
         .buffer(a)?

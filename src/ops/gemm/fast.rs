@@ -278,6 +278,7 @@ pub fn gemm_fast_with<O: GemmOut>(
         Some(bias) => launch.buffer(bias)?,
         None => launch.null_buffer(),
     };
+    // Bound to a local so the launch (which borrows `p`) is dropped before `p`.
     let queued = launch.buffer_mut(c)?.buffer_mut(flag)?.run();
     queued
 }

@@ -31,8 +31,6 @@
 pub mod cpu;
 pub mod cuda;
 
-#[doc(hidden)]
-pub use cuda::ExactKernel;
 pub mod fast;
 
 use crate::device::abi::ss_gemm_params;
@@ -233,23 +231,6 @@ pub fn gemm<I: GemmIn, O: GemmOut>(
     c: &mut DeviceBuffer<O>,
     flag: &mut OverflowFlag,
 ) -> Result<()> {
-    gemm_exact_with(device, g, a, b, bias, c, flag, ExactKernel::Product)
-}
-
-/// [`gemm`] with a chosen kernel on Cuda and Sim (the Cpu ignores `which`):
-/// for the bench and the tests of the candidates.
-#[doc(hidden)]
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_exact_with<I: GemmIn, O: GemmOut>(
-    device: &Device,
-    g: &Gemm,
-    a: &DeviceBuffer<I>,
-    b: &DeviceBuffer<I>,
-    bias: Option<&DeviceBuffer<f32>>,
-    c: &mut DeviceBuffer<O>,
-    flag: &mut OverflowFlag,
-    which: ExactKernel,
-) -> Result<()> {
     const OP: &str = "gemm";
     let flag = flag.buffer_mut();
     let p = check(OP, device, g, a, b, bias, c)?;
@@ -270,7 +251,7 @@ pub fn gemm_exact_with<I: GemmIn, O: GemmOut>(
             Ok(())
         }
         Device::Cuda(_) | Device::Sim(_) => {
-            cuda::gemm_exact::<I, O>(device, &p, a, b, bias, c, flag, which)
+            cuda::gemm_exact::<I, O>(device, &p, a, b, bias, c, flag)
         }
     }
 }
