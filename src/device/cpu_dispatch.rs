@@ -116,7 +116,9 @@ pub fn cpu_level() -> CpuLevel {
 }
 
 /// True when [`with_fma`] runs its closure compiled for AVX2 + FMA: the CPU has
-/// both and `SHOESTRING_CPU_PORTABLE=1` was not set when first asked.
+/// both and neither `SHOESTRING_CPU_PORTABLE=1` nor
+/// `SHOESTRING_CPU_LEVEL=portable` was set when first asked (both turn the
+/// fast path off for every family, not only the GEMM).
 #[inline]
 pub fn fma_path() -> bool {
     cpu_level() >= CpuLevel::Avx2Fma

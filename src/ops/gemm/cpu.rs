@@ -24,7 +24,8 @@
 //! FMA (6 x 16, 12 ymm chains) and portable (scalar `mul_add`, a library call
 //! without FMA hardware). FMA is correctly rounded on all three, and the
 //! vector epilogue's f16 rounding (`vcvtps2ph`, nearest even) equals
-//! `numerics::float_to_half_rn` on every non-NaN float (checked on all 2^32),
+//! `numerics::float_to_half_rn` on every non-NaN float (tests/gemm_cpu.rs: a
+//! sweep in CI, all 2^32 with `--ignored`),
 //! so they agree bit for bit. `SHOESTRING_CPU_PORTABLE=1` or
 //! `SHOESTRING_CPU_LEVEL` selects a narrower one.
 //!
@@ -43,7 +44,7 @@ use std::cell::Cell;
 
 /// Below this many flops (2 m n k) a GEMM runs on the calling thread: waking
 /// the pool costs more than the second core gives back.
-pub const PARALLEL_MIN_FLOPS: usize = 4 << 20;
+pub(crate) const PARALLEL_MIN_FLOPS: usize = 4 << 20;
 
 /// Most f32 chains a task keeps in scratch between k-blocks (1 MiB), which
 /// bounds the rows of a task when k needs more than one block.

@@ -4,6 +4,7 @@
 //! packing for the same features.
 
 use super::{as_f32, task, ASrc, At, BSrc, Buffers, GemmIn, GemmOut, Micro, Problem, Task};
+use crate::numerics::CANONICAL_NAN_BITS;
 use std::any::TypeId;
 use std::arch::x86_64::*;
 
@@ -22,12 +23,19 @@ impl Micro for Avx512 {
         a.check(Self::MR, kc);
         b.check(Self::NR, kc);
         assert!(acc.len() >= Self::MR * Self::NR);
-        let load = if load { acc.as_ptr() } else { std::ptr::null() };
+        // One mutable pointer, read and written through: a shared pointer
+        // taken first would be invalidated by the mutable one.
+        let acc_ptr = acc.as_mut_ptr();
+        let load = if load {
+            acc_ptr.cast_const()
+        } else {
+            std::ptr::null()
+        };
         // SAFETY: `cpu_level()` returned Avx512 only after detecting avx512f,
         // avx2 and fma; `a`, `b` and `acc` hold every element the tile reads
         // or writes (checked above).
         unsafe {
-            tile_avx512::<8, 2>(kc, a, b, load, Dst::Scratch(acc.as_mut_ptr()));
+            tile_avx512::<8, 2>(kc, a, b, load, Dst::Scratch(acc_ptr));
         }
     }
 
@@ -44,6 +52,8 @@ impl Micro for Avx512 {
         a.check(Self::MR, kc);
         b.check(Self::NR, kc);
         assert!(at.rows <= Self::MR && at.cols <= Self::NR);
+        // The tile's rectangle of C lies inside C: what the stores below rely on.
+        assert!(at.i + at.rows <= p.m && at.j + at.cols <= p.n);
         assert!(acc.len() >= Self::MR * Self::NR);
         let load_from = if load { acc.as_ptr() } else { std::ptr::null() };
         let bias = p
@@ -254,9 +264,9 @@ struct Epi {
     bias: *const f32,
 }
 
-/// Bits of the one NaN (numerics::CANONICAL_NAN_BITS) and of the exponent
-/// fields that mark inf and NaN in f32 and f16.
-const NAN_F32: i32 = 0x7fc0_0000;
+/// Bits of the one NaN and of the exponent fields that mark inf and NaN in f32
+/// and f16.
+const NAN_F32: i32 = CANONICAL_NAN_BITS as i32;
 const EXP_F32: i32 = 0x7f80_0000;
 const EXP_F16: i32 = 0x7c00;
 /// `vcvtps2ph` rounding: to nearest even, no exceptions.
@@ -389,7 +399,9 @@ unsafe fn out16(
     let y = match (alpha, bias) {
         (Some(a), Some(b)) => _mm512_fmadd_ps(a, x, b),
         (Some(a), None) => _mm512_mul_ps(a, x),
-        (None, _) => x,
+        (None, None) => x,
+        // alpha = 1: fma(1, x, b) is x + b rounded once, the same bits.
+        (None, Some(b)) => _mm512_add_ps(x, b),
     };
     let nan = _mm512_castsi512_ps(_mm512_set1_epi32(NAN_F32));
     let y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(y, y), y, nan);
