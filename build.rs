@@ -17,7 +17,9 @@
 //!    Sim, launching one of its kernels is `Error::UnknownKernel`; the ops that
 //!    own them return a typed error before that (docs/simulator.md).
 //! 3. **Test-only kernels** (`tests/kernels/*.cu`): compiled for Sim into a
-//!    separate archive linked into test targets only, never shipped.
+//!    separate archive, with its own registry, linked into test targets only,
+//!    never shipped. The library's registry falls back to it through a weak
+//!    symbol, so a test launches its kernels by name like any other.
 //!
 //! `$OUT_DIR/kernels.rs` carries the embedded code and its sha256.
 
@@ -336,13 +338,16 @@ fn build_sim(root: &Path, kdir: &Path, families: &[String], out: &Path) {
             let _ = writeln!(table, "    {{\"{n}\", shoestring_sim_entry_{n}}},");
         }
     }
+    // Test binaries link a second registry (the test kernels); the library
+    // asks it only when the name is not a shipped kernel, and only if it is
+    // linked in (a weak symbol: null in every other binary).
     let _ = write!(
         registry,
-        "struct Entry {{ const char* name; shoestring_sim_entry_fn fn; }};\n\
-         static const Entry kEntries[] = {{\n{table}    {{nullptr, nullptr}}\n}};\n\
+        "extern \"C\" shoestring_sim_entry_fn shoestring_sim_test_find(const char* name) __attribute__((weak));\n{}\
          extern \"C\" shoestring_sim_entry_fn shoestring_sim_find(const char* name) {{\n\
-         \x20   for (const Entry* e = kEntries; e->name; ++e) if (strcmp(e->name, name) == 0) return e->fn;\n\
-         \x20   return nullptr;\n}}\n"
+         \x20   if (shoestring_sim_entry_fn f = find_in(kEntries, name)) return f;\n\
+         \x20   return shoestring_sim_test_find ? shoestring_sim_test_find(name) : nullptr;\n}}\n",
+        entry_table(&table)
     );
     let reg_path = sim_dir.join("registry.cpp");
     fs::write(&reg_path, registry).expect("write sim registry");
@@ -365,19 +370,52 @@ fn build_sim(root: &Path, kdir: &Path, families: &[String], out: &Path) {
     if !tests.is_empty() {
         let mut tl = sim_build(kdir, asan);
         tl.cargo_metadata(false);
+        let mut test_registry =
+            String::from("#include \"common/sim_api.h\"\n#include <string.h>\n");
+        let mut test_table = String::new();
         for t in &tests {
-            wrap_family(
+            let names = wrap_family(
                 &test_dir.join(format!("{t}.cu")),
                 &sim_dir.join(format!("test_{t}.cpp")),
                 &mut tl,
             );
+            for n in names {
+                let _ = writeln!(
+                    test_registry,
+                    "extern \"C\" void shoestring_sim_entry_{n}(void**);"
+                );
+                let _ = writeln!(test_table, "    {{\"{n}\", shoestring_sim_entry_{n}}},");
+            }
         }
+        let _ = write!(
+            test_registry,
+            "{}extern \"C\" shoestring_sim_entry_fn shoestring_sim_test_find(const char* name) {{\n\
+             \x20   return find_in(kEntries, name);\n}}\n",
+            entry_table(&test_table)
+        );
+        let test_reg_path = sim_dir.join("test_registry.cpp");
+        fs::write(&test_reg_path, test_registry).expect("write sim test registry");
+        tl.file(&test_reg_path);
         tl.compile("shoestring_sim_test_kernels");
+        // Whole archive: nothing names the test registry, so the linker would
+        // otherwise leave it (and the weak symbol null) out.
         println!(
-            "cargo:rustc-link-arg-tests={}",
+            "cargo:rustc-link-arg-tests=-Wl,--whole-archive,{},--no-whole-archive",
             out.join("libshoestring_sim_test_kernels.a").display()
         );
     }
+}
+
+/// A registry table `kEntries` from `table` (one `{"name", entry},` line per
+/// kernel) and the lookup `find_in` over it, as C++ source.
+fn entry_table(table: &str) -> String {
+    format!(
+        "struct Entry {{ const char* name; shoestring_sim_entry_fn fn; }};\n\
+         static const Entry kEntries[] = {{\n{table}    {{nullptr, nullptr}}\n}};\n\
+         static shoestring_sim_entry_fn find_in(const Entry* e, const char* name) {{\n\
+         \x20   for (; e->name; ++e) if (strcmp(e->name, name) == 0) return e->fn;\n\
+         \x20   return nullptr;\n}}\n"
+    )
 }
 
 fn sim_build(kdir: &Path, asan: bool) -> cc::Build {

@@ -8,8 +8,9 @@
 //! - [`numerics`] and [`detmath`]: the Rust twins of the bit-level helpers
 //!   (one NaN, finiteness, f16 casts) and the transcendentals that every kernel
 //!   shares (`kernels/common/`).
+//! - [`rng`]: the address of a draw (Philox key and counter), the explicit
+//!   Philox state and named streams.
 //! - [`ops`]: kernel families, each a CUDA kernel file plus its CPU twin.
-//! - [`rng`]: the explicit Philox state and named streams.
 
 pub mod detmath;
 pub mod device;

@@ -5,6 +5,8 @@
 //! To refresh the file after editing abi.h:
 //! `SHOESTRING_BLESS=1 cargo test --release --test abi_is_current`.
 
+mod support;
+
 use std::path::Path;
 
 fn generate(header: &Path) -> String {
@@ -32,7 +34,7 @@ fn generate(header: &Path) -> String {
 #[test]
 fn committed_abi_rs_matches_bindgen_output_of_abi_h() {
     if let Err(e) = clang_sys::load() {
-        shoestring::device::skip(
+        support::skip(
             "abi_is_current",
             &format!("no libclang ({e})"),
             Some("SHOESTRING_REQUIRE_LIBCLANG"),

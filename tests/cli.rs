@@ -1,5 +1,7 @@
 //! The command line as a user meets it.
 
+mod support;
+
 use std::process::Command;
 
 fn shoestring(args: &[&str]) -> std::process::Output {
@@ -46,7 +48,7 @@ fn unknown_subcommand_prints_one_error_and_exits_non_zero() {
 #[test]
 fn verify_on_the_simulator_reports_every_family_bitwise_equal() {
     if !shoestring::device::sim_available() {
-        shoestring::device::skip(
+        support::skip(
             "verify on sim",
             "no simulator in this build",
             Some("SHOESTRING_REQUIRE_SIM"),

@@ -3,11 +3,14 @@
 //! twin bit for bit (two launch shapes), thread-count invariance, and
 //! monotonicity spot checks.
 
+mod support;
+
 use rayon::prelude::*;
 use shoestring::detmath;
-use shoestring::device::{test_devices, Device, DeviceBuffer};
+use shoestring::device::{Device, DeviceBuffer};
 use shoestring::numerics::CANONICAL_NAN_BITS as NAN_BITS;
 use shoestring::ops::detmath::{self as fam, DetmathOp};
+use support::test_devices;
 
 /// The max ulp error each function promises (docs/numerics/detmath.md and the
 /// table in src/detmath.rs state the same numbers).

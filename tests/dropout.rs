@@ -3,10 +3,13 @@
 //! the CPU twin, and every kernel device (Sim under two thread orders, the GPU
 //! when present) against the CPU twin, bit for bit, under several launch shapes.
 
-use shoestring::device::{test_devices, Device, DeviceBuffer};
+mod support;
+
+use shoestring::device::{Device, DeviceBuffer};
 use shoestring::ops::dropout::{self, DropoutMask, Pass, Variant};
 use shoestring::ops::philox::PhiloxKey;
 use shoestring::rng::{RngState, Stream, StreamFamily};
+use support::test_devices;
 
 const SEED: u64 = 0x0123_4567_89ab_cdef;
 

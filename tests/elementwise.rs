@@ -4,11 +4,14 @@
 //! kernel device (Sim under two thread orders, the GPU when present) against the
 //! CPU twin bit for bit, under several sizes and launch shapes.
 
-use shoestring::device::{test_devices, Device, DeviceBuffer};
+mod support;
+
+use shoestring::device::{Device, DeviceBuffer};
 use shoestring::numerics::{float_to_half_rn, CANONICAL_NAN_BITS};
 use shoestring::ops::elementwise::{self as ew, AdamParams, OverflowFlag};
 use shoestring::ops::philox::{cpu::philox_block, PhiloxCounter, PhiloxKey};
 use shoestring::Error;
+use support::test_devices;
 
 /// Deterministic random words (Philox, key fixed, `stream` picks the input).
 fn words(n: usize, stream: u32) -> Vec<u32> {

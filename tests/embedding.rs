@@ -4,9 +4,12 @@
 //! (Sim under two thread orders, the GPU when present) against the CPU twin,
 //! bit for bit, under several launch shapes.
 
-use shoestring::device::{test_devices, Device, DeviceBuffer};
+mod support;
+
+use shoestring::device::{Device, DeviceBuffer};
 use shoestring::ops::embedding;
 use shoestring::ops::philox::{philox_blocks, PhiloxCounter, PhiloxKey};
+use support::test_devices;
 
 /// `n` Philox words from stream `stream` (the test's own random source).
 fn words(stream: u32, n: usize) -> Vec<u32> {
@@ -474,8 +477,9 @@ fn embedding_with_no_positions_or_no_columns_is_a_no_op_on_every_device() {
 /// payloads must leave one NaN pattern in dW on every device.
 #[test]
 fn non_finite_gradients_leave_the_canonical_nan_on_every_device() {
-    use shoestring::device::{test_devices, Device, DeviceBuffer};
+    use shoestring::device::{Device, DeviceBuffer};
     use shoestring::ops::embedding;
+    use support::test_devices;
     let (v, e) = (5usize, 3usize);
     let ids: Vec<u32> = vec![1, 2, 1, 3, 2, 1];
     let specials = [

@@ -3,14 +3,16 @@
 //! device (Sim under two thread orders, the GPU when present) against the CPU
 //! twin, bit for bit, for odd shapes and every transpose combination.
 
-use shoestring::device::{test_devices, Device, DeviceBuffer};
+mod support;
+
+use shoestring::device::{Device, DeviceBuffer};
 use shoestring::numerics::{float_to_half_rn, half_to_float};
 use shoestring::ops::elementwise::OverflowFlag;
 use shoestring::ops::gemm::{self, Gemm, GemmIn, GemmOut, Op};
+use support::test_devices;
 
-#[path = "gemm_support/mod.rs"]
-mod support;
-use support::{naive, operands, run, to_f16};
+mod gemm_support;
+use gemm_support::{naive, operands, run, to_f16};
 
 const OPS: [(Op, Op); 4] = [
     (Op::N, Op::N),

@@ -11,9 +11,8 @@ use shoestring::device::{cpu_level, CpuLevel, CPU_LEVEL_ENV, CPU_PORTABLE_ENV};
 use shoestring::numerics::{canonical_nan, float_to_half_rn};
 use shoestring::ops::gemm::{Gemm, GemmIn, GemmOut, Op};
 
-#[path = "gemm_support/mod.rs"]
-mod support;
-use support::{naive, operands, run, to_f16};
+mod gemm_support;
+use gemm_support::{naive, operands, run, to_f16};
 
 const OPS: [(Op, Op); 4] = [
     (Op::N, Op::N),

@@ -16,9 +16,11 @@
 //! f16 output one f16 ulp of the larger result is added (the two may round to
 //! neighbours). A NaN or an unwritten (poisoned) element never passes.
 
+mod support;
+
 use shoestring::device::abi::ss_philox_blocks_params;
 use shoestring::device::{
-    gpu_for_test, sim_available, Device, DeviceBuffer, Launch, LaunchConfig, SimDevice,
+    sim_available, Device, DeviceBuffer, Launch, LaunchConfig, SimDevice,
     MAX_DYNAMIC_SHARED_DEFAULT, MAX_DYNAMIC_SHARED_SIM,
 };
 use shoestring::numerics::{float_to_half_rn, half_to_float};
@@ -27,6 +29,7 @@ use shoestring::ops::gemm::fast::{gemm_fast, gemm_fast_with, FastKernel};
 use shoestring::ops::gemm::{self, Gemm, GemmOut, Op};
 use shoestring::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
 use shoestring::Error;
+use support::gpu_for_test;
 
 /// The bench-only tile shapes (f16 output, `Op::N` operands only).
 const BENCH_KERNELS: [FastKernel; 5] = [

@@ -4,11 +4,14 @@
 //! (Sim under two thread orders, the GPU when present) against the CPU twin,
 //! bit for bit, for ragged shapes, several launch shapes and saturated gates.
 
+mod support;
+
 use shoestring::detmath::{sigmoid, tanh};
-use shoestring::device::{test_devices, Device, DeviceBuffer};
+use shoestring::device::{Device, DeviceBuffer};
 use shoestring::numerics::CANONICAL_NAN_BITS;
 use shoestring::ops::lstm::{self, LstmShape};
 use shoestring::ops::philox::{cpu::philox_block, PhiloxCounter, PhiloxKey};
+use support::test_devices;
 
 /// Unit roundoff of f32.
 const EPS: f64 = 1.0 / 16_777_216.0;

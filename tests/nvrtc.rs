@@ -3,8 +3,10 @@
 //! contract's options. Runs wherever libnvrtc.so loads (CI installs the pinned
 //! wheel), else prints `skipped: ...`.
 
+mod support;
+
 use shoestring::device::kernels;
-use shoestring::device::skip;
+use support::skip;
 
 #[test]
 fn every_embedded_kernel_source_compiles_with_nvrtc() {

@@ -2,9 +2,12 @@
 //! device that runs the kernel (Sim under two thread orders, the GPU when
 //! present) against the CPU twin, bit for bit.
 
-use shoestring::device::{test_devices, Device, DeviceBuffer};
+mod support;
+
+use shoestring::device::{Device, DeviceBuffer};
 use shoestring::ops::philox::{self, cpu, PhiloxCounter, PhiloxKey};
 use shoestring::rng::{RngState, Stream, StreamFamily};
+use support::test_devices;
 
 /// Random123's `tests/kat_vectors` (github.com/DEShawResearch/random123), the
 /// three `philox4x32 10` rows: counter (4 words), key (2 words), expected output.

@@ -3,9 +3,12 @@
 //! stated bound, across rayon pool sizes, and every kernel device (Sim under
 //! two thread orders, the GPU when present) against the CPU twin bit for bit.
 
-use shoestring::device::{test_devices, Device, DeviceBuffer};
+mod support;
+
+use shoestring::device::{Device, DeviceBuffer};
 use shoestring::ops::philox::{self, PhiloxCounter, PhiloxKey};
 use shoestring::ops::reduce::{self, cpu, ReduceOp};
+use support::test_devices;
 
 const LANES: usize = 256;
 const CHUNK: usize = 16_384;
@@ -471,29 +474,12 @@ fn reduce_refuses_buffers_of_the_wrong_length() {
 #[cfg(shoestring_sim)]
 #[test]
 fn reduce_block_row_helper_matches_cpu_bits() {
-    use shoestring::device::{Launch, LaunchConfig, SimEntry};
-    use std::ffi::c_void;
-    extern "C" {
-        fn shoestring_sim_entry_reduce_block_row_sum_f32(args: *mut *mut c_void);
-        fn shoestring_sim_entry_reduce_block_row_max_f32(args: *mut *mut c_void);
-        fn shoestring_sim_entry_reduce_block_row_sumsq_f32(args: *mut *mut c_void);
-    }
-    let kernels: [(ReduceOp, SimEntry, &str); 3] = [
-        (
-            ReduceOp::Sum,
-            shoestring_sim_entry_reduce_block_row_sum_f32,
-            "reduce_block_row_sum_f32",
-        ),
-        (
-            ReduceOp::Max,
-            shoestring_sim_entry_reduce_block_row_max_f32,
-            "reduce_block_row_max_f32",
-        ),
-        (
-            ReduceOp::SumSquares,
-            shoestring_sim_entry_reduce_block_row_sumsq_f32,
-            "reduce_block_row_sumsq_f32",
-        ),
+    use shoestring::device::{Launch, LaunchConfig};
+    // tests/kernels/reduce_block_row.cu, in the test binaries' registry.
+    let kernels: [(ReduceOp, &str); 3] = [
+        (ReduceOp::Sum, "reduce_block_row_sum_f32"),
+        (ReduceOp::Max, "reduce_block_row_max_f32"),
+        (ReduceOp::SumSquares, "reduce_block_row_sumsq_f32"),
     ];
     let mut cases: Vec<(Vec<f32>, usize, usize)> = [
         (3, 0),
@@ -512,7 +498,7 @@ fn reduce_block_row_helper_matches_cpu_bits() {
             continue;
         }
         for (x, rows, width) in &cases {
-            for (op, entry, name) in kernels {
+            for (op, name) in kernels {
                 let want: Vec<u32> = (0..*rows)
                     .map(|r| reference(op, &x[r * width..(r + 1) * width]).to_bits())
                     .collect();
@@ -525,7 +511,6 @@ fn reduce_block_row_helper_matches_cpu_bits() {
                     dynamic_shared_bytes: 0,
                 };
                 Launch::new(&dev, "tests", name, cfg)
-                    .with_sim_entry(entry)
                     .param(&w)
                     .buffer(&xb)
                     .unwrap()

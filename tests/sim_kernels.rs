@@ -2,9 +2,12 @@
 //! refuses, with the same text, and its shuffled thread order exposes a
 //! missing `__syncthreads()` as a bitwise mismatch.
 
-use shoestring::device::{test_devices, Device, DeviceBuffer, LaunchConfig};
+mod support;
+
+use shoestring::device::{Device, DeviceBuffer, LaunchConfig};
 use shoestring::ops::philox::{self, PhiloxCounter, PhiloxKey};
 use shoestring::Error;
+use support::test_devices;
 
 #[test]
 fn cuda_probe_returns_an_error_instead_of_panicking() {
@@ -90,14 +93,8 @@ fn launch_configs_a_gpu_refuses_are_refused() {
 #[cfg(shoestring_sim)]
 mod shuffled_order {
     use super::*;
-    use shoestring::device::{Launch, SimDevice, SimEntry};
-    use std::ffi::c_void;
-
-    extern "C" {
-        // tests/kernels/racy_block_sum.cu, compiled for Sim into test targets only.
-        fn shoestring_sim_entry_block_sum_synced(args: *mut *mut c_void);
-        fn shoestring_sim_entry_block_sum_racy(args: *mut *mut c_void);
-    }
+    // tests/kernels/racy_block_sum.cu, in the test binaries' registry only.
+    use shoestring::device::{Launch, SimDevice};
 
     const ROWS: usize = 64;
 
@@ -131,13 +128,7 @@ mod shuffled_order {
             .collect()
     }
 
-    fn run(
-        entry: SimEntry,
-        name: &'static str,
-        shuffle_seed: u64,
-        workers: u32,
-        x: &[f32],
-    ) -> Vec<u32> {
+    fn run(name: &'static str, shuffle_seed: u64, workers: u32, x: &[f32]) -> Vec<u32> {
         let dev = Device::sim_with(SimDevice {
             shuffle_seed,
             workers,
@@ -151,7 +142,6 @@ mod shuffled_order {
             dynamic_shared_bytes: 0,
         };
         Launch::new(&dev, "tests", name, cfg)
-            .with_sim_entry(entry)
             .buffer(&inp)
             .unwrap()
             .buffer_mut(&mut out)
@@ -171,13 +161,7 @@ mod shuffled_order {
         let want = reference(&x);
         for (seed, workers) in [(0, 1), (0, 2), (1, 1), (2, 2), (0xdead_beef, 2)] {
             assert_eq!(
-                run(
-                    shoestring_sim_entry_block_sum_synced,
-                    "block_sum_synced",
-                    seed,
-                    workers,
-                    &x
-                ),
+                run("block_sum_synced", seed, workers, &x),
                 want,
                 "seed {seed}"
             );
@@ -188,15 +172,7 @@ mod shuffled_order {
     fn a_missing_syncthreads_is_caught_by_shuffled_thread_order() {
         let x = input();
         let results: Vec<Vec<u32>> = (1..=4)
-            .map(|seed| {
-                run(
-                    shoestring_sim_entry_block_sum_racy,
-                    "block_sum_racy",
-                    seed,
-                    2,
-                    &x,
-                )
-            })
+            .map(|seed| run("block_sum_racy", seed, 2, &x))
             .collect();
         // The race shows: some order gives bits that differ from another order.
         assert!(
@@ -205,31 +181,17 @@ mod shuffled_order {
         );
         // And the detection is reproducible: the same seed gives the same bits,
         // whatever the number of workers.
-        assert_eq!(
-            run(
-                shoestring_sim_entry_block_sum_racy,
-                "block_sum_racy",
-                3,
-                1,
-                &x
-            ),
-            results[2]
-        );
+        assert_eq!(run("block_sum_racy", 3, 1, &x), results[2]);
     }
 }
 
 #[cfg(shoestring_sim)]
 mod f16_conversions {
     use super::*;
-    use shoestring::device::{Element, Launch, SimDevice, SimEntry};
-    use std::ffi::c_void;
+    // tests/kernels/f16_convert.cu, in the test binaries' registry only.
+    use shoestring::device::{Element, Launch, SimDevice};
 
-    extern "C" {
-        fn shoestring_sim_entry_f16_bits_to_f32(args: *mut *mut c_void);
-        fn shoestring_sim_entry_f32_to_f16_bits(args: *mut *mut c_void);
-    }
-
-    fn convert<A: Element, B: Element>(entry: SimEntry, name: &'static str, input: &[A]) -> Vec<B> {
+    fn convert<A: Element, B: Element>(name: &'static str, input: &[A]) -> Vec<B> {
         let dev = Device::sim_with(SimDevice {
             shuffle_seed: 0,
             workers: 0,
@@ -244,7 +206,6 @@ mod f16_conversions {
             name,
             LaunchConfig::linear(u64::from(n), 256, 1024),
         )
-        .with_sim_entry(entry)
         .buffer(&inp)
         .unwrap()
         .buffer_mut(&mut out)
@@ -258,11 +219,7 @@ mod f16_conversions {
     #[test]
     fn kernel_f16_to_f32_matches_the_half_crate_on_every_half() {
         let halves: Vec<u16> = (0..=u16::MAX).collect();
-        let got: Vec<f32> = convert(
-            shoestring_sim_entry_f16_bits_to_f32,
-            "f16_bits_to_f32",
-            &halves,
-        );
+        let got: Vec<f32> = convert("f16_bits_to_f32", &halves);
         for (h, g) in halves.iter().zip(&got) {
             let want = half::f16::from_bits(*h).to_f32();
             assert_eq!(g.to_bits(), want.to_bits(), "half {h:#06x}");
@@ -291,11 +248,7 @@ mod f16_conversions {
             2.98e-8,
             2.99e-8,
         ]);
-        let got: Vec<u16> = convert(
-            shoestring_sim_entry_f32_to_f16_bits,
-            "f32_to_f16_bits",
-            &floats,
-        );
+        let got: Vec<u16> = convert("f32_to_f16_bits", &floats);
         for (x, g) in floats.iter().zip(&got) {
             let want = half::f16::from_f32(*x).to_bits();
             assert_eq!(*g, want, "float {:#010x}", x.to_bits());
@@ -306,7 +259,7 @@ mod f16_conversions {
 #[cfg(not(shoestring_sim))]
 #[test]
 fn shuffled_order_tests_need_the_simulator() {
-    shoestring::device::skip(
+    support::skip(
         "shuffled_order",
         "built without a C++ compiler, no simulator",
         Some("SHOESTRING_REQUIRE_SIM"),
@@ -332,13 +285,9 @@ fn the_simulator_is_instrumented_exactly_when_asan_was_asked_for() {
 #[test]
 fn asan_reports_an_out_of_bounds_kernel_write_with_its_source_line() {
     use shoestring::device::{Launch, SimDevice};
-    use std::ffi::c_void;
-    extern "C" {
-        fn shoestring_sim_entry_write_one_past_the_end(args: *mut *mut c_void);
-    }
     const NAME: &str = "asan_reports_an_out_of_bounds_kernel_write_with_its_source_line";
     if !shoestring::device::sim_asan() {
-        shoestring::device::skip(
+        support::skip(
             NAME,
             "not an AddressSanitizer build (SHOESTRING_SIM_ASAN=1, docs/simulator.md)",
             None,
@@ -355,7 +304,6 @@ fn asan_reports_an_out_of_bounds_kernel_write_with_its_source_line() {
             "write_one_past_the_end",
             LaunchConfig::linear(128, 128, 1),
         )
-        .with_sim_entry(shoestring_sim_entry_write_one_past_the_end)
         .buffer_mut(&mut out)
         .unwrap()
         .param(&n);

@@ -8,10 +8,13 @@
 //!   is bitwise equal to the CPU twin, under several launch shapes.
 //! - Labels out of range are a typed error with the same text everywhere.
 
+mod support;
+
 use shoestring::detmath;
-use shoestring::device::{test_devices, Device, DeviceBuffer};
+use shoestring::device::{Device, DeviceBuffer};
 use shoestring::ops::softmax::{self, philox_logits};
 use shoestring::Error;
+use support::test_devices;
 
 // ---------------------------------------------------------------------------
 // The plain reference: DESIGN.md rule 3 and docs/numerics/softmax.md, scalar.

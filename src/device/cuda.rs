@@ -2,8 +2,8 @@
 //! module loaded at open time (so a kernel that fails to load is an error from
 //! [`Device::cuda`](super::Device::cuda), not from the first op).
 
+use super::config::MAX_DYNAMIC_SHARED_DEFAULT;
 use super::kernels;
-use super::launch::MAX_DYNAMIC_SHARED_DEFAULT;
 use crate::error::{Error, Result};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
 use std::collections::HashMap;

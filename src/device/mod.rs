@@ -15,22 +15,22 @@
 #[rustfmt::skip] // bindgen output (prettyplease), checked by tests/abi_is_current.rs
 pub mod abi;
 mod buffer;
+mod config;
 mod cpu_dispatch;
 mod cuda;
 pub mod kernels;
 mod launch;
 mod sim;
-mod testing;
 
 pub use buffer::{DeviceBuffer, Element};
+pub use config::{
+    LaunchConfig, DEFAULT_LINEAR_SHAPE, MAX_DYNAMIC_SHARED_DEFAULT, MAX_DYNAMIC_SHARED_SIM,
+    MAX_THREADS_PER_BLOCK,
+};
 pub use cpu_dispatch::{cpu_level, fma_path, with_fma, CpuLevel, CPU_LEVEL_ENV, CPU_PORTABLE_ENV};
 pub use cuda::{CudaDevice, CudaInfo};
-pub use launch::{
-    KernelParam, Launch, LaunchConfig, DEFAULT_LINEAR_SHAPE, MAX_DYNAMIC_SHARED_DEFAULT,
-    MAX_DYNAMIC_SHARED_SIM, MAX_THREADS_PER_BLOCK,
-};
-pub use sim::{sim_asan, sim_available, SimDevice, SimEntry};
-pub use testing::{gpu_for_test, skip, test_devices};
+pub use launch::{KernelParam, Launch};
+pub use sim::{sim_asan, sim_available, SimDevice};
 
 use crate::error::{Error, Result};
 use std::fmt;

@@ -2,15 +2,15 @@
 //! `sim_runtime.cpp`) and the registry of kernel entries that `build.rs`
 //! generates. Built only when a C++ compiler was found (`cfg(shoestring_sim)`).
 
-use super::launch::LaunchConfig;
+use super::config::LaunchConfig;
 #[cfg(shoestring_sim)]
-use super::launch::MAX_DYNAMIC_SHARED_SIM;
+use super::config::MAX_DYNAMIC_SHARED_SIM;
 use crate::error::{Error, Result};
 use std::ffi::c_void;
 
 /// A kernel's simulator entry: unpacks `args` (cuLaunchKernel's layout) into
 /// the kernel's parameters and runs one CUDA thread of it.
-pub type SimEntry = unsafe extern "C" fn(args: *mut *mut c_void);
+pub(crate) type SimEntry = unsafe extern "C" fn(args: *mut *mut c_void);
 
 /// Simulator options. Neither changes the bits of a correct kernel; both exist
 /// to prove that (tests run every kernel under two shuffle seeds).

@@ -1,11 +1,14 @@
-//! The one place that decides whether a device test runs or is skipped.
+//! Test-only helpers shared by every test binary (`mod support;`): the one
+//! place that decides whether a device test runs or is skipped. Not library API.
 //!
 //! Without a usable GPU a GPU test prints `skipped: <test>: <reason>` and
 //! returns; with `SHOESTRING_REQUIRE_GPU=1` (set by the GPU bundle) it fails
 //! instead, so a run on a GPU machine can never pass by skipping. The same
 //! holds for the simulator with `SHOESTRING_REQUIRE_SIM=1` (set by CI).
 
-use super::{Device, SimDevice};
+#![allow(dead_code)] // each test binary uses a subset
+
+use shoestring::device::{Device, SimDevice};
 use std::io::Write;
 
 fn required(var: &str) -> bool {

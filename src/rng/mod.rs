@@ -8,8 +8,11 @@
 //! call site ([`Stream`]), so two dropouts never share masks, and a draw made
 //! again (backward, gradient-checkpoint recompute, a resumed run) is the same.
 
+mod address;
+
+pub use address::{PhiloxCounter, PhiloxKey};
+
 use crate::error::{Error, Result};
-use crate::ops::philox::{PhiloxCounter, PhiloxKey};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
