@@ -7,7 +7,7 @@
 //! `cargo bench --bench dropout`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use shoestring::device::{Device, DeviceBuffer, SimDevice};
+use shoestring::device::{Device, DeviceBuffer, SimOptions};
 use shoestring::ops::dropout::{self, DropoutMask};
 use shoestring::rng::{RngState, Stream, StreamFamily};
 use std::hint::black_box;
@@ -41,7 +41,7 @@ fn bench_dropout(c: &mut Criterion) {
             b.iter(|| dropout::variational_fwd(&Device::Cpu, &mask, t_b_f, &x, &mut out).unwrap())
         });
         if n <= 1 << 16 {
-            if let Ok(sim) = Device::sim_with(SimDevice::default()) {
+            if let Ok(sim) = Device::sim_with(SimOptions::default()) {
                 let xs = DeviceBuffer::copy_htod(&sim, &src).unwrap();
                 let mut o = DeviceBuffer::zeros(&sim, n).unwrap();
                 g.bench_with_input(BenchmarkId::new("sim", n), &n, |b, _| {

@@ -64,7 +64,7 @@ fn bench_embedding(c: &mut Criterion) {
             let mut out = DeviceBuffer::zeros(d, n * E).unwrap();
             g.bench_with_input(BenchmarkId::new("cuda", name), &n, |b, _| {
                 b.iter(|| {
-                    embedding::embedding_fwd(d, w, V, E, ids, &mut out).unwrap();
+                    embedding::embedding_fwd(d, *w, V, E, ids, &mut out).unwrap();
                     d.synchronize().unwrap()
                 })
             });

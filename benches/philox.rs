@@ -6,7 +6,7 @@
 //! `cargo bench --bench philox`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use shoestring::device::{Device, DeviceBuffer, SimDevice};
+use shoestring::device::{Device, DeviceBuffer, SimOptions};
 use shoestring::ops::philox::{self, PhiloxCounter, PhiloxKey};
 use std::hint::black_box;
 
@@ -30,7 +30,7 @@ fn bench_philox(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("cpu", blocks), &blocks, |b, &n| {
             b.iter(|| philox::philox_blocks_u32(&Device::Cpu, key, base, n, &mut out).unwrap())
         });
-        if let Ok(sim) = Device::sim_with(SimDevice::default()) {
+        if let Ok(sim) = Device::sim_with(SimOptions::default()) {
             let mut out = DeviceBuffer::zeros(&sim, 4 * blocks as usize).unwrap();
             g.bench_with_input(BenchmarkId::new("sim", blocks), &blocks, |b, &n| {
                 b.iter(|| philox::philox_blocks_u32(&sim, key, base, n, &mut out).unwrap())

@@ -55,6 +55,10 @@ pub enum Error {
     #[error("kernel family `{family}` failed to load: {msg}")]
     KernelLoad { family: String, msg: String },
 
+    /// A device could not allocate a buffer, even after freeing its cached blocks.
+    #[error("out of memory on {device}: could not allocate {bytes} bytes")]
+    OutOfMemory { device: String, bytes: usize },
+
     // ---- CUDA driver and compiler ----
     /// An error returned by the CUDA driver.
     #[error("CUDA driver: {0}")]

@@ -20,7 +20,7 @@ mod support;
 
 use shoestring::device::abi::ss_philox_blocks_params;
 use shoestring::device::{
-    sim_available, Device, DeviceBuffer, Launch, LaunchConfig, SimDevice,
+    sim_available, Device, DeviceBuffer, Launch, LaunchConfig, SimOptions,
     MAX_DYNAMIC_SHARED_DEFAULT, MAX_DYNAMIC_SHARED_SIM,
 };
 use shoestring::numerics::{float_to_half_rn, half_to_float};
@@ -117,8 +117,17 @@ fn run_fast<O: Out>(
     let bias = bias.map(|v| DeviceBuffer::copy_htod(dev, v).unwrap());
     let mut c = poisoned::<O>(dev, g.m * g.n);
     let mut flag = OverflowFlag::new(dev).unwrap();
-    gemm_fast_with(dev, g, &a, &b, bias.as_ref(), &mut c, &mut flag, k)
-        .unwrap_or_else(|e| panic!("{g:?} {k:?}: {e}"));
+    gemm_fast_with(
+        dev,
+        g,
+        &a,
+        &b,
+        bias.as_ref().map(|b| b.view()),
+        &mut c,
+        &mut flag,
+        k,
+    )
+    .unwrap_or_else(|e| panic!("{g:?} {k:?}: {e}"));
     (c.copy_dtoh().unwrap(), flag.read().unwrap())
 }
 
@@ -130,7 +139,16 @@ fn run_exact<O: Out>(g: &Gemm, a: &[u16], b: &[u16], bias: Option<&[f32]>) -> (V
     let bias = bias.map(|v| DeviceBuffer::copy_htod(&cpu, v).unwrap());
     let mut c = DeviceBuffer::<O>::zeros(&cpu, g.m * g.n).unwrap();
     let mut flag = OverflowFlag::new(&cpu).unwrap();
-    gemm::gemm(&cpu, g, &a, &b, bias.as_ref(), &mut c, &mut flag).unwrap();
+    gemm::gemm(
+        &cpu,
+        g,
+        &a,
+        &b,
+        bias.as_ref().map(|b| b.view()),
+        &mut c,
+        &mut flag,
+    )
+    .unwrap();
     (c.copy_dtoh().unwrap(), flag.read().unwrap())
 }
 
@@ -205,7 +223,7 @@ fn assert_within_bound<O: Out>(label: &str, g: &Gemm, got: &[O], want: &[O], mag
 fn fast_tier_is_a_typed_error_on_cpu_and_sim() {
     let mut devices = vec![Device::Cpu];
     if sim_available() {
-        devices.push(Device::sim_with(SimDevice::default()).unwrap());
+        devices.push(Device::sim_with(SimOptions::default()).unwrap());
     }
     let g = Gemm::new(3, 5, 7);
     for dev in &devices {
@@ -244,10 +262,12 @@ fn philox_with_shared(dev: &Device, bytes: u32) -> shoestring::Result<Vec<u32>> 
     let mut out = DeviceBuffer::<u32>::zeros(dev, 4000)?;
     let mut config = LaunchConfig::linear(1000, 128, 8);
     config.dynamic_shared_bytes = bytes;
-    Launch::new(dev, "philox", "philox_blocks_u32", config)
+    let launch = Launch::new(dev, "philox", "philox_blocks_u32", config)
         .param(&params)
-        .buffer_mut(&mut out)?
-        .run()?;
+        .buffer_mut(&mut out)?;
+    // SAFETY: (params, out) as philox.cu declares them; out holds the 4000
+    // words of the 1000 blocks asked for.
+    unsafe { launch.run() }?;
     out.copy_dtoh()
 }
 
@@ -255,7 +275,7 @@ fn philox_with_shared(dev: &Device, bytes: u32) -> shoestring::Result<Vec<u32>> 
 fn launches_above_48_kib_opt_in_up_to_the_device_limit() {
     let mut devices = Vec::new();
     if sim_available() {
-        devices.push(Device::sim_with(SimDevice::default()).unwrap());
+        devices.push(Device::sim_with(SimOptions::default()).unwrap());
     }
     devices.extend(gpu_for_test("gemm_fast_shared_opt_in"));
     for dev in &devices {

@@ -510,14 +510,15 @@ fn reduce_block_row_helper_matches_cpu_bits() {
                     block: [256, 1, 1],
                     dynamic_shared_bytes: 0,
                 };
-                Launch::new(&dev, "tests", name, cfg)
+                let launch = Launch::new(&dev, "tests", name, cfg)
                     .param(&w)
                     .buffer(&xb)
                     .unwrap()
                     .buffer_mut(&mut out)
-                    .unwrap()
-                    .run()
                     .unwrap();
+                // SAFETY: (width, x, out) as reduce_block_row.cu declares them;
+                // x holds rows * width floats, out one per row (one block each).
+                unsafe { launch.run() }.unwrap();
                 let got: Vec<u32> = out
                     .copy_dtoh()
                     .unwrap()

@@ -94,7 +94,7 @@ fn launch_configs_a_gpu_refuses_are_refused() {
 mod shuffled_order {
     use super::*;
     // tests/kernels/racy_block_sum.cu, in the test binaries' registry only.
-    use shoestring::device::{Launch, SimDevice};
+    use shoestring::device::{Launch, SimOptions};
 
     const ROWS: usize = 64;
 
@@ -129,7 +129,7 @@ mod shuffled_order {
     }
 
     fn run(name: &'static str, shuffle_seed: u64, workers: u32, x: &[f32]) -> Vec<u32> {
-        let dev = Device::sim_with(SimDevice {
+        let dev = Device::sim_with(SimOptions {
             shuffle_seed,
             workers,
         })
@@ -141,13 +141,14 @@ mod shuffled_order {
             block: [256, 1, 1],
             dynamic_shared_bytes: 0,
         };
-        Launch::new(&dev, "tests", name, cfg)
+        let launch = Launch::new(&dev, "tests", name, cfg)
             .buffer(&inp)
             .unwrap()
             .buffer_mut(&mut out)
-            .unwrap()
-            .run()
             .unwrap();
+        // SAFETY: both kernels take (in, out); in holds ROWS blocks of 256
+        // floats, out one float per block.
+        unsafe { launch.run() }.unwrap();
         out.copy_dtoh()
             .unwrap()
             .iter()
@@ -189,10 +190,10 @@ mod shuffled_order {
 mod f16_conversions {
     use super::*;
     // tests/kernels/f16_convert.cu, in the test binaries' registry only.
-    use shoestring::device::{Element, Launch, SimDevice};
+    use shoestring::device::{Element, Launch, SimOptions};
 
     fn convert<A: Element, B: Element>(name: &'static str, input: &[A]) -> Vec<B> {
-        let dev = Device::sim_with(SimDevice {
+        let dev = Device::sim_with(SimOptions {
             shuffle_seed: 0,
             workers: 0,
         })
@@ -200,7 +201,7 @@ mod f16_conversions {
         let inp = DeviceBuffer::copy_htod(&dev, input).unwrap();
         let mut out = DeviceBuffer::<B>::zeros(&dev, input.len()).unwrap();
         let n = input.len() as u32;
-        Launch::new(
+        let launch = Launch::new(
             &dev,
             "tests",
             name,
@@ -210,9 +211,10 @@ mod f16_conversions {
         .unwrap()
         .buffer_mut(&mut out)
         .unwrap()
-        .param(&n)
-        .run()
-        .unwrap();
+        .param(&n);
+        // SAFETY: (in, out, n) as f16_convert.cu declares them; the two tests
+        // call each kernel with its own element types, n elements each.
+        unsafe { launch.run() }.unwrap();
         out.copy_dtoh().unwrap()
     }
 
@@ -284,7 +286,7 @@ fn the_simulator_is_instrumented_exactly_when_asan_was_asked_for() {
 #[cfg(shoestring_sim)]
 #[test]
 fn asan_reports_an_out_of_bounds_kernel_write_with_its_source_line() {
-    use shoestring::device::{Launch, SimDevice};
+    use shoestring::device::{Launch, SimOptions};
     const NAME: &str = "asan_reports_an_out_of_bounds_kernel_write_with_its_source_line";
     if !shoestring::device::sim_asan() {
         support::skip(
@@ -295,7 +297,7 @@ fn asan_reports_an_out_of_bounds_kernel_write_with_its_source_line() {
         return;
     }
     if std::env::var_os("SHOESTRING_ASAN_CHILD").is_some() {
-        let dev = Device::sim_with(SimDevice::default()).unwrap();
+        let dev = Device::sim_with(SimOptions::default()).unwrap();
         let n = 100u32;
         let mut out = DeviceBuffer::<f32>::zeros(&dev, n as usize).unwrap();
         let launch = Launch::new(
@@ -307,7 +309,9 @@ fn asan_reports_an_out_of_bounds_kernel_write_with_its_source_line() {
         .buffer_mut(&mut out)
         .unwrap()
         .param(&n);
-        let _ = launch.run();
+        // SAFETY: not upheld, on purpose: the kernel writes one float past
+        // `out`. This child process exists for ASan to catch that write.
+        let _ = unsafe { launch.run() };
         return; // not reached: ASan aborts the process
     }
     let child = std::process::Command::new(std::env::current_exe().unwrap())

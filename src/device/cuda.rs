@@ -4,6 +4,7 @@
 
 use super::config::MAX_DYNAMIC_SHARED_DEFAULT;
 use super::kernels;
+use super::pool::{Pool, Source};
 use crate::error::{Error, Result};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ pub struct CudaDevice {
     modules: HashMap<&'static str, Arc<CudaModule>>,
     functions: Mutex<HashMap<&'static str, LoadedFunction>>,
     info: CudaInfo,
+    pool: Pool,
 }
 
 /// A loaded kernel and the dynamic shared memory it has been opted in to
@@ -91,17 +93,27 @@ impl CudaDevice {
             })?;
             modules.insert(fam.name, module);
         }
+        let pool = Pool::new(
+            Source::Cuda(stream.clone()),
+            format!("cuda:{ordinal}"),
+            true,
+        );
         Ok(CudaDevice {
             ctx,
             stream,
             modules,
             functions: Mutex::new(HashMap::new()),
             info,
+            pool,
         })
     }
 
     pub fn info(&self) -> &CudaInfo {
         &self.info
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     pub(crate) fn context(&self) -> &Arc<CudaContext> {

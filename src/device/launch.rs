@@ -2,11 +2,10 @@
 //! validation (so a refused launch reads the same on both), one argument list
 //! in cuLaunchKernel's `void**` form that both backends consume.
 
-use super::buffer::{DeviceBuffer, Element, Storage};
+use super::buffer::{Element, View, ViewMut};
 use super::config::{LaunchConfig, MAX_DYNAMIC_SHARED_SIM};
 use super::Device;
 use crate::error::{Error, Result};
-use cudarc::driver::{DevicePtr, DevicePtrMut};
 use std::ffi::c_void;
 use std::marker::PhantomData;
 
@@ -36,16 +35,21 @@ enum Arg {
     Pointer(u64),
 }
 
-/// One kernel launch being assembled: `Launch::new(..).param(&p).buffer(&x).run()`.
-/// Arguments are pushed in the kernel's parameter order.
+/// One kernel launch being assembled:
+/// `Launch::new(..).param(&p).buffer(x)?.buffer_mut(y)?` then `run`.
+/// Arguments are pushed in the kernel's parameter order; buffers are views
+/// (or whole buffers, which convert), borrowed until the launch is queued.
+///
+/// This is the thin unsafe layer under every op: [`Launch::run`] is `unsafe`
+/// because nothing here can check that the arguments match what the kernel
+/// declares and reads. Each op's `cuda.rs` calls it once, after `mod.rs`
+/// checked lengths and devices, with a `// SAFETY:` line saying so.
 pub struct Launch<'a> {
     device: &'a Device,
     family: &'static str,
     kernel: &'static str,
     config: LaunchConfig,
     args: Vec<Arg>,
-    // Holds cudarc's per-buffer event guards until the launch is queued.
-    _guards: Vec<cudarc::driver::SyncOnDrop<'a>>,
     _borrows: PhantomData<&'a mut ()>,
 }
 
@@ -63,7 +67,6 @@ impl<'a> Launch<'a> {
             kernel,
             config,
             args: Vec::new(),
-            _guards: Vec::new(),
             _borrows: PhantomData,
         }
     }
@@ -75,19 +78,11 @@ impl<'a> Launch<'a> {
         self
     }
 
-    /// A buffer the kernel only reads.
-    pub fn buffer<T: Element>(mut self, buf: &'a DeviceBuffer<T>) -> Result<Self> {
-        self.check_device(buf)?;
-        let ptr = match (buf.storage(), self.device) {
-            (Storage::Host(v), _) => v.as_ptr() as u64,
-            (Storage::Cuda(s), Device::Cuda(d)) => {
-                let (p, guard) = s.device_ptr(d.stream());
-                self._guards.push(guard);
-                p
-            }
-            (Storage::Cuda(_), _) => unreachable!("check_device matched devices"),
-        };
-        self.args.push(Arg::Pointer(ptr));
+    /// A buffer (or a view of one) the kernel only reads.
+    pub fn buffer<T: Element>(mut self, buf: impl Into<View<'a, T>>) -> Result<Self> {
+        let view = buf.into();
+        self.check_device(view.device())?;
+        self.args.push(Arg::Pointer(view.address()));
         Ok(self)
     }
 
@@ -98,33 +93,22 @@ impl<'a> Launch<'a> {
         self
     }
 
-    /// A buffer the kernel writes.
-    pub fn buffer_mut<T: Element>(mut self, buf: &'a mut DeviceBuffer<T>) -> Result<Self> {
-        self.check_device(buf)?;
-        let device = self.device;
-        let ptr = match buf.storage_mut() {
-            Storage::Host(v) => v.as_mut_ptr() as u64,
-            Storage::Cuda(s) => match device {
-                Device::Cuda(d) => {
-                    let (p, guard) = s.device_ptr_mut(d.stream());
-                    self._guards.push(guard);
-                    p
-                }
-                _ => unreachable!("check_device matched devices"),
-            },
-        };
-        self.args.push(Arg::Pointer(ptr));
+    /// A buffer (or a view of one) the kernel writes.
+    pub fn buffer_mut<T: Element>(mut self, buf: impl Into<ViewMut<'a, T>>) -> Result<Self> {
+        let mut view = buf.into();
+        self.check_device(view.device())?;
+        self.args.push(Arg::Pointer(view.address()));
         Ok(self)
     }
 
-    fn check_device<T: Element>(&self, buf: &DeviceBuffer<T>) -> Result<()> {
-        if buf.device().same_as(self.device) {
+    fn check_device(&self, on: &Device) -> Result<()> {
+        if on.same_as(self.device) {
             Ok(())
         } else {
             Err(Error::DeviceMismatch {
                 op: self.kernel,
                 name: "kernel argument",
-                got: buf.device().to_string(),
+                got: on.to_string(),
                 expected: self.device.to_string(),
             })
         }
@@ -133,13 +117,19 @@ impl<'a> Launch<'a> {
     /// Validates the configuration and queues the launch (Cuda: asynchronous on
     /// the device's stream; Sim: runs to completion before returning).
     ///
+    /// # Safety
+    /// The arguments pushed must be exactly the kernel's parameters, in its
+    /// order and of its types (`kernels/<family>.cu`), and every buffer must
+    /// hold every element the kernel reads or writes with these arguments and
+    /// this configuration. Devices of buffers are checked; nothing else is.
+    ///
     /// Dynamic shared memory above [`MAX_DYNAMIC_SHARED_DEFAULT`] is opted in
     /// here: the limit checked is the device's opt-in maximum (Cuda) or
     /// [`MAX_DYNAMIC_SHARED_SIM`] (Sim), and on Cuda the kernel's
     /// `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES` is raised to the
     /// request (once per kernel and size) before the launch; a refusal is an
     /// [`Error::LaunchConfig`] naming the kernel, never a failed launch.
-    pub fn run(self) -> Result<()> {
+    pub unsafe fn run(self) -> Result<()> {
         let limit = match self.device {
             Device::Cuda(d) => d.info().max_shared_per_block_optin,
             Device::Cpu | Device::Sim(_) => MAX_DYNAMIC_SHARED_SIM,
@@ -175,10 +165,9 @@ impl<'a> Launch<'a> {
                 d.context().bind_to_thread()?;
                 let f = d.function_for_launch(self.family, self.kernel, c.dynamic_shared_bytes)?;
                 // SAFETY: `params` holds one pointer per kernel parameter, in the
-                // kernel's order (the op's cuda.rs pushes them as kernels/<family>.cu
-                // declares them); each points at a live value: borrowed values
-                // (lifetime 'a) or `slots`, which outlives this call. Buffer
-                // lengths were checked by the op before the launch. The
+                // kernel's order, and the buffers are large enough (this
+                // function's contract); each pointer is live: borrowed values
+                // (lifetime 'a) or `slots`, which outlives this call. The
                 // configuration was validated above.
                 unsafe {
                     cudarc::driver::result::launch_kernel(
@@ -195,8 +184,8 @@ impl<'a> Launch<'a> {
             Device::Sim(s) => {
                 let entry = super::sim::find(self.family, self.kernel)?;
                 // SAFETY: as for Cuda: one live pointer per parameter in kernel
-                // order; buffer pointers are host memory borrowed for 'a, with
-                // lengths checked by the op.
+                // order (this function's contract); buffer pointers are host
+                // memory borrowed for 'a.
                 unsafe { super::sim::launch(s, entry, self.kernel, c, &mut params) }
             }
         }

@@ -20,9 +20,10 @@ mod cpu_dispatch;
 mod cuda;
 pub mod kernels;
 mod launch;
+mod pool;
 mod sim;
 
-pub use buffer::{DeviceBuffer, Element};
+pub use buffer::{DeviceBuffer, Element, View, ViewMut};
 pub use config::{
     LaunchConfig, DEFAULT_LINEAR_SHAPE, MAX_DYNAMIC_SHARED_DEFAULT, MAX_DYNAMIC_SHARED_SIM,
     MAX_THREADS_PER_BLOCK,
@@ -30,11 +31,13 @@ pub use config::{
 pub use cpu_dispatch::{cpu_level, fma_path, with_fma, CpuLevel, CPU_LEVEL_ENV, CPU_PORTABLE_ENV};
 pub use cuda::{CudaDevice, CudaInfo};
 pub use launch::{KernelParam, Launch};
-pub use sim::{sim_asan, sim_available, SimDevice};
+pub use pool::DeviceCounters;
+pub use sim::{sim_asan, sim_available, SimDevice, SimOptions};
 
 use crate::error::{Error, Result};
+use pool::{Pool, Source};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Where an op runs. Cheap to clone.
 #[derive(Clone)]
@@ -55,15 +58,14 @@ impl Device {
     }
 
     /// The simulator with options from the environment (`SHOESTRING_SIM_WORKERS`,
-    /// `SHOESTRING_SIM_SHUFFLE`); see [`SimDevice::from_env`].
+    /// `SHOESTRING_SIM_SHUFFLE`); see [`SimOptions::from_env`].
     pub fn sim() -> Result<Device> {
-        Ok(Device::Sim(SimDevice::from_env()?))
+        Self::sim_with(SimOptions::from_env()?)
     }
 
     /// The simulator with explicit options.
-    pub fn sim_with(options: SimDevice) -> Result<Device> {
-        sim::check_available()?;
-        Ok(Device::Sim(options))
+    pub fn sim_with(options: SimOptions) -> Result<Device> {
+        Ok(Device::Sim(SimDevice::open(options)?))
     }
 
     /// Parses `cpu`, `cuda`, `cuda:N` or `sim` (the CLI's `--device`).
@@ -97,6 +99,36 @@ impl Device {
         !matches!(self, Device::Cpu)
     }
 
+    /// This device's counters: real allocations, pool reuses, host<->device
+    /// copies, live and peak bytes. On Cuda and Sim they are the device's own
+    /// (each `Device::sim*` call opens a new simulator with fresh counters);
+    /// every `Device::Cpu` shares one process-wide pool and counters.
+    pub fn counters(&self) -> DeviceCounters {
+        self.pool().counters()
+    }
+
+    /// Starts a new peak: `peak_live_bytes` becomes the bytes live now.
+    pub fn reset_peak(&self) {
+        self.pool().reset_peak()
+    }
+
+    /// Frees every block the pool caches (buffers alive keep theirs);
+    /// returns the bytes freed.
+    pub fn release_cached(&self) -> usize {
+        self.pool().release_cached()
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        match self {
+            Device::Cpu => {
+                static CPU_POOL: OnceLock<Pool> = OnceLock::new();
+                CPU_POOL.get_or_init(|| Pool::new(Source::Host, "cpu", !sim_asan()))
+            }
+            Device::Cuda(d) => d.pool(),
+            Device::Sim(s) => s.pool(),
+        }
+    }
+
     pub(crate) fn same_as(&self, other: &Device) -> bool {
         match (self, other) {
             (Device::Cpu, Device::Cpu) | (Device::Sim(_), Device::Sim(_)) => true,
@@ -114,7 +146,8 @@ impl fmt::Display for Device {
             Device::Sim(s) => write!(
                 f,
                 "sim (shuffle seed {}, workers {})",
-                s.shuffle_seed, s.workers
+                s.options().shuffle_seed,
+                s.options().workers
             ),
         }
     }

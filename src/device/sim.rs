@@ -5,8 +5,10 @@
 use super::config::LaunchConfig;
 #[cfg(shoestring_sim)]
 use super::config::MAX_DYNAMIC_SHARED_SIM;
+use super::pool::{Pool, Source};
 use crate::error::{Error, Result};
 use std::ffi::c_void;
+use std::sync::Arc;
 
 /// A kernel's simulator entry: unpacks `args` (cuLaunchKernel's layout) into
 /// the kernel's parameters and runs one CUDA thread of it.
@@ -15,7 +17,7 @@ pub(crate) type SimEntry = unsafe extern "C" fn(args: *mut *mut c_void);
 /// Simulator options. Neither changes the bits of a correct kernel; both exist
 /// to prove that (tests run every kernel under two shuffle seeds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SimDevice {
+pub struct SimOptions {
     /// 0: threads run in index order between barriers. Otherwise each run of
     /// threads between barriers is a reproducible permutation drawn from this
     /// seed, so a missing `__syncthreads()` changes the result.
@@ -24,15 +26,41 @@ pub struct SimDevice {
     pub workers: u32,
 }
 
-impl SimDevice {
+impl SimOptions {
     /// Options from `SHOESTRING_SIM_SHUFFLE` (seed, default 0) and
     /// `SHOESTRING_SIM_WORKERS` (default 0 = one per core).
-    pub fn from_env() -> Result<SimDevice> {
-        check_available()?;
-        Ok(SimDevice {
+    pub fn from_env() -> Result<SimOptions> {
+        Ok(SimOptions {
             shuffle_seed: env_number("SHOESTRING_SIM_SHUFFLE")?.unwrap_or(0),
             workers: env_number("SHOESTRING_SIM_WORKERS")?.unwrap_or(0),
         })
+    }
+}
+
+/// An open simulator: its options and its memory pool (host memory, like
+/// the Cpu's, but its own, so that its counters count its work only).
+#[derive(Clone)]
+pub struct SimDevice {
+    options: SimOptions,
+    pool: Arc<Pool>,
+}
+
+impl SimDevice {
+    pub(crate) fn open(options: SimOptions) -> Result<SimDevice> {
+        check_available()?;
+        Ok(SimDevice {
+            options,
+            pool: Arc::new(Pool::new(Source::Host, "sim", !sim_asan())),
+        })
+    }
+
+    /// The options this simulator runs with.
+    pub fn options(&self) -> SimOptions {
+        self.options
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
     }
 }
 
@@ -132,8 +160,8 @@ pub(crate) unsafe fn launch(
 ) -> Result<()> {
     let name = std::ffi::CString::new(kernel).unwrap_or_default();
     let opts = ffi::LaunchOpts {
-        shuffle_seed: dev.shuffle_seed,
-        workers: dev.workers,
+        shuffle_seed: dev.options.shuffle_seed,
+        workers: dev.options.workers,
         dynamic_shared_bytes: config.dynamic_shared_bytes,
         max_dynamic_shared_bytes: MAX_DYNAMIC_SHARED_SIM,
     };

@@ -69,7 +69,16 @@ pub fn run<I: GemmIn, O: GemmOut>(
     let bias = bias.map(|v| DeviceBuffer::copy_htod(dev, v).unwrap());
     let mut c = DeviceBuffer::<O>::zeros(dev, g.m * g.n).unwrap();
     let mut flag = OverflowFlag::new(dev).unwrap();
-    gemm::gemm(dev, g, &a, &b, bias.as_ref(), &mut c, &mut flag).unwrap();
+    gemm::gemm(
+        dev,
+        g,
+        &a,
+        &b,
+        bias.as_ref().map(|b| b.view()),
+        &mut c,
+        &mut flag,
+    )
+    .unwrap();
     (c.copy_dtoh().unwrap(), flag.read().unwrap())
 }
 

@@ -8,7 +8,7 @@
 
 #![allow(dead_code)] // each test binary uses a subset
 
-use shoestring::device::{Device, SimDevice};
+use shoestring::device::{Device, SimOptions};
 use std::io::Write;
 
 fn required(var: &str) -> bool {
@@ -60,11 +60,11 @@ pub fn gpu_for_test(test: &str) -> Option<Device> {
 pub fn test_devices(test: &str) -> Vec<Device> {
     let mut out = Vec::new();
     let orders = [
-        SimDevice {
+        SimOptions {
             shuffle_seed: 0,
             workers: 2,
         },
-        SimDevice {
+        SimOptions {
             shuffle_seed: 0x5eed_0001,
             workers: 1,
         },

@@ -23,7 +23,7 @@ use crate::device::abi::{
     SS_DETMATH_OP_EXP, SS_DETMATH_OP_LOG, SS_DETMATH_OP_LOG1P, SS_DETMATH_OP_SIGMOID,
     SS_DETMATH_OP_TANH,
 };
-use crate::device::{Device, DeviceBuffer};
+use crate::device::{Device, DeviceBuffer, View, ViewMut};
 use crate::error::Result;
 use crate::ops::philox::{self, PhiloxCounter, PhiloxKey};
 
@@ -82,11 +82,11 @@ impl DetmathOp {
 }
 
 /// `out[i] = op(input[i])` on `device` (both buffers there, equally long).
-pub fn apply(
+pub fn apply<'a>(
     device: &Device,
     op: DetmathOp,
-    input: &DeviceBuffer<f32>,
-    out: &mut DeviceBuffer<f32>,
+    input: impl Into<View<'a, f32>>,
+    out: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
     apply_with_shape(device, op, input, out, cuda::DEFAULT_SHAPE)
 }
@@ -94,13 +94,15 @@ pub fn apply(
 /// [`apply`] with an explicit launch shape `(threads per block, most blocks)`
 /// for Cuda and Sim (ignored on Cpu). Tests vary it to show that the shape
 /// never changes the bits.
-pub fn apply_with_shape(
+pub fn apply_with_shape<'a>(
     device: &Device,
     op: DetmathOp,
-    input: &DeviceBuffer<f32>,
-    out: &mut DeviceBuffer<f32>,
+    input: impl Into<View<'a, f32>>,
+    out: impl Into<ViewMut<'a, f32>>,
     shape: (u32, u32),
 ) -> Result<()> {
+    let input = input.into();
+    let mut out = out.into();
     const OP: &str = "detmath_apply_f32";
     input.check(OP, "input", device, input.len())?;
     out.check(OP, "out", device, input.len())?;
@@ -116,11 +118,12 @@ pub fn apply_with_shape(
 }
 
 /// Convenience: a new buffer holding `op(input[i])`.
-pub fn applied(
+pub fn applied<'a>(
     device: &Device,
     op: DetmathOp,
-    input: &DeviceBuffer<f32>,
+    input: impl Into<View<'a, f32>>,
 ) -> Result<DeviceBuffer<f32>> {
+    let input = input.into();
     let mut out = DeviceBuffer::zeros(device, input.len())?;
     apply(device, op, input, &mut out)?;
     Ok(out)

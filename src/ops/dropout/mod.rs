@@ -28,7 +28,7 @@ use crate::device::abi::{
     ss_dropout_embedding_params, ss_dropout_mask_params, ss_dropout_params,
     ss_dropout_variational_params,
 };
-use crate::device::{Device, DeviceBuffer};
+use crate::device::{Device, DeviceBuffer, View, ViewMut};
 use crate::error::{Error, Result};
 use crate::ops::philox::{self, PhiloxCounter, PhiloxKey};
 use crate::rng::{RngState, Stream};
@@ -164,15 +164,17 @@ fn product(op: &'static str, dims: &[usize]) -> Result<usize> {
 /// blocks)` for Cuda and Sim (ignored on Cpu). `input` (x or dy) and `output`
 /// (out or dx) live on `device` and hold the variant's element count. Tests vary
 /// the shape to show that it never changes the bits.
-pub fn dropout_with_shape(
+pub fn dropout_with_shape<'a>(
     device: &Device,
     mask: &DropoutMask,
     variant: Variant,
     pass: Pass,
-    input: &DeviceBuffer<f32>,
-    output: &mut DeviceBuffer<f32>,
+    input: impl Into<View<'a, f32>>,
+    output: impl Into<ViewMut<'a, f32>>,
     shape: (u32, u32),
 ) -> Result<()> {
+    let input = input.into();
+    let mut output = output.into();
     let op = kernel_name(variant, pass);
     let m = mask.params(op)?;
     let n = match variant {
@@ -254,8 +256,8 @@ fn run(
     mask: &DropoutMask,
     variant: Variant,
     pass: Pass,
-    input: &DeviceBuffer<f32>,
-    output: &mut DeviceBuffer<f32>,
+    input: View<'_, f32>,
+    output: ViewMut<'_, f32>,
 ) -> Result<()> {
     dropout_with_shape(
         device,
@@ -269,35 +271,51 @@ fn run(
 }
 
 /// Standard dropout: `out[e] = keep(e) ? x[e] * scale : 0`.
-pub fn dropout_fwd(
+pub fn dropout_fwd<'a>(
     device: &Device,
     mask: &DropoutMask,
-    x: &DeviceBuffer<f32>,
-    out: &mut DeviceBuffer<f32>,
+    x: impl Into<View<'a, f32>>,
+    out: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
-    run(device, mask, Variant::Elementwise, Pass::Fwd, x, out)
+    run(
+        device,
+        mask,
+        Variant::Elementwise,
+        Pass::Fwd,
+        x.into(),
+        out.into(),
+    )
 }
 
 /// Backward of [`dropout_fwd`]: `dx[e] = keep(e) ? dy[e] * scale : 0`, the
 /// mask regenerated (pass the forward's `mask`).
-pub fn dropout_bwd(
+pub fn dropout_bwd<'a>(
     device: &Device,
     mask: &DropoutMask,
-    dy: &DeviceBuffer<f32>,
-    dx: &mut DeviceBuffer<f32>,
+    dy: impl Into<View<'a, f32>>,
+    dx: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
-    run(device, mask, Variant::Elementwise, Pass::Bwd, dy, dx)
+    run(
+        device,
+        mask,
+        Variant::Elementwise,
+        Pass::Bwd,
+        dy.into(),
+        dx.into(),
+    )
 }
 
 /// Variational (locked) dropout on `x[t][b][f]` (T*B*F floats, time-major):
 /// one mask entry per `(b, f)`, the same at every time step.
-pub fn variational_fwd(
+pub fn variational_fwd<'a>(
     device: &Device,
     mask: &DropoutMask,
     (t, b, f): (usize, usize, usize),
-    x: &DeviceBuffer<f32>,
-    out: &mut DeviceBuffer<f32>,
+    x: impl Into<View<'a, f32>>,
+    out: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
+    let x = x.into();
+    let out = out.into();
     run(
         device,
         mask,
@@ -309,13 +327,15 @@ pub fn variational_fwd(
 }
 
 /// Backward of [`variational_fwd`].
-pub fn variational_bwd(
+pub fn variational_bwd<'a>(
     device: &Device,
     mask: &DropoutMask,
     (t, b, f): (usize, usize, usize),
-    dy: &DeviceBuffer<f32>,
-    dx: &mut DeviceBuffer<f32>,
+    dy: impl Into<View<'a, f32>>,
+    dx: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
+    let dy = dy.into();
+    let dx = dx.into();
     run(
         device,
         mask,
@@ -328,25 +348,29 @@ pub fn variational_bwd(
 
 /// Embedding dropout on `w[v][e]` (V rows of width E): whole rows are dropped
 /// (mask entry `v`), kept rows scaled.
-pub fn embedding_fwd(
+pub fn embedding_fwd<'a>(
     device: &Device,
     mask: &DropoutMask,
     (v, e): (usize, usize),
-    w: &DeviceBuffer<f32>,
-    out: &mut DeviceBuffer<f32>,
+    w: impl Into<View<'a, f32>>,
+    out: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
+    let w = w.into();
+    let out = out.into();
     run(device, mask, Variant::Embedding { v, e }, Pass::Fwd, w, out)
 }
 
 /// Backward of [`embedding_fwd`] for the embedding weights: the same row mask
 /// and scale applied to the gradient of the dropped matrix.
-pub fn embedding_bwd(
+pub fn embedding_bwd<'a>(
     device: &Device,
     mask: &DropoutMask,
     (v, e): (usize, usize),
-    dout: &DeviceBuffer<f32>,
-    dw: &mut DeviceBuffer<f32>,
+    dout: impl Into<View<'a, f32>>,
+    dw: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
+    let dout = dout.into();
+    let dw = dw.into();
     run(
         device,
         mask,
@@ -360,22 +384,22 @@ pub fn embedding_bwd(
 /// DropConnect (AWD-LSTM weight-drop) on a weight matrix, flattened: the
 /// elementwise kernel ([`dropout_fwd`]) applied to the weights, usually with a
 /// `StreamFamily::WeightDrop` stream.
-pub fn weight_drop_fwd(
+pub fn weight_drop_fwd<'a>(
     device: &Device,
     mask: &DropoutMask,
-    w: &DeviceBuffer<f32>,
-    out: &mut DeviceBuffer<f32>,
+    w: impl Into<View<'a, f32>>,
+    out: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
     dropout_fwd(device, mask, w, out)
 }
 
 /// Backward of [`weight_drop_fwd`]: the gradient of the dropped weights
 /// through the same mask ([`dropout_bwd`]).
-pub fn weight_drop_bwd(
+pub fn weight_drop_bwd<'a>(
     device: &Device,
     mask: &DropoutMask,
-    d_dropped: &DeviceBuffer<f32>,
-    dw: &mut DeviceBuffer<f32>,
+    d_dropped: impl Into<View<'a, f32>>,
+    dw: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
     dropout_bwd(device, mask, d_dropped, dw)
 }
@@ -445,7 +469,7 @@ pub fn verify(device: &Device, elements: usize) -> Result<crate::verify::Outcome
             let compute = |dev: &Device| -> Result<Vec<u32>> {
                 let input = DeviceBuffer::copy_htod(dev, &x)?;
                 let mut out = DeviceBuffer::zeros(dev, len)?;
-                run(dev, &mask, variant, pass, &input, &mut out)?;
+                run(dev, &mask, variant, pass, input.view(), out.view_mut())?;
                 Ok(out.copy_dtoh()?.iter().map(|v| v.to_bits()).collect())
             };
             let want = compute(&Device::Cpu)?;

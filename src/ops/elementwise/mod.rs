@@ -26,7 +26,7 @@ pub mod cpu;
 pub mod cuda;
 
 use crate::device::abi::{ss_elementwise_adam_params, ss_elementwise_params};
-use crate::device::{Device, DeviceBuffer, Element};
+use crate::device::{Device, DeviceBuffer, Element, View, ViewMut};
 use crate::error::{Error, Result};
 
 pub use cuda::DEFAULT_SHAPE;
@@ -43,59 +43,59 @@ fn params(n: usize, alpha: f32) -> ss_elementwise_params {
 }
 
 /// `out[i] = a[i] + b[i]` on `device`; all three of one length.
-pub fn add(
+pub fn add<'a>(
     device: &Device,
-    a: &DeviceBuffer<f32>,
-    b: &DeviceBuffer<f32>,
-    out: &mut DeviceBuffer<f32>,
+    a: impl Into<View<'a, f32>>,
+    b: impl Into<View<'a, f32>>,
+    out: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
     add_with_shape(device, a, b, out, DEFAULT_SHAPE)
 }
 
 /// [`add`] with an explicit launch shape for Cuda and Sim.
-pub fn add_with_shape(
+pub fn add_with_shape<'a>(
     device: &Device,
-    a: &DeviceBuffer<f32>,
-    b: &DeviceBuffer<f32>,
-    out: &mut DeviceBuffer<f32>,
+    a: impl Into<View<'a, f32>>,
+    b: impl Into<View<'a, f32>>,
+    out: impl Into<ViewMut<'a, f32>>,
     shape: Shape,
 ) -> Result<()> {
     binary(
         "elementwise_add_f32",
         cpu::elementwise_add_f32,
         device,
-        a,
-        b,
-        out,
+        a.into(),
+        b.into(),
+        out.into(),
         shape,
     )
 }
 
 /// `out[i] = a[i] * b[i]` on `device`; all three of one length.
-pub fn mul(
+pub fn mul<'a>(
     device: &Device,
-    a: &DeviceBuffer<f32>,
-    b: &DeviceBuffer<f32>,
-    out: &mut DeviceBuffer<f32>,
+    a: impl Into<View<'a, f32>>,
+    b: impl Into<View<'a, f32>>,
+    out: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
     mul_with_shape(device, a, b, out, DEFAULT_SHAPE)
 }
 
 /// [`mul`] with an explicit launch shape for Cuda and Sim.
-pub fn mul_with_shape(
+pub fn mul_with_shape<'a>(
     device: &Device,
-    a: &DeviceBuffer<f32>,
-    b: &DeviceBuffer<f32>,
-    out: &mut DeviceBuffer<f32>,
+    a: impl Into<View<'a, f32>>,
+    b: impl Into<View<'a, f32>>,
+    out: impl Into<ViewMut<'a, f32>>,
     shape: Shape,
 ) -> Result<()> {
     binary(
         "elementwise_mul_f32",
         cpu::elementwise_mul_f32,
         device,
-        a,
-        b,
-        out,
+        a.into(),
+        b.into(),
+        out.into(),
         shape,
     )
 }
@@ -109,9 +109,9 @@ fn binary(
     op: &'static str,
     cpu_twin: Twin2,
     device: &Device,
-    a: &DeviceBuffer<f32>,
-    b: &DeviceBuffer<f32>,
-    out: &mut DeviceBuffer<f32>,
+    a: View<'_, f32>,
+    b: View<'_, f32>,
+    mut out: ViewMut<'_, f32>,
     shape: Shape,
 ) -> Result<()> {
     let n = a.len();
@@ -139,8 +139,8 @@ fn unary<I: Element, O: Element>(
     cpu_twin: Twin1<I, O>,
     alpha: f32,
     device: &Device,
-    x: &DeviceBuffer<I>,
-    out: &mut DeviceBuffer<O>,
+    x: View<'_, I>,
+    mut out: ViewMut<'_, O>,
     shape: Shape,
 ) -> Result<()> {
     let n = x.len();
@@ -160,21 +160,21 @@ fn unary<I: Element, O: Element>(
 }
 
 /// `out[i] = alpha * x[i]` on `device`.
-pub fn scale(
+pub fn scale<'a>(
     device: &Device,
     alpha: f32,
-    x: &DeviceBuffer<f32>,
-    out: &mut DeviceBuffer<f32>,
+    x: impl Into<View<'a, f32>>,
+    out: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
     scale_with_shape(device, alpha, x, out, DEFAULT_SHAPE)
 }
 
 /// [`scale`] with an explicit launch shape for Cuda and Sim.
-pub fn scale_with_shape(
+pub fn scale_with_shape<'a>(
     device: &Device,
     alpha: f32,
-    x: &DeviceBuffer<f32>,
-    out: &mut DeviceBuffer<f32>,
+    x: impl Into<View<'a, f32>>,
+    out: impl Into<ViewMut<'a, f32>>,
     shape: Shape,
 ) -> Result<()> {
     unary(
@@ -182,27 +182,27 @@ pub fn scale_with_shape(
         cpu::elementwise_scale_f32,
         alpha,
         device,
-        x,
-        out,
+        x.into(),
+        out.into(),
         shape,
     )
 }
 
 /// `out[i]` = the f16 bits of `x[i]` rounded to nearest even (overflow -> inf,
 /// NaN -> quiet NaN with the top payload bits), as `half::f16::from_f32`.
-pub fn cast_f32_to_f16(
+pub fn cast_f32_to_f16<'a>(
     device: &Device,
-    x: &DeviceBuffer<f32>,
-    out: &mut DeviceBuffer<u16>,
+    x: impl Into<View<'a, f32>>,
+    out: impl Into<ViewMut<'a, u16>>,
 ) -> Result<()> {
     cast_f32_to_f16_with_shape(device, x, out, DEFAULT_SHAPE)
 }
 
 /// [`cast_f32_to_f16`] with an explicit launch shape for Cuda and Sim.
-pub fn cast_f32_to_f16_with_shape(
+pub fn cast_f32_to_f16_with_shape<'a>(
     device: &Device,
-    x: &DeviceBuffer<f32>,
-    out: &mut DeviceBuffer<u16>,
+    x: impl Into<View<'a, f32>>,
+    out: impl Into<ViewMut<'a, u16>>,
     shape: Shape,
 ) -> Result<()> {
     unary(
@@ -210,27 +210,27 @@ pub fn cast_f32_to_f16_with_shape(
         cpu::elementwise_cast_f32_to_f16,
         0.0,
         device,
-        x,
-        out,
+        x.into(),
+        out.into(),
         shape,
     )
 }
 
 /// `out[i]` = the f32 value of the half with bits `x[i]` (exact; NaN payload
 /// kept, quiet bit set), as `half::f16::to_f32`.
-pub fn cast_f16_to_f32(
+pub fn cast_f16_to_f32<'a>(
     device: &Device,
-    x: &DeviceBuffer<u16>,
-    out: &mut DeviceBuffer<f32>,
+    x: impl Into<View<'a, u16>>,
+    out: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
     cast_f16_to_f32_with_shape(device, x, out, DEFAULT_SHAPE)
 }
 
 /// [`cast_f16_to_f32`] with an explicit launch shape for Cuda and Sim.
-pub fn cast_f16_to_f32_with_shape(
+pub fn cast_f16_to_f32_with_shape<'a>(
     device: &Device,
-    x: &DeviceBuffer<u16>,
-    out: &mut DeviceBuffer<f32>,
+    x: impl Into<View<'a, u16>>,
+    out: impl Into<ViewMut<'a, f32>>,
     shape: Shape,
 ) -> Result<()> {
     unary(
@@ -238,8 +238,8 @@ pub fn cast_f16_to_f32_with_shape(
         cpu::elementwise_cast_f16_to_f32,
         0.0,
         device,
-        x,
-        out,
+        x.into(),
+        out.into(),
         shape,
     )
 }
@@ -353,30 +353,34 @@ pub fn bias_correction(beta: f32, t: u64) -> f32 {
 
 /// One AdamW step `t` (1-based) in place on `param`, `m`, `v` given `grad`,
 /// all of one length on `device`. See the module's Numerics section.
-pub fn adam_step(
+pub fn adam_step<'a>(
     device: &Device,
     hp: &AdamParams,
     t: u64,
-    param: &mut DeviceBuffer<f32>,
-    grad: &DeviceBuffer<f32>,
-    m: &mut DeviceBuffer<f32>,
-    v: &mut DeviceBuffer<f32>,
+    param: impl Into<ViewMut<'a, f32>>,
+    grad: impl Into<View<'a, f32>>,
+    m: impl Into<ViewMut<'a, f32>>,
+    v: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
     adam_step_with_shape(device, hp, t, param, grad, m, v, DEFAULT_SHAPE)
 }
 
 /// [`adam_step`] with an explicit launch shape for Cuda and Sim.
 #[allow(clippy::too_many_arguments)]
-pub fn adam_step_with_shape(
+pub fn adam_step_with_shape<'a>(
     device: &Device,
     hp: &AdamParams,
     t: u64,
-    param: &mut DeviceBuffer<f32>,
-    grad: &DeviceBuffer<f32>,
-    m: &mut DeviceBuffer<f32>,
-    v: &mut DeviceBuffer<f32>,
+    param: impl Into<ViewMut<'a, f32>>,
+    grad: impl Into<View<'a, f32>>,
+    m: impl Into<ViewMut<'a, f32>>,
+    v: impl Into<ViewMut<'a, f32>>,
     shape: Shape,
 ) -> Result<()> {
+    let mut param = param.into();
+    let grad = grad.into();
+    let mut m = m.into();
+    let mut v = v.into();
     const OP: &str = "elementwise_adam_f32";
     let n = param.len();
     param.check(OP, "param", device, n)?;
@@ -451,23 +455,24 @@ impl OverflowFlag {
 
 /// `grads[i] *= inv_scale` in place on `device`; raises `flag` (bit 0) if any
 /// result is inf or NaN. Never clears the flag.
-pub fn unscale_check_finite(
+pub fn unscale_check_finite<'a>(
     device: &Device,
     inv_scale: f32,
-    grads: &mut DeviceBuffer<f32>,
+    grads: impl Into<ViewMut<'a, f32>>,
     flag: &mut OverflowFlag,
 ) -> Result<()> {
     unscale_check_finite_with_shape(device, inv_scale, grads, flag, DEFAULT_SHAPE)
 }
 
 /// [`unscale_check_finite`] with an explicit launch shape for Cuda and Sim.
-pub fn unscale_check_finite_with_shape(
+pub fn unscale_check_finite_with_shape<'a>(
     device: &Device,
     inv_scale: f32,
-    grads: &mut DeviceBuffer<f32>,
+    grads: impl Into<ViewMut<'a, f32>>,
     flag: &mut OverflowFlag,
     shape: Shape,
 ) -> Result<()> {
+    let mut grads = grads.into();
     const OP: &str = "elementwise_unscale_check_f32";
     let n = grads.len();
     grads.check(OP, "grads", device, n)?;
@@ -483,7 +488,7 @@ pub fn unscale_check_finite_with_shape(
             Ok(())
         }
         Device::Cuda(_) | Device::Sim(_) => {
-            cuda::elementwise_unscale_check_f32(device, &p, grads, &mut flag.buf, shape)
+            cuda::elementwise_unscale_check_f32(device, &p, grads, flag.buf.view_mut(), shape)
         }
     }
 }

@@ -20,7 +20,7 @@
 pub mod cpu;
 pub mod cuda;
 
-use crate::device::{Device, DeviceBuffer};
+use crate::device::{Device, DeviceBuffer, View, ViewMut};
 use crate::error::{Error, Result};
 pub use cuda::DEFAULT_SHAPE;
 
@@ -42,7 +42,7 @@ fn bad_ids_error(op: &'static str, bad: cpu::BadIds, n: usize, v: usize) -> Erro
 }
 
 /// Checks shared by forward and backward; returns `N`.
-fn check_ids_len(op: &'static str, device: &Device, ids: &DeviceBuffer<u32>) -> Result<usize> {
+fn check_ids_len(op: &'static str, device: &Device, ids: View<'_, u32>) -> Result<usize> {
     let n = ids.len();
     if n as u64 > u64::from(u32::MAX) {
         return Err(Error::invalid(
@@ -56,13 +56,13 @@ fn check_ids_len(op: &'static str, device: &Device, ids: &DeviceBuffer<u32>) -> 
 
 /// `out[t, :] = weights[ids[t], :]` for `t < N = ids.len()`; `weights` holds
 /// `v * e` values, `out` holds `N * e`.
-pub fn embedding_fwd(
+pub fn embedding_fwd<'a>(
     device: &Device,
-    weights: &DeviceBuffer<f32>,
+    weights: impl Into<View<'a, f32>>,
     v: usize,
     e: usize,
-    ids: &DeviceBuffer<u32>,
-    out: &mut DeviceBuffer<f32>,
+    ids: impl Into<View<'a, u32>>,
+    out: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
     embedding_fwd_with_shape(device, weights, v, e, ids, out, DEFAULT_SHAPE)
 }
@@ -70,29 +70,25 @@ pub fn embedding_fwd(
 /// [`embedding_fwd`] with an explicit launch shape `(threads per block, most
 /// blocks)` for Cuda and Sim (ignored on Cpu). Tests vary it to show that the
 /// shape never changes the bits.
-pub fn embedding_fwd_with_shape(
+pub fn embedding_fwd_with_shape<'a>(
     device: &Device,
-    weights: &DeviceBuffer<f32>,
+    weights: impl Into<View<'a, f32>>,
     v: usize,
     e: usize,
-    ids: &DeviceBuffer<u32>,
-    out: &mut DeviceBuffer<f32>,
+    ids: impl Into<View<'a, u32>>,
+    out: impl Into<ViewMut<'a, f32>>,
     shape: (u32, u32),
 ) -> Result<()> {
+    let weights = weights.into();
+    let ids = ids.into();
+    let mut out = out.into();
     const OP: &str = "embedding_fwd";
     let n = check_ids_len(OP, device, ids)?;
     weights.check(OP, "weights", device, elements(OP, v, e, "weights")?)?;
     out.check(OP, "out", device, elements(OP, n, e, "out")?)?;
     match device {
         Device::Cpu => {
-            let (w, ids, out) = match (
-                weights.as_host_slice(),
-                ids.as_host_slice(),
-                out.as_host_slice_mut(),
-            ) {
-                (Some(w), Some(i), Some(o)) => (w, i, o),
-                _ => return Err(Error::invalid(OP, "CPU buffer not on host")),
-            };
+            let (w, ids, out) = (weights.host(OP)?, ids.host(OP)?, out.host_mut(OP)?);
             if let Some(bad) = cpu::embedding_check_ids_u32(ids, v) {
                 return Err(bad_ids_error(OP, bad, n, v));
             }
@@ -111,41 +107,37 @@ pub fn embedding_fwd_with_shape(
 /// `dweights[ids[t], :] += dy[t, :]` for `t < N = ids.len()`, each `(v, c)` summed
 /// in increasing `t` starting from its current value; `dy` holds `N * e`
 /// values, `dweights` holds `v * e`.
-pub fn embedding_bwd(
+pub fn embedding_bwd<'a>(
     device: &Device,
-    dy: &DeviceBuffer<f32>,
-    ids: &DeviceBuffer<u32>,
+    dy: impl Into<View<'a, f32>>,
+    ids: impl Into<View<'a, u32>>,
     v: usize,
     e: usize,
-    dweights: &mut DeviceBuffer<f32>,
+    dweights: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
     embedding_bwd_with_shape(device, dy, ids, v, e, dweights, DEFAULT_SHAPE)
 }
 
 /// [`embedding_bwd`] with an explicit launch shape (see [`embedding_fwd_with_shape`]).
-pub fn embedding_bwd_with_shape(
+pub fn embedding_bwd_with_shape<'a>(
     device: &Device,
-    dy: &DeviceBuffer<f32>,
-    ids: &DeviceBuffer<u32>,
+    dy: impl Into<View<'a, f32>>,
+    ids: impl Into<View<'a, u32>>,
     v: usize,
     e: usize,
-    dweights: &mut DeviceBuffer<f32>,
+    dweights: impl Into<ViewMut<'a, f32>>,
     shape: (u32, u32),
 ) -> Result<()> {
+    let dy = dy.into();
+    let ids = ids.into();
+    let mut dweights = dweights.into();
     const OP: &str = "embedding_bwd";
     let n = check_ids_len(OP, device, ids)?;
     dy.check(OP, "dy", device, elements(OP, n, e, "dy")?)?;
     dweights.check(OP, "dweights", device, elements(OP, v, e, "dweights")?)?;
     match device {
         Device::Cpu => {
-            let (dy, ids, dw) = match (
-                dy.as_host_slice(),
-                ids.as_host_slice(),
-                dweights.as_host_slice_mut(),
-            ) {
-                (Some(d), Some(i), Some(w)) => (d, i, w),
-                _ => return Err(Error::invalid(OP, "CPU buffer not on host")),
-            };
+            let (dy, ids, dw) = (dy.host(OP)?, ids.host(OP)?, dweights.host_mut(OP)?);
             if let Some(bad) = cpu::embedding_check_ids_u32(ids, v) {
                 return Err(bad_ids_error(OP, bad, n, v));
             }

@@ -40,7 +40,7 @@
 
 use super::{check, Gemm, GemmOut};
 use crate::device::abi::ss_gemm_params;
-use crate::device::{Device, DeviceBuffer, Launch, LaunchConfig};
+use crate::device::{Device, Launch, LaunchConfig, View, ViewMut};
 use crate::error::{Error, Result};
 use crate::ops::elementwise::OverflowFlag;
 
@@ -204,13 +204,13 @@ const MIN_COMPUTE_CAPABILITY: (i32, i32) = (8, 0);
 /// Shapes and buffers are checked as for the exact tier. On Cpu and Sim (the
 /// simulator does not run tensor-core code) and on GPUs below sm_80 it returns
 /// [`Error::Unsupported`]; it never panics.
-pub fn gemm_fast<O: GemmOut>(
+pub fn gemm_fast<'a, O: GemmOut>(
     device: &Device,
     g: &Gemm,
-    a: &DeviceBuffer<u16>,
-    b: &DeviceBuffer<u16>,
-    bias: Option<&DeviceBuffer<f32>>,
-    c: &mut DeviceBuffer<O>,
+    a: impl Into<View<'a, u16>>,
+    b: impl Into<View<'a, u16>>,
+    bias: Option<View<'a, f32>>,
+    c: impl Into<ViewMut<'a, O>>,
     flag: &mut OverflowFlag,
 ) -> Result<()> {
     gemm_fast_with(device, g, a, b, bias, c, flag, FastKernel::Tiled)
@@ -220,18 +220,19 @@ pub fn gemm_fast<O: GemmOut>(
 /// `tests/gemm_fast.rs` only.
 #[doc(hidden)]
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_fast_with<O: GemmOut>(
+pub fn gemm_fast_with<'a, O: GemmOut>(
     device: &Device,
     g: &Gemm,
-    a: &DeviceBuffer<u16>,
-    b: &DeviceBuffer<u16>,
-    bias: Option<&DeviceBuffer<f32>>,
-    c: &mut DeviceBuffer<O>,
+    a: impl Into<View<'a, u16>>,
+    b: impl Into<View<'a, u16>>,
+    bias: Option<View<'a, f32>>,
+    c: impl Into<ViewMut<'a, O>>,
     flag: &mut OverflowFlag,
     kernel: FastKernel,
 ) -> Result<()> {
+    let (a, b, c) = (a.into(), b.into(), c.into());
     let flag = flag.buffer_mut();
-    let p = check(OP, device, g, a, b, bias, c)?;
+    let p = check(OP, device, g, a, b, bias, c.as_view())?;
     flag.check(OP, "flag", device, 1)?;
     let d = match device {
         Device::Cuda(d) => d,
@@ -278,9 +279,11 @@ pub fn gemm_fast_with<O: GemmOut>(
         Some(bias) => launch.buffer(bias)?,
         None => launch.null_buffer(),
     };
-    // Bound to a local so the launch (which borrows `p`) is dropped before `p`.
-    let queued = launch.buffer_mut(c)?.buffer_mut(flag)?.run();
-    queued
+    let launch = launch.buffer_mut(c)?.buffer_mut(flag)?;
+    // SAFETY: (params, a, b, bias or null, c, flag) as gemm_tc.cu declares
+    // them, with `name`'s element types; shapes checked above as for the exact
+    // tier; bias is read only when has_bias == 1, i.e. when it was passed.
+    unsafe { launch.run() }
 }
 
 /// `gemm_tc_mma_peak` (bench only, not a GEMM): `blocks` blocks of 256
@@ -289,12 +292,13 @@ pub fn gemm_fast_with<O: GemmOut>(
 /// meaningless float per thread (`blocks * 256`). Flop per call:
 /// [`mma_peak_flops`]. Cuda only, sm_80 or newer; nothing is synchronised.
 #[doc(hidden)]
-pub fn mma_peak(
+pub fn mma_peak<'a>(
     device: &Device,
     blocks: u32,
     iters: u32,
-    out: &mut DeviceBuffer<f32>,
+    out: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
+    let out = out.into();
     const OP_PEAK: &str = "gemm_tc_mma_peak";
     let Device::Cuda(d) = device else {
         return Err(Error::Unsupported {
@@ -317,10 +321,12 @@ pub fn mma_peak(
         block: [MMA_PEAK_THREADS as u32, 1, 1],
         dynamic_shared_bytes: 0,
     };
-    Launch::new(device, FAMILY, OP_PEAK, config)
+    let launch = Launch::new(device, FAMILY, OP_PEAK, config)
         .param(&iters)
-        .buffer_mut(out)?
-        .run()
+        .buffer_mut(out)?;
+    // SAFETY: (iters, out) as gemm_tc.cu declares them; `out` holds one float
+    // per thread (checked above).
+    unsafe { launch.run() }
 }
 
 const MMA_PEAK_THREADS: u64 = 256;

@@ -34,7 +34,7 @@ pub mod cuda;
 pub mod fast;
 
 use crate::device::abi::ss_gemm_params;
-use crate::device::{Device, DeviceBuffer, Element};
+use crate::device::{Device, DeviceBuffer, Element, View, ViewMut};
 use crate::error::{Error, Result};
 use crate::numerics;
 use crate::ops::elementwise::OverflowFlag;
@@ -204,10 +204,10 @@ pub(crate) fn check<I: Element, O: Element>(
     op: &'static str,
     device: &Device,
     g: &Gemm,
-    a: &DeviceBuffer<I>,
-    b: &DeviceBuffer<I>,
-    bias: Option<&DeviceBuffer<f32>>,
-    c: &DeviceBuffer<O>,
+    a: View<'_, I>,
+    b: View<'_, I>,
+    bias: Option<View<'_, f32>>,
+    c: View<'_, O>,
 ) -> Result<ss_gemm_params> {
     let p = g.params(op, bias.is_some())?;
     a.check(op, "a", device, g.m * g.k)?;
@@ -222,18 +222,21 @@ pub(crate) fn check<I: Element, O: Element>(
 /// Exact tier: `c = alpha * op(a) op(b) (+ bias)` on `device`, bit-identical
 /// on every device (see the module's Numerics). A non-finite output ORs 1
 /// into `flag`; nothing is synchronised.
-pub fn gemm<I: GemmIn, O: GemmOut>(
+pub fn gemm<'a, I: GemmIn, O: GemmOut>(
     device: &Device,
     g: &Gemm,
-    a: &DeviceBuffer<I>,
-    b: &DeviceBuffer<I>,
-    bias: Option<&DeviceBuffer<f32>>,
-    c: &mut DeviceBuffer<O>,
+    a: impl Into<View<'a, I>>,
+    b: impl Into<View<'a, I>>,
+    bias: Option<View<'_, f32>>,
+    c: impl Into<ViewMut<'a, O>>,
     flag: &mut OverflowFlag,
 ) -> Result<()> {
+    let a = a.into();
+    let b = b.into();
+    let mut c = c.into();
     const OP: &str = "gemm";
     let flag = flag.buffer_mut();
-    let p = check(OP, device, g, a, b, bias, c)?;
+    let p = check(OP, device, g, a, b, bias, c.as_view())?;
     flag.check(OP, "flag", device, 1)?;
     if g.m == 0 || g.n == 0 {
         return Ok(());
@@ -251,7 +254,7 @@ pub fn gemm<I: GemmIn, O: GemmOut>(
             Ok(())
         }
         Device::Cuda(_) | Device::Sim(_) => {
-            cuda::gemm_exact::<I, O>(device, &p, a, b, bias, c, flag)
+            cuda::gemm_exact::<I, O>(device, &p, a, b, bias, c, flag.view_mut())
         }
     }
 }
@@ -322,7 +325,15 @@ fn verify_case<I: GemmIn, O: GemmOut>(
         let bias = bias.map(|v| DeviceBuffer::copy_htod(d, v)).transpose()?;
         let mut c = DeviceBuffer::<O>::zeros(d, g.m * g.n)?;
         let mut flag = OverflowFlag::new(d)?;
-        gemm(d, g, &a, &b, bias.as_ref(), &mut c, &mut flag)?;
+        gemm(
+            d,
+            g,
+            &a,
+            &b,
+            bias.as_ref().map(|b| b.view()),
+            &mut c,
+            &mut flag,
+        )?;
         let bits = c.copy_dtoh()?.iter().map(|&x| O::bits(x)).collect();
         Ok((bits, flag.bits()?))
     };

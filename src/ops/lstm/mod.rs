@@ -32,7 +32,7 @@
 pub mod cpu;
 pub mod cuda;
 
-use crate::device::{Device, DeviceBuffer};
+use crate::device::{Device, DeviceBuffer, View, ViewMut};
 use crate::error::{Error, Result};
 
 /// B rows (batch) of H hidden units.
@@ -63,24 +63,24 @@ impl LstmShape {
 
 /// The backward pass's read-only inputs, in the kernel's argument order.
 pub(crate) struct LstmBwdInputs<'a> {
-    pub dh: &'a DeviceBuffer<f32>,
-    pub dc: &'a DeviceBuffer<f32>,
-    pub act: &'a DeviceBuffer<f32>,
-    pub c_prev: &'a DeviceBuffer<f32>,
-    pub c: &'a DeviceBuffer<f32>,
+    pub dh: View<'a, f32>,
+    pub dc: View<'a, f32>,
+    pub act: View<'a, f32>,
+    pub c_prev: View<'a, f32>,
+    pub c: View<'a, f32>,
 }
 
 /// Forward: writes `c`, `h` (B x H) and `act` (B x 4H, `[i | f | g | o]`)
 /// from `gates` (B x 4H pre-activations) and `c_prev` (B x H). All buffers
 /// on `device`. See the module's Numerics section.
-pub fn lstm_cell_fwd(
+pub fn lstm_cell_fwd<'a>(
     device: &Device,
     shape: LstmShape,
-    gates: &DeviceBuffer<f32>,
-    c_prev: &DeviceBuffer<f32>,
-    c: &mut DeviceBuffer<f32>,
-    h: &mut DeviceBuffer<f32>,
-    act: &mut DeviceBuffer<f32>,
+    gates: impl Into<View<'a, f32>>,
+    c_prev: impl Into<View<'a, f32>>,
+    c: impl Into<ViewMut<'a, f32>>,
+    h: impl Into<ViewMut<'a, f32>>,
+    act: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
     lstm_cell_fwd_with_shape(device, shape, gates, c_prev, c, h, act, cuda::DEFAULT_SHAPE)
 }
@@ -89,16 +89,21 @@ pub fn lstm_cell_fwd(
 /// blocks)` for Cuda and Sim (ignored on Cpu). Tests vary it to show that the
 /// shape never changes the bits.
 #[allow(clippy::too_many_arguments)] // the kernel's buffers plus device, shape, launch
-pub fn lstm_cell_fwd_with_shape(
+pub fn lstm_cell_fwd_with_shape<'a>(
     device: &Device,
     shape: LstmShape,
-    gates: &DeviceBuffer<f32>,
-    c_prev: &DeviceBuffer<f32>,
-    c: &mut DeviceBuffer<f32>,
-    h: &mut DeviceBuffer<f32>,
-    act: &mut DeviceBuffer<f32>,
+    gates: impl Into<View<'a, f32>>,
+    c_prev: impl Into<View<'a, f32>>,
+    c: impl Into<ViewMut<'a, f32>>,
+    h: impl Into<ViewMut<'a, f32>>,
+    act: impl Into<ViewMut<'a, f32>>,
     launch: (u32, u32),
 ) -> Result<()> {
+    let gates = gates.into();
+    let c_prev = c_prev.into();
+    let mut c = c.into();
+    let mut h = h.into();
+    let mut act = act.into();
     const OP: &str = "lstm_cell_fwd";
     let (n, n4) = shape.units(OP)?;
     gates.check(OP, "gates", device, n4)?;
@@ -132,16 +137,16 @@ pub fn lstm_cell_fwd_with_shape(
 /// gradient arriving from the next step and may be all zeros), and forward's
 /// `act`, `c_prev`, `c`. Both outputs are overwritten, not accumulated.
 #[allow(clippy::too_many_arguments)] // the kernel's argument list, in its order
-pub fn lstm_cell_bwd(
+pub fn lstm_cell_bwd<'a>(
     device: &Device,
     shape: LstmShape,
-    dh: &DeviceBuffer<f32>,
-    dc: &DeviceBuffer<f32>,
-    act: &DeviceBuffer<f32>,
-    c_prev: &DeviceBuffer<f32>,
-    c: &DeviceBuffer<f32>,
-    dgates: &mut DeviceBuffer<f32>,
-    dc_prev: &mut DeviceBuffer<f32>,
+    dh: impl Into<View<'a, f32>>,
+    dc: impl Into<View<'a, f32>>,
+    act: impl Into<View<'a, f32>>,
+    c_prev: impl Into<View<'a, f32>>,
+    c: impl Into<View<'a, f32>>,
+    dgates: impl Into<ViewMut<'a, f32>>,
+    dc_prev: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
     lstm_cell_bwd_with_shape(
         device,
@@ -159,18 +164,25 @@ pub fn lstm_cell_bwd(
 
 /// [`lstm_cell_bwd`] with an explicit launch shape, as [`lstm_cell_fwd_with_shape`].
 #[allow(clippy::too_many_arguments)] // the kernel's argument list plus the launch shape
-pub fn lstm_cell_bwd_with_shape(
+pub fn lstm_cell_bwd_with_shape<'a>(
     device: &Device,
     shape: LstmShape,
-    dh: &DeviceBuffer<f32>,
-    dc: &DeviceBuffer<f32>,
-    act: &DeviceBuffer<f32>,
-    c_prev: &DeviceBuffer<f32>,
-    c: &DeviceBuffer<f32>,
-    dgates: &mut DeviceBuffer<f32>,
-    dc_prev: &mut DeviceBuffer<f32>,
+    dh: impl Into<View<'a, f32>>,
+    dc: impl Into<View<'a, f32>>,
+    act: impl Into<View<'a, f32>>,
+    c_prev: impl Into<View<'a, f32>>,
+    c: impl Into<View<'a, f32>>,
+    dgates: impl Into<ViewMut<'a, f32>>,
+    dc_prev: impl Into<ViewMut<'a, f32>>,
     launch: (u32, u32),
 ) -> Result<()> {
+    let dh = dh.into();
+    let dc = dc.into();
+    let act = act.into();
+    let c_prev = c_prev.into();
+    let c = c.into();
+    let mut dgates = dgates.into();
+    let mut dc_prev = dc_prev.into();
     const OP: &str = "lstm_cell_bwd";
     let (n, n4) = shape.units(OP)?;
     dh.check(OP, "dh", device, n)?;
@@ -211,12 +223,14 @@ pub fn lstm_cell_bwd_with_shape(
 }
 
 /// Forward outputs `(c, h, act)` in new buffers on `device`.
-pub fn lstm_cell_fwd_new(
+pub fn lstm_cell_fwd_new<'a>(
     device: &Device,
     shape: LstmShape,
-    gates: &DeviceBuffer<f32>,
-    c_prev: &DeviceBuffer<f32>,
+    gates: impl Into<View<'a, f32>>,
+    c_prev: impl Into<View<'a, f32>>,
 ) -> Result<(DeviceBuffer<f32>, DeviceBuffer<f32>, DeviceBuffer<f32>)> {
+    let gates = gates.into();
+    let c_prev = c_prev.into();
     let (n, n4) = shape.units("lstm_cell_fwd")?;
     let mut c = DeviceBuffer::zeros(device, n)?;
     let mut h = DeviceBuffer::zeros(device, n)?;

@@ -9,19 +9,19 @@
 pub mod cpu;
 pub mod cuda;
 
-use crate::device::{Device, DeviceBuffer};
+use crate::device::{Device, DeviceBuffer, ViewMut};
 use crate::error::{Error, Result};
 
 pub use crate::rng::{PhiloxCounter, PhiloxKey};
 
 /// Writes `n_blocks` Philox blocks from counter `base` into `out` (length
 /// `4 * n_blocks`) on `out`'s device.
-pub fn philox_blocks_u32(
+pub fn philox_blocks_u32<'a>(
     device: &Device,
     key: PhiloxKey,
     base: PhiloxCounter,
     n_blocks: u64,
-    out: &mut DeviceBuffer<u32>,
+    out: impl Into<ViewMut<'a, u32>>,
 ) -> Result<()> {
     philox_blocks_u32_with_shape(device, key, base, n_blocks, out, cuda::DEFAULT_SHAPE)
 }
@@ -29,14 +29,15 @@ pub fn philox_blocks_u32(
 /// [`philox_blocks_u32`] with an explicit launch shape `(threads per block,
 /// most blocks)` for Cuda and Sim (ignored on Cpu). Tests vary it to show that
 /// the shape never changes the bits.
-pub fn philox_blocks_u32_with_shape(
+pub fn philox_blocks_u32_with_shape<'a>(
     device: &Device,
     key: PhiloxKey,
     base: PhiloxCounter,
     n_blocks: u64,
-    out: &mut DeviceBuffer<u32>,
+    out: impl Into<ViewMut<'a, u32>>,
     shape: (u32, u32),
 ) -> Result<()> {
+    let mut out = out.into();
     const OP: &str = "philox_blocks_u32";
     let words = n_blocks
         .checked_mul(4)

@@ -25,7 +25,7 @@
 pub mod cpu;
 pub mod cuda;
 
-use crate::device::{Device, DeviceBuffer};
+use crate::device::{Device, DeviceBuffer, View, ViewMut};
 use crate::error::{Error, Result};
 use crate::verify::Outcome;
 
@@ -52,13 +52,13 @@ impl ReduceOp {
 /// `out[r]` = the canonical reduction by `op` of row `r` of `x`, a row-major
 /// `rows x width` matrix. `out` holds `rows` values; `width == 0` gives the
 /// identity per row.
-pub fn reduce_rows(
+pub fn reduce_rows<'a>(
     device: &Device,
     op: ReduceOp,
-    x: &DeviceBuffer<f32>,
+    x: impl Into<View<'a, f32>>,
     rows: usize,
     width: usize,
-    out: &mut DeviceBuffer<f32>,
+    out: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
     reduce_rows_with_shape(device, op, x, rows, width, out, cuda::DEFAULT_MAX_BLOCKS)
 }
@@ -66,15 +66,17 @@ pub fn reduce_rows(
 /// [`reduce_rows`] with the most blocks a Cuda/Sim pass may launch (ignored on
 /// Cpu). Blocks are always 256 threads (one per lane); tests vary `max_blocks`
 /// to show that the grid never changes the bits.
-pub fn reduce_rows_with_shape(
+pub fn reduce_rows_with_shape<'a>(
     device: &Device,
     op: ReduceOp,
-    x: &DeviceBuffer<f32>,
+    x: impl Into<View<'a, f32>>,
     rows: usize,
     width: usize,
-    out: &mut DeviceBuffer<f32>,
+    out: impl Into<ViewMut<'a, f32>>,
     max_blocks: u32,
 ) -> Result<()> {
+    let x = x.into();
+    let mut out = out.into();
     const OP: &str = "reduce_rows";
     let len = rows
         .checked_mul(width)
@@ -102,12 +104,13 @@ pub fn reduce_rows_with_shape(
 
 /// `out[0]` = the canonical reduction by `op` of all of `x` (one row of width
 /// `x.len()`). `out` holds one value.
-pub fn reduce_all(
+pub fn reduce_all<'a>(
     device: &Device,
     op: ReduceOp,
-    x: &DeviceBuffer<f32>,
-    out: &mut DeviceBuffer<f32>,
+    x: impl Into<View<'a, f32>>,
+    out: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
+    let x = x.into();
     reduce_rows(device, op, x, 1, x.len(), out)
 }
 

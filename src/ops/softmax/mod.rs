@@ -21,7 +21,7 @@ pub mod cpu;
 pub mod cuda;
 
 use crate::device::abi::{SS_SOFTMAX_MAX_COLS, SS_SOFTMAX_MAX_ROWS};
-use crate::device::{Device, DeviceBuffer};
+use crate::device::{Device, DeviceBuffer, View, ViewMut};
 use crate::error::{Error, Result};
 
 pub use cuda::DEFAULT_SHAPE;
@@ -62,7 +62,7 @@ fn bad_label(op: &'static str, row: usize, label: u32, cols: usize) -> Error {
 fn check_err_word(
     op: &'static str,
     err: u32,
-    labels: &DeviceBuffer<u32>,
+    labels: View<'_, u32>,
     rows: usize,
     cols: usize,
 ) -> Result<()> {
@@ -75,12 +75,12 @@ fn check_err_word(
 }
 
 /// `y = log_softmax(x)` over `rows` rows of `cols` columns, on `device`.
-pub fn log_softmax(
+pub fn log_softmax<'a>(
     device: &Device,
-    x: &DeviceBuffer<f32>,
+    x: impl Into<View<'a, f32>>,
     rows: usize,
     cols: usize,
-    y: &mut DeviceBuffer<f32>,
+    y: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
     log_softmax_with_shape(device, x, rows, cols, y, DEFAULT_SHAPE)
 }
@@ -88,14 +88,16 @@ pub fn log_softmax(
 /// [`log_softmax`] with an explicit launch shape `(threads per block of the
 /// backward kernel, most blocks)` for Cuda and Sim (ignored on Cpu; row
 /// kernels always use 256 threads). Tests vary it to show the bits don't move.
-pub fn log_softmax_with_shape(
+pub fn log_softmax_with_shape<'a>(
     device: &Device,
-    x: &DeviceBuffer<f32>,
+    x: impl Into<View<'a, f32>>,
     rows: usize,
     cols: usize,
-    y: &mut DeviceBuffer<f32>,
+    y: impl Into<ViewMut<'a, f32>>,
     shape: (u32, u32),
 ) -> Result<()> {
+    let x = x.into();
+    let mut y = y.into();
     const OP: &str = "log_softmax";
     let n = check_shape(OP, rows, cols, false)?;
     x.check(OP, "x", device, n)?;
@@ -111,27 +113,30 @@ pub fn log_softmax_with_shape(
 
 /// Mean cross-entropy forward: writes `y = log_softmax(x)` (kept for the
 /// backward) and returns the loss, a 1-element buffer on `device`.
-pub fn cross_entropy_fwd(
+pub fn cross_entropy_fwd<'a>(
     device: &Device,
-    x: &DeviceBuffer<f32>,
-    labels: &DeviceBuffer<u32>,
+    x: impl Into<View<'a, f32>>,
+    labels: impl Into<View<'a, u32>>,
     rows: usize,
     cols: usize,
-    y: &mut DeviceBuffer<f32>,
+    y: impl Into<ViewMut<'a, f32>>,
 ) -> Result<DeviceBuffer<f32>> {
     cross_entropy_fwd_with_shape(device, x, labels, rows, cols, y, DEFAULT_SHAPE)
 }
 
 /// [`cross_entropy_fwd`] with an explicit launch shape (see [`log_softmax_with_shape`]).
-pub fn cross_entropy_fwd_with_shape(
+pub fn cross_entropy_fwd_with_shape<'a>(
     device: &Device,
-    x: &DeviceBuffer<f32>,
-    labels: &DeviceBuffer<u32>,
+    x: impl Into<View<'a, f32>>,
+    labels: impl Into<View<'a, u32>>,
     rows: usize,
     cols: usize,
-    y: &mut DeviceBuffer<f32>,
+    y: impl Into<ViewMut<'a, f32>>,
     shape: (u32, u32),
 ) -> Result<DeviceBuffer<f32>> {
+    let x = x.into();
+    let labels = labels.into();
+    let mut y = y.into();
     const OP: &str = "cross_entropy_fwd";
     let n = check_shape(OP, rows, cols, true)?;
     x.check(OP, "x", device, n)?;
@@ -157,14 +162,14 @@ pub fn cross_entropy_fwd_with_shape(
 
 /// Mean cross-entropy backward: `dx = (exp(y) - onehot(labels)) * (dloss / R)`
 /// from the `y` that [`cross_entropy_fwd`] wrote.
-pub fn cross_entropy_bwd(
+pub fn cross_entropy_bwd<'a>(
     device: &Device,
-    y: &DeviceBuffer<f32>,
-    labels: &DeviceBuffer<u32>,
+    y: impl Into<View<'a, f32>>,
+    labels: impl Into<View<'a, u32>>,
     rows: usize,
     cols: usize,
     dloss: f32,
-    dx: &mut DeviceBuffer<f32>,
+    dx: impl Into<ViewMut<'a, f32>>,
 ) -> Result<()> {
     cross_entropy_bwd_with_shape(device, y, labels, rows, cols, dloss, dx, DEFAULT_SHAPE)
 }
@@ -172,16 +177,19 @@ pub fn cross_entropy_bwd(
 /// [`cross_entropy_bwd`] with an explicit launch shape `(threads per block,
 /// most blocks)` for Cuda and Sim (ignored on Cpu).
 #[allow(clippy::too_many_arguments)]
-pub fn cross_entropy_bwd_with_shape(
+pub fn cross_entropy_bwd_with_shape<'a>(
     device: &Device,
-    y: &DeviceBuffer<f32>,
-    labels: &DeviceBuffer<u32>,
+    y: impl Into<View<'a, f32>>,
+    labels: impl Into<View<'a, u32>>,
     rows: usize,
     cols: usize,
     dloss: f32,
-    dx: &mut DeviceBuffer<f32>,
+    dx: impl Into<ViewMut<'a, f32>>,
     shape: (u32, u32),
 ) -> Result<()> {
+    let y = y.into();
+    let labels = labels.into();
+    let mut dx = dx.into();
     const OP: &str = "cross_entropy_bwd";
     let n = check_shape(OP, rows, cols, true)?;
     y.check(OP, "y", device, n)?;
