@@ -1,4 +1,4 @@
-// Elementwise kernels: add, mul, scale, f32<->f16 casts, the AdamW step on f32
+// Elementwise kernels: add, mul, scale, axpy, f32<->f16 casts, the AdamW step on f32
 // master weights, and the mixed-precision unscale + finite check that raises the
 // shared overflow flag. Contract: docs/numerics/elementwise.md.
 //
@@ -51,6 +51,18 @@ extern "C" __global__ void elementwise_scale_f32(const ss_elementwise_params p,
                                                  float* __restrict__ out) {
     const float alpha = p.alpha;
     SS_GRID_STRIDE_LOOP(i, p.n) { out[i] = ss_canonical_nan(alpha * x[i]); }
+}
+
+// elementwise_axpy_f32: y[i] = fmaf(p.alpha, x[i], y[i]) (one rounding), i < N:
+//   ACCUMULATES into y (gradient sums; alpha = 1 is y += x, the same bits as
+//   y + x since 1 * x is exact).
+// Threads, launch: as elementwise_add_f32. Memory: reads 8, writes 4 bytes/element.
+// TWIN: src/ops/elementwise/cpu.rs::elementwise_axpy_f32
+extern "C" __global__ void elementwise_axpy_f32(const ss_elementwise_params p,
+                                                const float* __restrict__ x,
+                                                float* __restrict__ y) {
+    const float alpha = p.alpha;
+    SS_GRID_STRIDE_LOOP(i, p.n) { y[i] = ss_canonical_nan(fmaf(alpha, x[i], y[i])); }
 }
 
 // elementwise_cast_f32_to_f16: out[i] = bits of f16(x[i]), round to nearest

@@ -1,7 +1,8 @@
-// The exact-tier GEMM: C = alpha * op(A) op(B) (+ bias), bit-identical to the
-// CPU twin (src/ops/gemm/cpu.rs) because every output is ONE fma chain over k
-// ascending, started from +0.0, in f32 (DESIGN.md rule 4):
-//     acc = +0.0f;  for kk = 0 .. K-1: acc = fmaf(a[i,kk], b[kk,j], acc)
+// The exact-tier GEMM: C = alpha * op(A) op(B) (+ bias) (+ C), bit-identical to
+// the CPU twin (src/ops/gemm/cpu.rs) because every output is ONE fma chain over k
+// ascending, started from +0.0 or (beta = 1, accumulate) from the old C, in f32
+// (DESIGN.md rule 4):
+//     acc = beta ? 0.0f + C[i,j] : +0.0f;  for kk = 0 .. K-1: acc = fmaf(a[i,kk], b[kk,j], acc)
 //     y = has_bias ? fmaf(alpha, acc, bias[j]) : alpha * acc
 //     C[i,j] = round-to-nearest-even of ss_canonical_nan(y) into the output type
 // and a non-finite stored value ORs 1 into *flag. Layouts: abi_gemm.h.
@@ -192,7 +193,8 @@ SS_DEVICE void gemm_stage(const float (*As)[GEMM_BM], const float (*Bs)[GEMM_BN]
 //   shared memory; 32 KiB static shared (two stages of A and B, f32).
 // Per block: reads (128 + 128) * K operand elements (each element of A is read
 //   by ceil(N/128) blocks, each of B by ceil(M/128)), writes its 128 x 128 outputs
-//   once; the inner loop does 64 fmas per 4 shared-memory float4 loads.
+//   once (reading each first when beta = 1); the inner loop does 64 fmas per 4
+//   shared-memory float4 loads.
 // Pipeline: the next k tile is loaded from global memory into registers while
 //   the current one is multiplied from shared memory; one barrier per tile.
 // Order: per output, the fma chain over k ascending; no split-K, no atomics on
@@ -215,11 +217,18 @@ SS_DEVICE void gemm_exact(const ss_gemm_params p, const TI* __restrict__ A, cons
     const bool a_kmaj = p.trans_a != 0u, b_kmaj = p.trans_b == 0u;
     const uint64_t lda = a_kmaj ? M : K, ldb = b_kmaj ? N : K;
 
+    // Chain starts: +0.0, or with beta = 1 the old C as f32 plus +0.0 (so a
+    // -0.0 starts as +0.0 and the chain never holds -0.0: see the k loop).
+    // Outputs outside C keep +0.0 and are never stored.
     float acc[8][8];
 SS_UNROLL
     for (int r = 0; r < 8; r++) {
+        const uint32_t i = m0 + (r < 4 ? lane.r0 + (uint32_t)r : lane.r1 + (uint32_t)(r - 4));
 SS_UNROLL
-        for (int c = 0; c < 8; c++) acc[r][c] = 0.0f;
+        for (int c = 0; c < 8; c++) {
+            const uint32_t j = n0 + (c < 4 ? lane.c0 + (uint32_t)c : lane.c1 + (uint32_t)(c - 4));
+            acc[r][c] = (p.beta != 0u && i < M && j < N) ? 0.0f + gemm_in(C[(uint64_t)i * N + j]) : 0.0f;
+        }
     }
 
     const uint32_t tiles = (K + BK - 1u) / BK;
@@ -241,7 +250,8 @@ SS_UNROLL
         }
         // A partial last tile runs all GEMM_BK steps too: beyond K both operands
         // are zero, and fmaf(0, 0, acc) == acc for every acc a chain can hold
-        // (it starts at +0.0 and +0.0 + -0.0 is +0.0, so acc is never -0.0).
+        // (it starts at +0.0 or 0.0f + C, and +0.0 + -0.0 is +0.0, so acc is
+        // never -0.0; a NaN stays NaN and is made canonical at the store).
         gemm_stage<BK>(As[cur], Bs[cur], lane, acc);
         if (more) {
             gemm_tile_store(&la, As[cur ^ 1u]);

@@ -98,6 +98,9 @@ fn run_every_op(dev: &Device, n: usize, shape: (u32, u32)) -> Vec<(&'static str,
     res.push(("mul", bits(&out.copy_dtoh().unwrap())));
     ew::scale_with_shape(dev, -0.7, &da, &mut out, shape).unwrap();
     res.push(("scale", bits(&out.copy_dtoh().unwrap())));
+    let mut y = DeviceBuffer::copy_htod(dev, &b).unwrap();
+    ew::axpy(dev, -1.25, &da, &mut y).unwrap();
+    res.push(("axpy", bits(&y.copy_dtoh().unwrap())));
     let mut h = DeviceBuffer::zeros(dev, n).unwrap();
     ew::cast_f32_to_f16_with_shape(dev, &da, &mut h, shape).unwrap();
     let halves = h.copy_dtoh().unwrap();
@@ -166,6 +169,25 @@ fn add_mul_scale_cpu_equal_a_plain_scalar_loop_bitwise() {
             let want: Vec<f32> = (0..n).map(|i| canon(alpha * a[i])).collect();
             assert_bits_eq("scale", &out.copy_dtoh().unwrap(), &want);
         }
+    }
+}
+
+#[test]
+fn axpy_accumulates_with_one_fma_and_add_assign_equals_plain_addition() {
+    let cpu = Device::Cpu;
+    for n in [1, 257, 65_537] {
+        let (x, y0) = (floats(n, 5), floats(n, 6));
+        let dx = DeviceBuffer::copy_htod(&cpu, &x).unwrap();
+        for alpha in [0.3f32, -2.0, 1.0] {
+            let mut y = DeviceBuffer::copy_htod(&cpu, &y0).unwrap();
+            ew::axpy(&cpu, alpha, &dx, &mut y).unwrap();
+            let want: Vec<f32> = (0..n).map(|i| canon(alpha.mul_add(x[i], y0[i]))).collect();
+            assert_bits_eq("axpy", &y.copy_dtoh().unwrap(), &want);
+        }
+        let mut y = DeviceBuffer::copy_htod(&cpu, &y0).unwrap();
+        ew::add_assign(&cpu, &dx, &mut y).unwrap();
+        let want: Vec<f32> = (0..n).map(|i| canon(y0[i] + x[i])).collect();
+        assert_bits_eq("add_assign", &y.copy_dtoh().unwrap(), &want);
     }
 }
 

@@ -182,3 +182,91 @@ fn mismatched_lengths_are_refused_with_the_buffer_name() {
         "gemm: buffer `b` has 11 elements, expected 12"
     );
 }
+
+/// Old C values for an accumulating GEMM: random, with -0.0 (which must start
+/// its chain as +0.0), a NaN and an infinity.
+fn old_c(g: &Gemm, stream: u32) -> Vec<f32> {
+    let mut c = gemm_support::uniform(g.m * g.n, stream, 2.0);
+    for (t, x) in c.iter_mut().enumerate().step_by(5) {
+        *x = if t % 2 == 0 { -0.0 } else { 0.0 };
+    }
+    if c.len() > 7 {
+        c[3] = f32::NAN;
+        c[7] = f32::NEG_INFINITY;
+    }
+    c
+}
+
+/// beta = 1: every chain starts from `0.0 + C` (DESIGN.md rule 4), on the CPU
+/// twin (one k-block and several) and on every kernel device, for every
+/// transpose and output type.
+#[test]
+fn accumulate_starts_each_chain_from_the_old_c_on_every_device() {
+    let mut devices = vec![Device::Cpu];
+    devices.extend(test_devices(
+        "accumulate_starts_each_chain_from_the_old_c_on_every_device",
+    ));
+    for (s, &(m, n, k)) in [(3, 5, 7), (130, 129, 17), (9, 40, 700), (2, 3, 0)]
+        .iter()
+        .enumerate()
+    {
+        for (o, &(oa, ob)) in OPS.iter().enumerate() {
+            let g = Gemm::new(m, n, k).ops(oa, ob).accumulate();
+            let (a, b, bias) = operands(&g, 300 + 10 * s as u32);
+            let c0 = old_c(&g, 400 + s as u32);
+            let c0_16 = to_f16(&c0);
+            let bias = (o % 2 == 1).then_some(bias.as_slice());
+            let (want, _) = gemm_support::naive_into::<f32, f32>(&g, &a, &b, bias, &c0);
+            let (a16, b16) = (to_f16(&a), to_f16(&b));
+            let (want16, _) = gemm_support::naive_into::<u16, u16>(&g, &a16, &b16, bias, &c0_16);
+            for dev in &devices {
+                let (got, _) = gemm_support::run_into::<f32, f32>(dev, &g, &a, &b, bias, &c0);
+                assert_eq!(bits(&got), bits(&want), "{dev} f32 {g:?}");
+                let (got, _) =
+                    gemm_support::run_into::<u16, u16>(dev, &g, &a16, &b16, bias, &c0_16);
+                assert_eq!(bits(&got), bits(&want16), "{dev} f16 {g:?}");
+            }
+        }
+    }
+}
+
+/// With f32 output, accumulating over k split in two is the one chain over
+/// all of k: the stored f32 partial continues exactly.
+#[test]
+fn two_accumulating_gemms_over_halves_of_k_equal_one_gemm_bitwise() {
+    let (m, n, k1, k2) = (37, 29, 300, 221);
+    let g = Gemm::new(m, n, k1 + k2).ops(Op::T, Op::N);
+    let (a, b, _) = operands(&g, 500);
+    // op(A) = A^T with A stored k x m; op(B) = B stored k x n: a k split is a
+    // row split of both.
+    let (a1, a2) = a.split_at(k1 * m);
+    let (b1, b2) = b.split_at(k1 * n);
+    let mut devices = vec![Device::Cpu];
+    devices.extend(test_devices(
+        "two_accumulating_gemms_over_halves_of_k_equal_one_gemm_bitwise",
+    ));
+    for dev in &devices {
+        let (whole, _) = run::<f32, f32>(dev, &g, &a, &b, None);
+        let g1 = Gemm::new(m, n, k1).ops(Op::T, Op::N);
+        let (first, _) = run::<f32, f32>(dev, &g1, a1, b1, None);
+        let g2 = Gemm::new(m, n, k2).ops(Op::T, Op::N).accumulate();
+        let (both, _) = gemm_support::run_into::<f32, f32>(dev, &g2, a2, b2, None, &first);
+        assert_eq!(bits(&both), bits(&whole), "{dev}");
+    }
+}
+
+#[test]
+fn accumulate_refuses_alpha_other_than_one_and_beta_other_than_zero_or_one() {
+    let mut flag = OverflowFlag::new(&Device::Cpu).unwrap();
+    let a = DeviceBuffer::<f32>::zeros(&Device::Cpu, 4).unwrap();
+    let mut c = DeviceBuffer::<f32>::zeros(&Device::Cpu, 4).unwrap();
+    let g = Gemm::new(2, 2, 2).accumulate().alpha(0.5);
+    let err = gemm::gemm(&Device::Cpu, &g, &a, &a, None, &mut c, &mut flag).unwrap_err();
+    assert!(err.to_string().contains("alpha = 1"), "{err}");
+    let g = Gemm {
+        beta: 0.5,
+        ..Gemm::new(2, 2, 2)
+    };
+    let err = gemm::gemm(&Device::Cpu, &g, &a, &a, None, &mut c, &mut flag).unwrap_err();
+    assert!(err.to_string().contains("beta = 0.5"), "{err}");
+}

@@ -225,6 +225,12 @@ fn path_cases() -> Vec<u32> {
             let (c, f) = run::<f32, u16>(&Device::Cpu, &g, &a, &b, None);
             out.extend(c.iter().map(|&x| u32::from(x)));
             out.push(f as u32);
+            // Accumulating into C: the chains start from the old values.
+            let acc = Gemm::new(m, n, k).ops(oa, ob).accumulate();
+            let c0 = gemm_support::uniform(m * n, 600 + s as u32, 3.0);
+            let (c, f) = gemm_support::run_into::<f32, f32>(&Device::Cpu, &acc, &a, &b, bias, &c0);
+            out.extend(c.iter().map(|x| x.to_bits()));
+            out.push(f as u32);
         }
     }
     out

@@ -467,7 +467,7 @@ pub struct ss_gemm_params {
     pub trans_b: u32,
     pub has_bias: u32,
     pub alpha: f32,
-    pub reserved: u32,
+    pub beta: u32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
@@ -495,6 +495,6 @@ const _: () = {
         "Offset of field: ss_gemm_params::alpha",
     ][::core::mem::offset_of!(ss_gemm_params, alpha) - 24usize];
     [
-        "Offset of field: ss_gemm_params::reserved",
-    ][::core::mem::offset_of!(ss_gemm_params, reserved) - 28usize];
+        "Offset of field: ss_gemm_params::beta",
+    ][::core::mem::offset_of!(ss_gemm_params, beta) - 28usize];
 };

@@ -23,12 +23,28 @@ pub fn naive<I: GemmIn, O: GemmOut>(
     b: &[I],
     bias: Option<&[f32]>,
 ) -> (Vec<O>, bool) {
+    naive_into(g, a, b, bias, &[])
+}
+
+/// [`naive`] into an old C `c0` (m x n; unused unless `g.beta == 1`, when
+/// each chain starts from `0.0 + c0[i,j]`).
+pub fn naive_into<I: GemmIn, O: GemmOut>(
+    g: &Gemm,
+    a: &[I],
+    b: &[I],
+    bias: Option<&[f32]>,
+    c0: &[O],
+) -> (Vec<O>, bool) {
     let (m, n, k) = (g.m, g.n, g.k);
     let mut c = Vec::with_capacity(m * n);
     let mut overflow = false;
     for i in 0..m {
         for j in 0..n {
-            let mut acc = 0.0f32;
+            let mut acc = if g.beta == 1.0 {
+                0.0 + c0[i * n + j].to_f32()
+            } else {
+                0.0f32
+            };
             for kk in 0..k {
                 let x = match g.a {
                     Op::N => a[i * k + kk],
@@ -64,10 +80,22 @@ pub fn run<I: GemmIn, O: GemmOut>(
     b: &[I],
     bias: Option<&[f32]>,
 ) -> (Vec<O>, bool) {
+    run_into(dev, g, a, b, bias, &vec![O::default(); g.m * g.n])
+}
+
+/// [`run`] with C holding `c0` (m x n) before the call.
+pub fn run_into<I: GemmIn, O: GemmOut>(
+    dev: &Device,
+    g: &Gemm,
+    a: &[I],
+    b: &[I],
+    bias: Option<&[f32]>,
+    c0: &[O],
+) -> (Vec<O>, bool) {
     let a = DeviceBuffer::copy_htod(dev, a).unwrap();
     let b = DeviceBuffer::copy_htod(dev, b).unwrap();
     let bias = bias.map(|v| DeviceBuffer::copy_htod(dev, v).unwrap());
-    let mut c = DeviceBuffer::<O>::zeros(dev, g.m * g.n).unwrap();
+    let mut c = DeviceBuffer::<O>::copy_htod(dev, c0).unwrap();
     let mut flag = OverflowFlag::new(dev).unwrap();
     gemm::gemm(
         dev,

@@ -82,6 +82,7 @@ impl DetmathOp {
 }
 
 /// `out[i] = op(input[i])` on `device` (both buffers there, equally long).
+/// Overwrites `out`.
 pub fn apply<'a>(
     device: &Device,
     op: DetmathOp,

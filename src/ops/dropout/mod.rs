@@ -271,6 +271,7 @@ fn run(
 }
 
 /// Standard dropout: `out[e] = keep(e) ? x[e] * scale : 0`.
+/// Overwrites `out`.
 pub fn dropout_fwd<'a>(
     device: &Device,
     mask: &DropoutMask,
@@ -289,6 +290,7 @@ pub fn dropout_fwd<'a>(
 
 /// Backward of [`dropout_fwd`]: `dx[e] = keep(e) ? dy[e] * scale : 0`, the
 /// mask regenerated (pass the forward's `mask`).
+/// Overwrites `dx` (add it into a gradient with [`crate::ops::elementwise::add_assign`]).
 pub fn dropout_bwd<'a>(
     device: &Device,
     mask: &DropoutMask,
@@ -307,6 +309,7 @@ pub fn dropout_bwd<'a>(
 
 /// Variational (locked) dropout on `x[t][b][f]` (T*B*F floats, time-major):
 /// one mask entry per `(b, f)`, the same at every time step.
+/// Overwrites `out`.
 pub fn variational_fwd<'a>(
     device: &Device,
     mask: &DropoutMask,
@@ -327,6 +330,7 @@ pub fn variational_fwd<'a>(
 }
 
 /// Backward of [`variational_fwd`].
+/// Overwrites `dx`.
 pub fn variational_bwd<'a>(
     device: &Device,
     mask: &DropoutMask,
@@ -348,6 +352,7 @@ pub fn variational_bwd<'a>(
 
 /// Embedding dropout on `w[v][e]` (V rows of width E): whole rows are dropped
 /// (mask entry `v`), kept rows scaled.
+/// Overwrites `out`.
 pub fn embedding_fwd<'a>(
     device: &Device,
     mask: &DropoutMask,
@@ -362,6 +367,7 @@ pub fn embedding_fwd<'a>(
 
 /// Backward of [`embedding_fwd`] for the embedding weights: the same row mask
 /// and scale applied to the gradient of the dropped matrix.
+/// Overwrites `dw`.
 pub fn embedding_bwd<'a>(
     device: &Device,
     mask: &DropoutMask,
@@ -384,6 +390,7 @@ pub fn embedding_bwd<'a>(
 /// DropConnect (AWD-LSTM weight-drop) on a weight matrix, flattened: the
 /// elementwise kernel ([`dropout_fwd`]) applied to the weights, usually with a
 /// `StreamFamily::WeightDrop` stream.
+/// Overwrites `out`.
 pub fn weight_drop_fwd<'a>(
     device: &Device,
     mask: &DropoutMask,
@@ -395,6 +402,7 @@ pub fn weight_drop_fwd<'a>(
 
 /// Backward of [`weight_drop_fwd`]: the gradient of the dropped weights
 /// through the same mask ([`dropout_bwd`]).
+/// Overwrites `dw`.
 pub fn weight_drop_bwd<'a>(
     device: &Device,
     mask: &DropoutMask,

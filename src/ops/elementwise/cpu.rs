@@ -55,6 +55,26 @@ pub fn elementwise_scale_f32(p: &ss_elementwise_params, x: &[f32], out: &mut [f3
         });
 }
 
+/// TWIN: kernels/elementwise.cu::elementwise_axpy_f32.
+/// `y[i] = fma(alpha, x[i], y[i])`, under [`with_fma`] (the same bits on both paths).
+pub fn elementwise_axpy_f32(p: &ss_elementwise_params, x: &[f32], y: &mut [f32]) {
+    let n = p.n as usize;
+    let alpha = p.alpha;
+    y[..n]
+        .par_chunks_mut(CHUNK)
+        .zip(x[..n].par_chunks(CHUNK))
+        .for_each(|(y, x)| {
+            with_fma(
+                #[inline(always)]
+                || {
+                    for (y, &x) in y.iter_mut().zip(x) {
+                        *y = canonical_nan(alpha.mul_add(x, *y));
+                    }
+                },
+            )
+        });
+}
+
 /// TWIN: kernels/elementwise.cu::elementwise_cast_f32_to_f16.
 /// `out[i] = float_to_half_rn(x[i])`.
 pub fn elementwise_cast_f32_to_f16(p: &ss_elementwise_params, x: &[f32], out: &mut [u16]) {

@@ -67,6 +67,24 @@ where
     unsafe { launch.run() }
 }
 
+/// TWIN: src/ops/elementwise/cpu.rs::elementwise_axpy_f32. Kernel args:
+/// (params, x, y).
+pub(crate) fn elementwise_axpy_f32(
+    device: &Device,
+    p: &ss_elementwise_params,
+    x: View<'_, f32>,
+    y: ViewMut<'_, f32>,
+    shape: (u32, u32),
+) -> Result<()> {
+    let launch = Launch::new(device, FAMILY, "elementwise_axpy_f32", config(p.n, shape))
+        .param(p)
+        .buffer(x)?
+        .buffer_mut(y)?;
+    // SAFETY: (params, x, y) as elementwise.cu declares them, both f32; mod.rs
+    // checked both hold `p.n` elements.
+    unsafe { launch.run() }
+}
+
 /// TWIN: src/ops/elementwise/cpu.rs::elementwise_adam_f32.
 /// Kernel args: (params, param, grad, m, v).
 pub(crate) fn elementwise_adam_f32(

@@ -43,6 +43,7 @@ fn params(n: usize, alpha: f32) -> ss_elementwise_params {
 }
 
 /// `out[i] = a[i] + b[i]` on `device`; all three of one length.
+/// Overwrites `out`.
 pub fn add<'a>(
     device: &Device,
     a: impl Into<View<'a, f32>>,
@@ -72,6 +73,7 @@ pub fn add_with_shape<'a>(
 }
 
 /// `out[i] = a[i] * b[i]` on `device`; all three of one length.
+/// Overwrites `out`.
 pub fn mul<'a>(
     device: &Device,
     a: impl Into<View<'a, f32>>,
@@ -160,6 +162,7 @@ fn unary<I: Element, O: Element>(
 }
 
 /// `out[i] = alpha * x[i]` on `device`.
+/// Overwrites `out`.
 pub fn scale<'a>(
     device: &Device,
     alpha: f32,
@@ -188,8 +191,47 @@ pub fn scale_with_shape<'a>(
     )
 }
 
+/// `y[i] = fma(alpha, x[i], y[i])` on `device`: accumulates into `y` (one
+/// rounding per element). `x` and `y` of one length.
+pub fn axpy<'a>(
+    device: &Device,
+    alpha: f32,
+    x: impl Into<View<'a, f32>>,
+    y: impl Into<ViewMut<'a, f32>>,
+) -> Result<()> {
+    const OP: &str = "elementwise_axpy_f32";
+    let (x, mut y) = (x.into(), y.into());
+    let n = y.len();
+    x.check(OP, "x", device, n)?;
+    y.check(OP, "y", device, n)?;
+    if n == 0 {
+        return Ok(());
+    }
+    let p = params(n, alpha);
+    match device {
+        Device::Cpu => {
+            cpu::elementwise_axpy_f32(&p, x.host(OP)?, y.host_mut(OP)?);
+            Ok(())
+        }
+        Device::Cuda(_) | Device::Sim(_) => {
+            cuda::elementwise_axpy_f32(device, &p, x, y, DEFAULT_SHAPE)
+        }
+    }
+}
+
+/// `y[i] += x[i]` on `device`: accumulates (gradient sums). [`axpy`] with
+/// `alpha = 1`, whose fma rounds exactly like `y + x`.
+pub fn add_assign<'a>(
+    device: &Device,
+    x: impl Into<View<'a, f32>>,
+    y: impl Into<ViewMut<'a, f32>>,
+) -> Result<()> {
+    axpy(device, 1.0, x, y)
+}
+
 /// `out[i]` = the f16 bits of `x[i]` rounded to nearest even (overflow -> inf,
 /// NaN -> quiet NaN with the top payload bits), as `half::f16::from_f32`.
+/// Overwrites `out`.
 pub fn cast_f32_to_f16<'a>(
     device: &Device,
     x: impl Into<View<'a, f32>>,
@@ -218,6 +260,7 @@ pub fn cast_f32_to_f16_with_shape<'a>(
 
 /// `out[i]` = the f32 value of the half with bits `x[i]` (exact; NaN payload
 /// kept, quiet bit set), as `half::f16::to_f32`.
+/// Overwrites `out`.
 pub fn cast_f16_to_f32<'a>(
     device: &Device,
     x: impl Into<View<'a, u16>>,
@@ -353,6 +396,7 @@ pub fn bias_correction(beta: f32, t: u64) -> f32 {
 
 /// One AdamW step `t` (1-based) in place on `param`, `m`, `v` given `grad`,
 /// all of one length on `device`. See the module's Numerics section.
+/// Updates `param`, `m` and `v` in place.
 pub fn adam_step<'a>(
     device: &Device,
     hp: &AdamParams,
@@ -455,6 +499,7 @@ impl OverflowFlag {
 
 /// `grads[i] *= inv_scale` in place on `device`; raises `flag` (bit 0) if any
 /// result is inf or NaN. Never clears the flag.
+/// Scales `grads` in place; ORs into the flag, never clears it.
 pub fn unscale_check_finite<'a>(
     device: &Device,
     inv_scale: f32,
@@ -575,6 +620,9 @@ fn run_all(device: &Device, x: &VerifyInputs) -> Result<Vec<(&'static str, Vec<u
     res.push(("elementwise_mul_f32", bits(out.copy_dtoh()?)));
     scale(device, 0.3, &a, &mut out)?;
     res.push(("elementwise_scale_f32", bits(out.copy_dtoh()?)));
+    let mut y = DeviceBuffer::copy_htod(device, &x.b)?;
+    axpy(device, -1.75, &a, &mut y)?;
+    res.push(("elementwise_axpy_f32", bits(y.copy_dtoh()?)));
     let mut h = DeviceBuffer::zeros(device, n)?;
     cast_f32_to_f16(device, &a, &mut h)?;
     res.push((

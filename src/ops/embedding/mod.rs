@@ -56,6 +56,7 @@ fn check_ids_len(op: &'static str, device: &Device, ids: View<'_, u32>) -> Resul
 
 /// `out[t, :] = weights[ids[t], :]` for `t < N = ids.len()`; `weights` holds
 /// `v * e` values, `out` holds `N * e`.
+/// Overwrites `out`.
 pub fn embedding_fwd<'a>(
     device: &Device,
     weights: impl Into<View<'a, f32>>,
@@ -107,6 +108,7 @@ pub fn embedding_fwd_with_shape<'a>(
 /// `dweights[ids[t], :] += dy[t, :]` for `t < N = ids.len()`, each `(v, c)` summed
 /// in increasing `t` starting from its current value; `dy` holds `N * e`
 /// values, `dweights` holds `v * e`.
+/// Accumulates into `dweights` (`+=`).
 pub fn embedding_bwd<'a>(
     device: &Device,
     dy: impl Into<View<'a, f32>>,

@@ -2,7 +2,8 @@
 //! register-tile microkernel per instruction set, and the bits of the plain
 //! triple loop (DESIGN.md rule 4).
 //!
-//! Every output is one fma chain over k ascending from +0.0, whatever the
+//! Every output is one fma chain over k ascending from +0.0 (or, with `beta =
+//! 1`, from `0.0 + C`: the old value, -0.0 made +0.0), whatever the
 //! path: the microkernel holds an `MR x NR` tile of such chains in registers
 //! and feeds them one k at a time. A k-block (`KC` long) that is not the last
 //! ends by storing the chains, as f32, to a scratch tile, and the next block
@@ -119,6 +120,8 @@ struct Problem<'a, I, O> {
     trans_a: bool,
     trans_b: bool,
     alpha: f32,
+    /// Chains start from the old C (`0.0 + C[i, j]`) instead of +0.0.
+    accumulate: bool,
     a: &'a [I],
     /// `a` itself when the operands are f32: read in place, not packed.
     a_f32: Option<&'a [f32]>,
@@ -254,8 +257,9 @@ fn as_f32<T: 'static>(s: &[T]) -> Option<&[f32]> {
     })
 }
 
-/// TWIN: kernels/gemm.cu::gemm_exact_<in>_<out>. Writes all of `c` (m x n)
-/// and returns true if any stored value is not finite.
+/// TWIN: kernels/gemm.cu::gemm_exact_<in>_<out>. Writes all of `c` (m x n),
+/// reading it first when `p.beta == 1`, and returns true if any stored value
+/// is not finite.
 pub(crate) fn gemm<I: GemmIn, O: GemmOut>(
     p: &ss_gemm_params,
     a: &[I],
@@ -269,12 +273,14 @@ pub(crate) fn gemm<I: GemmIn, O: GemmOut>(
     if m == 0 || n == 0 {
         return false;
     }
+    let accumulate = p.beta != 0;
     if k == 0 {
-        // No chain at all: every output is the epilogue of +0.0.
+        // No fma at all: every output is the epilogue of the chain's start.
         let mut bad = false;
         for row in c[..m * n].chunks_exact_mut(n) {
             for (j, out) in row.iter_mut().enumerate() {
-                *out = epilogue(p.alpha, 0.0, bias.map(|b| b[j]));
+                let start = if accumulate { chain_start(*out) } else { 0.0 };
+                *out = epilogue(p.alpha, start, bias.map(|b| b[j]));
                 bad |= !out.is_finite();
             }
         }
@@ -287,6 +293,7 @@ pub(crate) fn gemm<I: GemmIn, O: GemmOut>(
         trans_a: p.trans_a != 0,
         trans_b: p.trans_b != 0,
         alpha: p.alpha,
+        accumulate,
         a,
         a_f32: as_f32(a),
         b,
@@ -464,16 +471,48 @@ fn task<M: Micro, I: GemmIn, O: GemmOut>(
                 } else {
                     &mut tile.0[..mr * nr]
                 };
+                let at = At { i, rows, j, cols };
+                // Accumulating: the first block's chains start from C.
+                let load = blk > 0 || p.accumulate;
+                if blk == 0 && p.accumulate {
+                    load_chains(p, acc, nr, at);
+                }
                 if blk + 1 < blocks {
-                    M::kernel(kc, a, b, blk > 0, acc);
+                    M::kernel(kc, a, b, load, acc);
                 } else {
-                    let at = At { i, rows, j, cols };
-                    bad |= M::finish(p, kc, a, b, acc, blk > 0, at);
+                    bad |= M::finish(p, kc, a, b, acc, load, at);
                 }
             }
         }
     }
     bad
+}
+
+/// Where a chain starts when accumulating: the old output as f32 (exact),
+/// plus +0.0, so that a -0.0 starts as +0.0 and the chain never holds -0.0.
+/// TWIN: kernels/gemm.cu (`0.0f + gemm_in(C[..])`).
+#[inline(always)]
+fn chain_start<O: GemmOut>(old: O) -> f32 {
+    0.0 + old.to_f32()
+}
+
+/// Fills `acc` (row stride `nr`) with the chain starts of the tile `at`
+/// (`0.0 + C`), and +0.0 where the tile reaches past C.
+#[inline(always)]
+fn load_chains<O: GemmOut>(p: &Problem<'_, impl Sized, O>, acc: &mut [f32], nr: usize, at: At) {
+    for (r, row) in acc.chunks_exact_mut(nr).enumerate() {
+        if r < at.rows {
+            // SAFETY: `at` lies in this task's rectangle of C, which no other
+            // task writes; the slice dies before the tile is stored.
+            let old = unsafe { p.row(at.i + r, at.j, at.cols) };
+            for (x, &o) in row.iter_mut().zip(old.iter()) {
+                *x = chain_start(o);
+            }
+            row[at.cols..].fill(0.0);
+        } else {
+            row.fill(0.0);
+        }
+    }
 }
 
 /// The largest `MR * NR` of any path.

@@ -257,6 +257,13 @@ pub fn gemm_fast_with<'a, O: GemmOut>(
             ),
         });
     }
+    if p.beta != 0 {
+        return Err(Error::Unsupported {
+            op: OP,
+            device: device.to_string(),
+            reason: "the fast tier does not accumulate (beta = 1); use gemm::gemm".into(),
+        });
+    }
     let name = kernel_name(&p, O::NAME, kernel)?;
     if g.m == 0 || g.n == 0 {
         return Ok(());

@@ -17,7 +17,8 @@
 //! Every output, on every device (DESIGN.md rule 4; docs/numerics/gemm.md):
 //!
 //! ```text
-//! acc = +0.0;  for kk in 0..k (ascending): acc = fma(a[i,kk], b[kk,j], acc)
+//! acc = beta == 1 ? 0.0 + C[i,j] : +0.0     (accumulate: the old C starts the chain)
+//! for kk in 0..k (ascending): acc = fma(a[i,kk], b[kk,j], acc)
 //! y   = bias.map_or(alpha * acc, |bias| fma(alpha, acc, bias[j]))
 //! C[i,j] = round_to_nearest_even::<Out>(canonical_nan(y))
 //! ```
@@ -56,6 +57,10 @@ pub struct Gemm {
     pub b: Op,
     /// Scales `op(A) op(B)`, never the bias.
     pub alpha: f32,
+    /// 0: C is overwritten. 1: C accumulates, `C = op(A) op(B) (+ bias) + C`,
+    /// each chain starting from the old `C[i,j]` (then `alpha` must be 1). No
+    /// other value.
+    pub beta: f32,
 }
 
 impl Gemm {
@@ -68,6 +73,7 @@ impl Gemm {
             a: Op::N,
             b: Op::N,
             alpha: 1.0,
+            beta: 0.0,
         }
     }
 
@@ -81,15 +87,41 @@ impl Gemm {
         Gemm { alpha, ..self }
     }
 
+    /// The same GEMM accumulating into C (`beta = 1`): `C += op(A) op(B)`.
+    pub fn accumulate(self) -> Self {
+        Gemm { beta: 1.0, ..self }
+    }
+
     /// 2 m n k: the flop count benches divide by.
     pub fn flops(&self) -> f64 {
         2.0 * self.m as f64 * self.n as f64 * self.k as f64
     }
 
     /// The kernel parameters, after checking every dimension is below 2^31
-    /// (the kernels index tiles with 32-bit values and offsets with 64-bit).
+    /// (the kernels index tiles with 32-bit values and offsets with 64-bit),
+    /// `beta` is 0 or 1, and `alpha` is 1 when accumulating.
     pub fn params(&self, op: &'static str, has_bias: bool) -> Result<ss_gemm_params> {
         const LIMIT: usize = 1 << 31;
+        let beta = match self.beta {
+            0.0 => 0,
+            1.0 if self.alpha == 1.0 => 1,
+            1.0 => {
+                return Err(Error::invalid(
+                    op,
+                    format!(
+                        "beta = 1 (accumulate) needs alpha = 1, got alpha = {}: the old C \
+                         starts the chain, so alpha would scale it too",
+                        self.alpha
+                    ),
+                ))
+            }
+            b => {
+                return Err(Error::invalid(
+                    op,
+                    format!("beta = {b}: only 0 (overwrite) and 1 (accumulate) are supported"),
+                ))
+            }
+        };
         for (name, v) in [("m", self.m), ("n", self.n), ("k", self.k)] {
             if v >= LIMIT {
                 return Err(Error::invalid(
@@ -111,7 +143,7 @@ impl Gemm {
             trans_b: (self.b == Op::T) as u32,
             has_bias: has_bias as u32,
             alpha: self.alpha,
-            reserved: 0,
+            beta,
         })
     }
 }
@@ -140,10 +172,10 @@ impl GemmIn for u16 {
     }
 }
 
-/// An output element type: f32, or f16 as its bits in a `u16`.
-pub trait GemmOut: Element {
-    /// The kernel-name part: `f32` or `f16`.
-    const NAME: &'static str;
+/// An output element type: f32, or f16 as its bits in a `u16`. Also an
+/// operand type ([`GemmIn`], whose `NAME` names it in kernel names):
+/// accumulating (`beta = 1`) reads the old output as f32.
+pub trait GemmOut: GemmIn {
     /// Round `y` (already canonical if NaN) to nearest even.
     fn from_f32(y: f32) -> Self;
     /// False for inf and NaN.
@@ -153,7 +185,6 @@ pub trait GemmOut: Element {
 }
 
 impl GemmOut for f32 {
-    const NAME: &'static str = "f32";
     #[inline(always)]
     fn from_f32(y: f32) -> Self {
         y
@@ -168,7 +199,6 @@ impl GemmOut for f32 {
 }
 
 impl GemmOut for u16 {
-    const NAME: &'static str = "f16";
     #[inline(always)]
     fn from_f32(y: f32) -> Self {
         numerics::float_to_half_rn(y)
@@ -220,8 +250,10 @@ pub(crate) fn check<I: Element, O: Element>(
 }
 
 /// Exact tier: `c = alpha * op(a) op(b) (+ bias)` on `device`, bit-identical
-/// on every device (see the module's Numerics). A non-finite output ORs 1
-/// into `flag`; nothing is synchronised.
+/// on every device (see the module's Numerics). Overwrites `c`, or with
+/// `g.beta = 1` ([`Gemm::accumulate`]) accumulates into it (`c += a b`, each
+/// chain starting from the old value). A non-finite output ORs 1 into `flag`;
+/// nothing is synchronised.
 pub fn gemm<'a, I: GemmIn, O: GemmOut>(
     device: &Device,
     g: &Gemm,
@@ -262,7 +294,8 @@ pub fn gemm<'a, I: GemmIn, O: GemmOut>(
 /// `shoestring verify`: the exact tier on `device` against the CPU twin, for
 /// every operand/output type pair and every transpose combination, on ragged
 /// shapes with k = 300 (a partial k tile), with and without a bias, and with
-/// signed zeros and one overflowing f16 output among the inputs. About
+/// signed zeros and one overflowing f16 output among the inputs, and
+/// accumulating (beta = 1) into an old C for f32 and f16. About
 /// `elements / 4` outputs per case, at most 2^16 (the cost grows with k).
 pub fn verify(device: &Device, elements: usize) -> Result<crate::verify::Outcome> {
     use crate::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
@@ -303,12 +336,37 @@ pub fn verify(device: &Device, elements: usize) -> Result<crate::verify::Outcome
     {
         let g = Gemm::new(m, n, k).ops(oa, ob).alpha(0.5);
         let bias = (case % 2 == 1).then_some(bias.as_slice());
-        add(verify_case::<f32, f32>(device, &g, &a, &b, bias)?);
-        add(verify_case::<u16, f32>(device, &g, &a16, &b16, bias)?);
-        add(verify_case::<u16, u16>(device, &g, &a16, &b16, bias)?);
-        add(verify_case::<f32, u16>(device, &g, &a, &b, bias)?);
+        add(verify_case::<f32, f32>(device, &g, &a, &b, bias, None)?);
+        add(verify_case::<u16, f32>(device, &g, &a16, &b16, bias, None)?);
+        add(verify_case::<u16, u16>(device, &g, &a16, &b16, bias, None)?);
+        add(verify_case::<f32, u16>(device, &g, &a, &b, bias, None)?);
+        // Accumulating into an old C (with signed zeros): beta = 1, alpha = 1.
+        let acc = Gemm::new(m, n, k).ops(oa, ob).accumulate();
+        let c0 = draw(m * n, 4 + case as u32, 2.0)?;
+        let c0: Vec<f32> = c0
+            .iter()
+            .enumerate()
+            .map(|(t, &x)| if t % 5 == 0 { -0.0 } else { x })
+            .collect();
+        let c0_16: Vec<u16> = c0.iter().map(|&x| numerics::float_to_half_rn(x)).collect();
+        add(verify_case::<f32, f32>(
+            device,
+            &acc,
+            &a,
+            &b,
+            bias,
+            Some(&c0),
+        )?);
+        add(verify_case::<u16, u16>(
+            device,
+            &acc,
+            &a16,
+            &b16,
+            bias,
+            Some(&c0_16),
+        )?);
     }
-    Ok(outcome.expect("sixteen cases compared"))
+    Ok(outcome.expect("twenty-four cases compared"))
 }
 
 /// One exact GEMM on the CPU and on `device`: outputs and flags compared.
@@ -318,12 +376,16 @@ fn verify_case<I: GemmIn, O: GemmOut>(
     a: &[I],
     b: &[I],
     bias: Option<&[f32]>,
+    c0: Option<&[O]>,
 ) -> Result<crate::verify::Outcome> {
     let run = |d: &Device| -> Result<(Vec<u32>, u32)> {
         let a = DeviceBuffer::copy_htod(d, a)?;
         let b = DeviceBuffer::copy_htod(d, b)?;
         let bias = bias.map(|v| DeviceBuffer::copy_htod(d, v)).transpose()?;
-        let mut c = DeviceBuffer::<O>::zeros(d, g.m * g.n)?;
+        let mut c = match c0 {
+            Some(c0) => DeviceBuffer::copy_htod(d, c0)?,
+            None => DeviceBuffer::<O>::zeros(d, g.m * g.n)?,
+        };
         let mut flag = OverflowFlag::new(d)?;
         gemm(
             d,

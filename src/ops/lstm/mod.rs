@@ -73,6 +73,7 @@ pub(crate) struct LstmBwdInputs<'a> {
 /// Forward: writes `c`, `h` (B x H) and `act` (B x 4H, `[i | f | g | o]`)
 /// from `gates` (B x 4H pre-activations) and `c_prev` (B x H). All buffers
 /// on `device`. See the module's Numerics section.
+/// Overwrites `c`, `h` and `act`.
 pub fn lstm_cell_fwd<'a>(
     device: &Device,
     shape: LstmShape,

@@ -16,6 +16,7 @@ pub use crate::rng::{PhiloxCounter, PhiloxKey};
 
 /// Writes `n_blocks` Philox blocks from counter `base` into `out` (length
 /// `4 * n_blocks`) on `out`'s device.
+/// Overwrites `out`.
 pub fn philox_blocks_u32<'a>(
     device: &Device,
     key: PhiloxKey,

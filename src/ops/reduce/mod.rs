@@ -52,6 +52,7 @@ impl ReduceOp {
 /// `out[r]` = the canonical reduction by `op` of row `r` of `x`, a row-major
 /// `rows x width` matrix. `out` holds `rows` values; `width == 0` gives the
 /// identity per row.
+/// Overwrites `out`.
 pub fn reduce_rows<'a>(
     device: &Device,
     op: ReduceOp,
@@ -104,6 +105,7 @@ pub fn reduce_rows_with_shape<'a>(
 
 /// `out[0]` = the canonical reduction by `op` of all of `x` (one row of width
 /// `x.len()`). `out` holds one value.
+/// Overwrites `out`.
 pub fn reduce_all<'a>(
     device: &Device,
     op: ReduceOp,

@@ -75,6 +75,7 @@ fn check_err_word(
 }
 
 /// `y = log_softmax(x)` over `rows` rows of `cols` columns, on `device`.
+/// Overwrites `y`.
 pub fn log_softmax<'a>(
     device: &Device,
     x: impl Into<View<'a, f32>>,
@@ -113,6 +114,7 @@ pub fn log_softmax_with_shape<'a>(
 
 /// Mean cross-entropy forward: writes `y = log_softmax(x)` (kept for the
 /// backward) and returns the loss, a 1-element buffer on `device`.
+/// Overwrites `y`.
 pub fn cross_entropy_fwd<'a>(
     device: &Device,
     x: impl Into<View<'a, f32>>,
@@ -162,6 +164,7 @@ pub fn cross_entropy_fwd_with_shape<'a>(
 
 /// Mean cross-entropy backward: `dx = (exp(y) - onehot(labels)) * (dloss / R)`
 /// from the `y` that [`cross_entropy_fwd`] wrote.
+/// Overwrites `dx`.
 pub fn cross_entropy_bwd<'a>(
     device: &Device,
     y: impl Into<View<'a, f32>>,
