@@ -12,6 +12,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use shoestring::device::{Device, DeviceBuffer};
 use shoestring::ops::embedding;
+use shoestring::status::Status;
 use std::hint::black_box;
 
 mod common;
@@ -50,8 +51,9 @@ fn bench_embedding(c: &mut Criterion) {
             b.iter(|| dst.copy_from_slice(black_box(&src)))
         });
         let mut out = DeviceBuffer::zeros(&cpu, n * E).unwrap();
+        let mut st = Status::new(&cpu).unwrap();
         g.bench_with_input(BenchmarkId::new("cpu", name), &n, |b, _| {
-            b.iter(|| embedding::embedding_fwd(&cpu, &w, V, E, &id_buf, &mut out).unwrap())
+            b.iter(|| embedding::embedding_fwd(&cpu, &w, V, E, &id_buf, &mut out, &mut st).unwrap())
         });
         // The GPU's buffers, shared by forward and backward.
         let on_gpu = gpu.as_ref().zip(w_gpu.as_ref()).map(|(d, w)| {
@@ -62,9 +64,10 @@ fn bench_embedding(c: &mut Criterion) {
         if let Some((d, w, ids, _)) = &on_gpu {
             common::bench_gpu_memcpy(&mut g, d, name, bytes);
             let mut out = DeviceBuffer::zeros(d, n * E).unwrap();
+            let mut gst = Status::new(d).unwrap();
             g.bench_with_input(BenchmarkId::new("cuda", name), &n, |b, _| {
                 b.iter(|| {
-                    embedding::embedding_fwd(d, *w, V, E, ids, &mut out).unwrap();
+                    embedding::embedding_fwd(d, *w, V, E, ids, &mut out, &mut gst).unwrap();
                     d.synchronize().unwrap()
                 })
             });
@@ -78,14 +81,15 @@ fn bench_embedding(c: &mut Criterion) {
         let dy = DeviceBuffer::copy_htod(&cpu, &src).unwrap();
         let mut dw = DeviceBuffer::zeros(&cpu, V * E).unwrap();
         g.bench_with_input(BenchmarkId::new("cpu", name), &n, |b, _| {
-            b.iter(|| embedding::embedding_bwd(&cpu, &dy, &id_buf, V, E, &mut dw).unwrap())
+            b.iter(|| embedding::embedding_bwd(&cpu, &dy, &id_buf, V, E, &mut dw, &mut st).unwrap())
         });
         if let Some((d, _, ids, dy)) = &on_gpu {
             common::bench_gpu_memcpy(&mut g, d, name, bytes);
             let mut dw = DeviceBuffer::zeros(d, V * E).unwrap();
+            let mut gst = Status::new(d).unwrap();
             g.bench_with_input(BenchmarkId::new("cuda", name), &n, |b, _| {
                 b.iter(|| {
-                    embedding::embedding_bwd(d, dy, ids, V, E, &mut dw).unwrap();
+                    embedding::embedding_bwd(d, dy, ids, V, E, &mut dw, &mut gst).unwrap();
                     d.synchronize().unwrap()
                 })
             });

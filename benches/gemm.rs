@@ -16,8 +16,8 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use shoestring::device::{Device, DeviceBuffer};
-use shoestring::ops::elementwise::OverflowFlag;
 use shoestring::ops::gemm::{self, Gemm, Op};
+use shoestring::status::Status;
 use std::hint::black_box;
 
 /// (label, m, n, k, op(A), op(B)).
@@ -117,7 +117,7 @@ fn bench_gemm(c: &mut Criterion) {
         let ad = DeviceBuffer::copy_htod(&dev, &a).unwrap();
         let bd = DeviceBuffer::copy_htod(&dev, &b).unwrap();
         let mut cd = DeviceBuffer::<f32>::zeros(&dev, m * n).unwrap();
-        let mut flag = OverflowFlag::new(&dev).unwrap();
+        let mut flag = Status::new(&dev).unwrap();
         let mut out = vec![0.0f32; m * n];
         let ((rsa, csa), (rsb, csb)) = strides(&g);
         for threads in [1usize, 2] {

@@ -37,10 +37,10 @@ use cudarc::driver::sys::{CUdevice_attribute, CUevent_flags};
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
 use shoestring::device::{Device, DeviceBuffer};
 use shoestring::numerics::{float_to_half_rn, half_to_float};
-use shoestring::ops::elementwise::OverflowFlag;
 use shoestring::ops::gemm::fast::{gemm_fast_with, mma_peak, mma_peak_flops, FastKernel};
 use shoestring::ops::gemm::{self, Gemm};
 use shoestring::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
+use shoestring::status::Status;
 use std::ffi::c_void;
 use std::sync::Arc;
 
@@ -231,7 +231,7 @@ fn measure(
     let a = DeviceBuffer::copy_htod(dev, &a_h)?;
     let b = DeviceBuffer::copy_htod(dev, &b_h)?;
     let mut c16 = DeviceBuffer::<u16>::zeros(dev, g.m * g.n)?;
-    let mut flag = OverflowFlag::new(dev)?;
+    let mut flag = Status::new(dev)?;
     let mut row = Row {
         label,
         ..Row::default()
@@ -258,7 +258,7 @@ fn measure(
     row.pipe = Some(fast(FastKernel::Pipe)?);
     row.k64 = Some(fast(FastKernel::K64)?);
     row.big = Some(fast(FastKernel::Big)?);
-    if flag.read()? {
+    if flag.read()?.overflow() {
         return Err(format!(
             "{}: the overflow flag was raised on [-1, 1) data",
             row.label
@@ -445,7 +445,7 @@ fn run(dev: &Device) -> Res<()> {
     let a = DeviceBuffer::copy_htod(dev, &a)?;
     let b = DeviceBuffer::copy_htod(dev, &b)?;
     let mut c = DeviceBuffer::<f32>::zeros(dev, n * n)?;
-    let mut flag = OverflowFlag::new(dev)?;
+    let mut flag = Status::new(dev)?;
     let ms = time_ms(&stream, || {
         Ok(gemm::gemm(dev, &g, &a, &b, None, &mut c, &mut flag)?)
     })?;

@@ -10,6 +10,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use shoestring::device::{Device, DeviceBuffer};
 use shoestring::ops::softmax;
+use shoestring::status::Status;
 use std::hint::black_box;
 
 mod common;
@@ -31,6 +32,8 @@ fn bench_softmax(c: &mut Criterion) {
         let x = DeviceBuffer::copy_htod(&cpu, &x_host).unwrap();
         let lb = DeviceBuffer::copy_htod(&cpu, &labels).unwrap();
         let mut y = DeviceBuffer::zeros(&cpu, n).unwrap();
+        let mut loss = DeviceBuffer::zeros(&cpu, 1).unwrap();
+        let mut st = Status::new(&cpu).unwrap();
         g.bench_with_input(BenchmarkId::new("log_softmax cpu", &id), &n, |b, _| {
             b.iter(|| softmax::log_softmax(&cpu, &x, rows, cols, &mut y).unwrap())
         });
@@ -38,7 +41,12 @@ fn bench_softmax(c: &mut Criterion) {
             BenchmarkId::new("cross_entropy_fwd cpu", &id),
             &n,
             |b, _| {
-                b.iter(|| softmax::cross_entropy_fwd(&cpu, &x, &lb, rows, cols, &mut y).unwrap())
+                b.iter(|| {
+                    softmax::cross_entropy_fwd(
+                        &cpu, &x, &lb, rows, cols, &mut y, &mut loss, &mut st,
+                    )
+                    .unwrap()
+                })
             },
         );
         let mut dx = DeviceBuffer::zeros(&cpu, n).unwrap();
@@ -47,7 +55,8 @@ fn bench_softmax(c: &mut Criterion) {
             &n,
             |b, _| {
                 b.iter(|| {
-                    softmax::cross_entropy_bwd(&cpu, &y, &lb, rows, cols, 1.0, &mut dx).unwrap()
+                    softmax::cross_entropy_bwd(&cpu, &y, &lb, rows, cols, 1.0, &mut dx, &mut st)
+                        .unwrap()
                 })
             },
         );
@@ -59,6 +68,8 @@ fn bench_softmax(c: &mut Criterion) {
                 DeviceBuffer::zeros(&gpu, n).unwrap(),
                 DeviceBuffer::zeros(&gpu, n).unwrap(),
             );
+            let mut loss = DeviceBuffer::zeros(&gpu, 1).unwrap();
+            let mut st = Status::new(&gpu).unwrap();
             g.bench_with_input(BenchmarkId::new("log_softmax cuda", &id), &n, |b, _| {
                 b.iter(|| {
                     softmax::log_softmax(&gpu, &x, rows, cols, &mut y).unwrap();
@@ -68,14 +79,18 @@ fn bench_softmax(c: &mut Criterion) {
             let ce = BenchmarkId::new("cross_entropy_fwd cuda", &id);
             g.bench_with_input(ce, &n, |b, _| {
                 b.iter(|| {
-                    softmax::cross_entropy_fwd(&gpu, &x, &lb, rows, cols, &mut y).unwrap();
+                    softmax::cross_entropy_fwd(
+                        &gpu, &x, &lb, rows, cols, &mut y, &mut loss, &mut st,
+                    )
+                    .unwrap();
                     gpu.synchronize().unwrap()
                 })
             });
             let ce = BenchmarkId::new("cross_entropy_bwd cuda", &id);
             g.bench_with_input(ce, &n, |b, _| {
                 b.iter(|| {
-                    softmax::cross_entropy_bwd(&gpu, &y, &lb, rows, cols, 1.0, &mut dx).unwrap();
+                    softmax::cross_entropy_bwd(&gpu, &y, &lb, rows, cols, 1.0, &mut dx, &mut st)
+                        .unwrap();
                     gpu.synchronize().unwrap()
                 })
             });

@@ -1,6 +1,6 @@
 // Elementwise kernels: add, mul, scale, axpy, f32<->f16 casts, the AdamW step on f32
 // master weights, and the mixed-precision unscale + finite check that raises the
-// shared overflow flag. Contract: docs/numerics/elementwise.md.
+// overflow bit of the step's status block. Contract: docs/numerics/elementwise.md.
 //
 // Dimension: N = p.n, the element count of every buffer of a call.
 // Every kernel is a 1-D grid-stride loop in which element i depends on element
@@ -126,17 +126,18 @@ extern "C" __global__ void elementwise_adam_f32(const ss_elementwise_adam_params
 
 // elementwise_unscale_check_f32: g[i] = g[i] * p.alpha (alpha = 1/loss scale,
 //   one f32 multiplication) in place; if any result is non-finite (exponent
-//   bits all ones: inf or NaN, a bit test via ss_isfinite), *flag |= 1u.
+//   bits all ones: inf or NaN, a bit test via ss_isfinite),
+//   status[SS_STATUS_FLAGS] |= SS_STATUS_OVERFLOW.
 // Threads: grid-stride; each thread ORs its own elements' verdicts into a
-//   register and issues at most one atomicOr. The flag is an integer OR, so the
-//   result is independent of order, grid and block. The flag is never cleared
-//   here: it stays set until the host clears it (OverflowFlag::clear).
+//   register and issues at most one atomicOr. The bit is an integer OR, so the
+//   result is independent of order, grid and block. The bit is never cleared
+//   here: it stays set until the host clears the block (Status::clear).
 // Launch: as elementwise_add_f32. Memory: reads 4, writes 4 bytes/element, plus
 //   at most one 4-byte atomic per thread.
 // TWIN: src/ops/elementwise/cpu.rs::elementwise_unscale_check_f32
 extern "C" __global__ void elementwise_unscale_check_f32(const ss_elementwise_params p,
                                                          float* __restrict__ g,
-                                                         unsigned int* __restrict__ flag) {
+                                                         unsigned int* __restrict__ status) {
     const float inv_scale = p.alpha;
     unsigned int bad = 0u;
     SS_GRID_STRIDE_LOOP(i, p.n) {
@@ -145,6 +146,6 @@ extern "C" __global__ void elementwise_unscale_check_f32(const ss_elementwise_pa
         bad |= ss_isfinite(x) ? 0u : 1u;
     }
     if (bad != 0u) {
-        atomicOr(flag, 1u);
+        atomicOr(&status[SS_STATUS_FLAGS], SS_STATUS_OVERFLOW);
     }
 }

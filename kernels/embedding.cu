@@ -9,27 +9,31 @@
 // (unique, so every correct sort gives one order: by token, then by increasing
 // position) with a bitonic sort, then one thread per (segment, column) adds the
 // segment's rows of dy into dW in that order. Out-of-range ids are found first by
-// embedding_check_ids_u32 (integer atomics only); when any exists, the forward and
-// backward kernels write nothing and the host returns a typed error.
+// embedding_check_ids_u32, into the step's status block (abi_status.h; integer
+// atomics only). Once its SS_STATUS_BAD_ID bit is set, the forward and backward
+// kernels write nothing; the host learns of the ids when it reads the block at
+// the end of the step (no read-back here).
 #include "common/prelude.cuh"
 #include "common/abi.h"
 
-// embedding_check_ids_u32: for every t < N with ids[t] >= V:
-//   err[0] |= SS_EMBEDDING_ERR_FLAG_BAD_ID; err[1] = min(err[1], t); err[2] += 1.
+// embedding_check_ids_u32: for every t < N with ids[t] >= V, into the status block:
+//   status[FLAGS] |= SS_STATUS_BAD_ID; status[BAD_ID_FIRST] = max(., 0xffffffff - t)
+//   (so the smallest bad t wins); status[BAD_ID_COUNT] += 1.
 // Threads: one position per thread per iteration, grid-stride loop.
-// Launch: 1-D, any block and grid. Precondition: err = {0, 0xffffffff, 0}.
-// Memory: reads 4N bytes; writes at most 12 bytes (integer atomics: OR, MIN and ADD
+// Launch: 1-D, any block and grid. Precondition: N < 2^32; status holds
+//   SS_STATUS_WORDS words.
+// Memory: reads 4N bytes; writes at most 12 bytes (integer atomics: OR, MAX and ADD
 //   are order-independent, so the result does not depend on scheduling).
 // Order: none (integers only).
 // TWIN: src/ops/embedding/cpu.rs::embedding_check_ids_u32
 extern "C" __global__ void embedding_check_ids_u32(const ss_embedding_params p,
                                                    const uint32_t* __restrict__ ids,
-                                                   uint32_t* err) {
+                                                   uint32_t* status) {
     SS_GRID_STRIDE_LOOP(t, p.n) {
         if ((uint64_t)ids[t] >= p.v) {
-            atomicOr(&err[0], SS_EMBEDDING_ERR_FLAG_BAD_ID);
-            atomicMin(&err[1], (uint32_t)t);
-            atomicAdd(&err[2], 1u);
+            atomicOr(&status[SS_STATUS_FLAGS], SS_STATUS_BAD_ID);
+            atomicMax(&status[SS_STATUS_BAD_ID_FIRST], 0xffffffffu - (uint32_t)t);
+            atomicAdd(&status[SS_STATUS_BAD_ID_COUNT], 1u);
         }
     }
 }
@@ -38,17 +42,17 @@ extern "C" __global__ void embedding_check_ids_u32(const ss_embedding_params p,
 // Threads: one element (t, c) per thread per iteration, flat index t*E + c,
 //   grid-stride loop (consecutive threads read consecutive columns of one row).
 // Launch: 1-D, any block and grid. Precondition: embedding_check_ids_u32 ran on
-//   the same ids into err; if err[0] != 0 nothing is written (and an id >= V is
-//   never read even if the check was skipped).
+//   the same ids into status; if its SS_STATUS_BAD_ID bit is set nothing is
+//   written (and an id >= V is never read even if the check was skipped).
 // Memory: reads 4N + 4NE bytes (ids re-read per element, from cache), writes 4NE.
 // Order: none (no arithmetic).
 // TWIN: src/ops/embedding/cpu.rs::embedding_fwd_f32
 extern "C" __global__ void embedding_fwd_f32(const ss_embedding_params p,
                                              const float* __restrict__ w,
                                              const uint32_t* __restrict__ ids,
-                                             const uint32_t* __restrict__ err,
+                                             const uint32_t* __restrict__ status,
                                              float* __restrict__ out) {
-    if (err[0] != 0u) {
+    if ((status[SS_STATUS_FLAGS] & SS_STATUS_BAD_ID) != 0u) {
         return;
     }
     const uint64_t total = p.n * p.e;
@@ -172,7 +176,7 @@ extern "C" __global__ void embedding_sort_keys_local_u64(const ss_embedding_sort
 //   dW[v, c] once; every other thread does nothing. Each (v, c) has exactly one
 //   writer, so no atomics and no races.
 // Launch: 1-D, any block and grid. Precondition: embedding_check_ids_u32 ran on
-//   the same ids into err; if err[0] != 0 nothing is written.
+//   the same ids into status; if its SS_STATUS_BAD_ID bit is set nothing is written.
 // Memory: reads 8N (keys, per column) + 4NE (dy) + 4UE (dW), writes 4UE bytes,
 //   U = number of distinct ids.
 // Order: per (v, c), plain f32 adds in increasing t (DESIGN.md rule 6).
@@ -180,9 +184,9 @@ extern "C" __global__ void embedding_sort_keys_local_u64(const ss_embedding_sort
 extern "C" __global__ void embedding_bwd_f32(const ss_embedding_params p,
                                              const uint64_t* __restrict__ keys,
                                              const float* __restrict__ dy,
-                                             const uint32_t* __restrict__ err,
+                                             const uint32_t* __restrict__ status,
                                              float* __restrict__ dw) {
-    if (err[0] != 0u) {
+    if ((status[SS_STATUS_FLAGS] & SS_STATUS_BAD_ID) != 0u) {
         return;
     }
     const uint64_t total = p.n * p.e;

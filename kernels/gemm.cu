@@ -5,7 +5,8 @@
 //     acc = beta ? 0.0f + C[i,j] : +0.0f;  for kk = 0 .. K-1: acc = fmaf(a[i,kk], b[kk,j], acc)
 //     y = has_bias ? fmaf(alpha, acc, bias[j]) : alpha * acc
 //     C[i,j] = round-to-nearest-even of ss_canonical_nan(y) into the output type
-// and a non-finite stored value ORs 1 into *flag. Layouts: abi_gemm.h.
+// and a non-finite stored value ORs SS_STATUS_OVERFLOW into the step's status
+// block (abi_status.h). Layouts: abi_gemm.h.
 // Tiling over m, n and k never reorders a chain: a thread owns its outputs for
 // the whole k loop, and a k tile continues the chain where the last one stopped.
 // Contract: docs/numerics/gemm.md.
@@ -198,11 +199,11 @@ SS_DEVICE void gemm_stage(const float (*As)[GEMM_BM], const float (*Bs)[GEMM_BN]
 // Pipeline: the next k tile is loaded from global memory into registers while
 //   the current one is multiplied from shared memory; one barrier per tile.
 // Order: per output, the fma chain over k ascending; no split-K, no atomics on
-//   floats (the flag is an integer OR).
+//   floats (the overflow bit is an integer OR).
 // TWIN: src/ops/gemm/cpu.rs::gemm
 template <int BK, typename TI, typename TO>
 SS_DEVICE void gemm_exact(const ss_gemm_params p, const TI* __restrict__ A, const TI* __restrict__ B,
-                          const float* __restrict__ bias, TO* __restrict__ C, unsigned int* flag) {
+                          const float* __restrict__ bias, TO* __restrict__ C, unsigned int* status) {
     static_assert(BK % 8 == 0 && BK <= 32, "EPT = BK/2 must be a multiple of 4");
     constexpr int EPT = BK / 2;
     __shared__ __align__(16) float As[2][BK][GEMM_BM];
@@ -273,30 +274,30 @@ SS_UNROLL
             nonfinite |= !gemm_store(&C[(uint64_t)i * N + j], ss_canonical_nan(y));
         }
     }
-    if (nonfinite) atomicOr(flag, 1u);
+    if (nonfinite) atomicOr(&status[SS_STATUS_FLAGS], SS_STATUS_OVERFLOW);
 }
 
-// Kernel args: (params, a, b, bias (null unless has_bias), c, flag). Written out
+// Kernel args: (params, a, b, bias (null unless has_bias), c, status). Written out
 // (no macro) so that build.rs finds each name.
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
     gemm_exact_f32_f32(const ss_gemm_params p, const float* __restrict__ a, const float* __restrict__ b,
-                       const float* __restrict__ bias, float* __restrict__ c, unsigned int* flag) {
-    gemm_exact<GEMM_BK, float, float>(p, a, b, bias, c, flag);
+                       const float* __restrict__ bias, float* __restrict__ c, unsigned int* status) {
+    gemm_exact<GEMM_BK, float, float>(p, a, b, bias, c, status);
 }
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
     gemm_exact_f32_f16(const ss_gemm_params p, const float* __restrict__ a, const float* __restrict__ b,
-                       const float* __restrict__ bias, unsigned short* __restrict__ c, unsigned int* flag) {
-    gemm_exact<GEMM_BK, float, unsigned short>(p, a, b, bias, c, flag);
+                       const float* __restrict__ bias, unsigned short* __restrict__ c, unsigned int* status) {
+    gemm_exact<GEMM_BK, float, unsigned short>(p, a, b, bias, c, status);
 }
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
     gemm_exact_f16_f32(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                       float* __restrict__ c, unsigned int* flag) {
-    gemm_exact<GEMM_BK, unsigned short, float>(p, a, b, bias, c, flag);
+                       float* __restrict__ c, unsigned int* status) {
+    gemm_exact<GEMM_BK, unsigned short, float>(p, a, b, bias, c, status);
 }
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
     gemm_exact_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                       unsigned short* __restrict__ c, unsigned int* flag) {
-    gemm_exact<GEMM_BK, unsigned short, unsigned short>(p, a, b, bias, c, flag);
+                       unsigned short* __restrict__ c, unsigned int* status) {
+    gemm_exact<GEMM_BK, unsigned short, unsigned short>(p, a, b, bias, c, status);
 }

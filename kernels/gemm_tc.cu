@@ -6,7 +6,8 @@
 //     acc = sum over kk of a[i,kk] * b[kk,j]      (mma.sync, f32 accumulators)
 //     y = has_bias ? fmaf(alpha, acc, bias[j]) : alpha * acc
 //     C[i,j] = round-to-nearest-even of ss_canonical_nan(y) into the output type
-// and (flag variants) a non-finite stored value ORs 1 into *flag.
+// and (flag variants) a non-finite stored value ORs SS_STATUS_OVERFLOW into the
+// step's status block (abi_status.h).
 //
 // Numerics (DESIGN.md, "The fast tier"): NOT bitwise equal to the CPU twin. Each
 // f16 x f16 product is exact in f32, but the PTX ISA leaves the order and rounding
@@ -230,7 +231,7 @@ struct TcShape {
 template <typename S, bool TA, bool TB, bool FLAG, typename TO>
 SS_DEVICE void tc_gemm_body(const ss_gemm_params& p, const unsigned short* __restrict__ A,
                             const unsigned short* __restrict__ B, const float* __restrict__ bias,
-                            TO* __restrict__ C, unsigned int* flag, unsigned char* smem) {
+                            TO* __restrict__ C, unsigned int* status, unsigned char* smem) {
     constexpr int BK = S::BK, KS = S::KS;
     constexpr int BM = S::BM, BN = S::BN, WM = S::WM, WN = S::WN, MT = S::MT, NT = S::NT;
     constexpr int STAGES = S::STAGES;
@@ -451,7 +452,7 @@ SS_UNROLL
         }
         __syncwarp();
     }
-    if (FLAG && nonfinite) atomicOr(flag, 1u);
+    if (FLAG && nonfinite) atomicOr(&status[SS_STATUS_FLAGS], SS_STATUS_OVERFLOW);
 }
 
 // ---------------------------------------------------------------------------------
@@ -520,59 +521,59 @@ static_assert(TcMain::THREADS == TC_MAIN_THREADS && TcWide::THREADS == TC_WIDE_T
 template <typename S, bool TA, bool TB, bool FLAG, typename TO>
 SS_DEVICE void tc_gemm(const ss_gemm_params& p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                       TO* __restrict__ c, unsigned int* flag) {
+                       TO* __restrict__ c, unsigned int* status) {
     SS_DYNAMIC_SHARED(unsigned char, smem);
-    tc_gemm_body<S, TA, TB, FLAG, TO>(p, a, b, bias, c, flag, smem);
+    tc_gemm_body<S, TA, TB, FLAG, TO>(p, a, b, bias, c, status, smem);
 }
 
-// Kernel args: (params, a, b, bias (null unless has_bias), c, flag). Written out.
+// Kernel args: (params, a, b, bias (null unless has_bias), c, status). Written out.
 extern "C" __global__ void __launch_bounds__(TC_MAIN_THREADS, 2)
     gemm_tc_nn_f16_f32(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                       float* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcMain, false, false, true, float>(p, a, b, bias, c, flag);
+                       float* __restrict__ c, unsigned int* status) {
+    tc_gemm<TcMain, false, false, true, float>(p, a, b, bias, c, status);
 }
 extern "C" __global__ void __launch_bounds__(TC_MAIN_THREADS, 2)
     gemm_tc_nt_f16_f32(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                       float* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcMain, false, true, true, float>(p, a, b, bias, c, flag);
+                       float* __restrict__ c, unsigned int* status) {
+    tc_gemm<TcMain, false, true, true, float>(p, a, b, bias, c, status);
 }
 extern "C" __global__ void __launch_bounds__(TC_MAIN_THREADS, 2)
     gemm_tc_tn_f16_f32(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                       float* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcMain, true, false, true, float>(p, a, b, bias, c, flag);
+                       float* __restrict__ c, unsigned int* status) {
+    tc_gemm<TcMain, true, false, true, float>(p, a, b, bias, c, status);
 }
 extern "C" __global__ void __launch_bounds__(TC_MAIN_THREADS, 2)
     gemm_tc_tt_f16_f32(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                       float* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcMain, true, true, true, float>(p, a, b, bias, c, flag);
+                       float* __restrict__ c, unsigned int* status) {
+    tc_gemm<TcMain, true, true, true, float>(p, a, b, bias, c, status);
 }
 extern "C" __global__ void __launch_bounds__(TC_MAIN_THREADS, 2)
     gemm_tc_nn_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                       unsigned short* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcMain, false, false, true, unsigned short>(p, a, b, bias, c, flag);
+                       unsigned short* __restrict__ c, unsigned int* status) {
+    tc_gemm<TcMain, false, false, true, unsigned short>(p, a, b, bias, c, status);
 }
 extern "C" __global__ void __launch_bounds__(TC_MAIN_THREADS, 2)
     gemm_tc_nt_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                       unsigned short* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcMain, false, true, true, unsigned short>(p, a, b, bias, c, flag);
+                       unsigned short* __restrict__ c, unsigned int* status) {
+    tc_gemm<TcMain, false, true, true, unsigned short>(p, a, b, bias, c, status);
 }
 extern "C" __global__ void __launch_bounds__(TC_MAIN_THREADS, 2)
     gemm_tc_tn_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                       unsigned short* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcMain, true, false, true, unsigned short>(p, a, b, bias, c, flag);
+                       unsigned short* __restrict__ c, unsigned int* status) {
+    tc_gemm<TcMain, true, false, true, unsigned short>(p, a, b, bias, c, status);
 }
 extern "C" __global__ void __launch_bounds__(TC_MAIN_THREADS, 2)
     gemm_tc_tt_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
                        const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                       unsigned short* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcMain, true, true, true, unsigned short>(p, a, b, bias, c, flag);
+                       unsigned short* __restrict__ c, unsigned int* status) {
+    tc_gemm<TcMain, true, true, true, unsigned short>(p, a, b, bias, c, status);
 }
 
 // Bench-only (benches/gemm_gpu.rs, via gemm::fast::FastKernel): TcMain without the
@@ -580,38 +581,38 @@ extern "C" __global__ void __launch_bounds__(TC_MAIN_THREADS, 2)
 extern "C" __global__ void __launch_bounds__(TC_MAIN_THREADS, 2)
     gemm_tc_nn_f16_f16_noflag(const ss_gemm_params p, const unsigned short* __restrict__ a,
                               const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                              unsigned short* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcMain, false, false, false, unsigned short>(p, a, b, bias, c, flag);
+                              unsigned short* __restrict__ c, unsigned int* status) {
+    tc_gemm<TcMain, false, false, false, unsigned short>(p, a, b, bias, c, status);
 }
 extern "C" __global__ void __launch_bounds__(TC_WIDE_THREADS, 1)
     gemm_tc_wide_nn_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
                             const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                            unsigned short* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcWide, false, false, true, unsigned short>(p, a, b, bias, c, flag);
+                            unsigned short* __restrict__ c, unsigned int* status) {
+    tc_gemm<TcWide, false, false, true, unsigned short>(p, a, b, bias, c, status);
 }
 extern "C" __global__ void __launch_bounds__(TC_NARROW_THREADS, 2)
     gemm_tc_narrow_nn_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
                               const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                              unsigned short* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcNarrow, false, false, true, unsigned short>(p, a, b, bias, c, flag);
+                              unsigned short* __restrict__ c, unsigned int* status) {
+    tc_gemm<TcNarrow, false, false, true, unsigned short>(p, a, b, bias, c, status);
 }
 extern "C" __global__ void __launch_bounds__(TC_PIPE_THREADS, 2)
     gemm_tc_pipe_nn_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
                             const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                            unsigned short* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcPipe, false, false, true, unsigned short>(p, a, b, bias, c, flag);
+                            unsigned short* __restrict__ c, unsigned int* status) {
+    tc_gemm<TcPipe, false, false, true, unsigned short>(p, a, b, bias, c, status);
 }
 extern "C" __global__ void __launch_bounds__(TC_K64_THREADS, 2)
     gemm_tc_k64_nn_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
                            const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                           unsigned short* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcK64, false, false, true, unsigned short>(p, a, b, bias, c, flag);
+                           unsigned short* __restrict__ c, unsigned int* status) {
+    tc_gemm<TcK64, false, false, true, unsigned short>(p, a, b, bias, c, status);
 }
 extern "C" __global__ void __launch_bounds__(TC_BIG_THREADS, 1)
     gemm_tc_big_nn_f16_f16(const ss_gemm_params p, const unsigned short* __restrict__ a,
                            const unsigned short* __restrict__ b, const float* __restrict__ bias,
-                           unsigned short* __restrict__ c, unsigned int* flag) {
-    tc_gemm<TcBig, false, false, true, unsigned short>(p, a, b, bias, c, flag);
+                           unsigned short* __restrict__ c, unsigned int* status) {
+    tc_gemm<TcBig, false, false, true, unsigned short>(p, a, b, bias, c, status);
 }
 
 // gemm_tc_mma_peak (bench only, not a GEMM): the mma.sync ceiling of the device.

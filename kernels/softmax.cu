@@ -57,15 +57,16 @@ extern "C" __global__ void softmax_log_fwd_f32(const ss_softmax_rows_params p, c
 
 // softmax_xent_fwd_f32: y as softmax_log_fwd_f32, and nll[r] = -y[r, label_r]
 //   (recomputed by thread 0 with the same operations, so the same bits as the
-//   stored y). A label >= C sets err[0] = max(err[0], R - r) (an integer max, so
-//   the host learns the smallest bad row whatever the block order) and nll[r]
-//   = NaN.
-// Threads / launch / preconditions: as softmax_log_fwd_f32; err zeroed by the host.
+//   stored y). A label >= C sets nll[r] = NaN and, in the status block,
+//   SS_STATUS_BAD_LABEL and status[BAD_LABEL_FIRST] = max(., 0xffffffff - r)
+//   (an integer max, so the smallest bad row wins whatever the block order).
+// Threads / launch / preconditions: as softmax_log_fwd_f32; status holds
+//   SS_STATUS_WORDS words.
 // Memory: as softmax_log_fwd_f32, plus 4R bytes of labels read, 4R of nll written.
 // TWIN: src/ops/softmax/cpu.rs::xent_rows
 extern "C" __global__ void softmax_xent_fwd_f32(const ss_softmax_rows_params p, const float* x,
                                                 const uint32_t* labels, float* y, float* nll,
-                                                uint32_t* err) {
+                                                uint32_t* status) {
     __shared__ float smem[SS_REDUCE_LANES];
     const uint64_t C = p.cols;
     for (uint64_t r = blockIdx.x; r < p.rows; r += gridDim.x) {  // 64-bit: no wrap near 2^32 rows
@@ -78,7 +79,8 @@ extern "C" __global__ void softmax_xent_fwd_f32(const ss_softmax_rows_params p, 
                 nll[r] = ss_canonical_nan(-((xr[label] - m) - ls));
             } else {
                 nll[r] = __uint_as_float(SS_CANONICAL_NAN_BITS);
-                atomicMax(err, (uint32_t)(p.rows - r));
+                atomicOr(&status[SS_STATUS_FLAGS], SS_STATUS_BAD_LABEL);
+                atomicMax(&status[SS_STATUS_BAD_LABEL_FIRST], 0xffffffffu - (uint32_t)r);
             }
         }
     }
@@ -86,18 +88,25 @@ extern "C" __global__ void softmax_xent_fwd_f32(const ss_softmax_rows_params p, 
 
 // softmax_xent_loss_f32: loss[0] = sum_r nll[r] / (float)R, the sum in the
 //   canonical order over the R values, then one IEEE f32 division (R < 2^24,
-//   so (float)R is exact); NaN canonicalized.
+//   so (float)R is exact); NaN canonicalized. The same bits also go to
+//   status[SS_STATUS_LOSS] (the step reads them with the status block), and a
+//   non-finite loss sets SS_STATUS_NONFINITE_LOSS.
 // Threads: one block of exactly 256 threads, thread t is lane t.
 // Launch: grid = (1,1,1), block = 256. Preconditions (host): 1 <= R < 2^24.
-// Memory: reads 4R bytes, writes 4.
+// Memory: reads 4R bytes, writes 8 (and an atomic OR when non-finite).
 // TWIN: src/ops/softmax/cpu.rs::mean_loss
 extern "C" __global__ void softmax_xent_loss_f32(const ss_softmax_rows_params p, const float* nll,
-                                                 float* loss) {
+                                                 float* loss, uint32_t* status) {
     __shared__ float smem[SS_REDUCE_LANES];
     const float s = ss_block_row_reduce_256<ss_reduce_sum_op>(
         (uint64_t)p.rows, [&](uint64_t r) { return nll[r]; }, smem);
     if (threadIdx.x == 0 && blockIdx.x == 0) {
-        loss[0] = ss_canonical_nan(s / (float)p.rows);
+        const float l = ss_canonical_nan(s / (float)p.rows);
+        loss[0] = l;
+        status[SS_STATUS_LOSS] = __float_as_uint(l);
+        if (!ss_isfinite(l)) {
+            atomicOr(&status[SS_STATUS_FLAGS], SS_STATUS_NONFINITE_LOSS);
+        }
     }
 }
 
@@ -105,15 +114,17 @@ extern "C" __global__ void softmax_xent_loss_f32(const ss_softmax_rows_params p,
 //   rounded as: p = ss_exp(y); q = p - onehot (f32 subtraction, onehot 1.0f or
 //   0.0f); dx = q * gscale (f32 multiply); NaN canonicalized. No fma.
 //   gscale = dloss / (float)R was rounded once on the host. A label >= C sets
-//   err[0] = max(err[0], R - r) (checked at column 0 of each row).
+//   the status block's bad-label words as softmax_xent_fwd_f32 does (checked at
+//   column 0 of each row).
 // Threads: one element per thread per iteration, grid-stride over i = r*C + j,
 //   so any grid/block shape gives the same bits (each element depends on i only).
 // Launch: 1-D, block any size (default 256), grid any size >= 1 (default
-//   min(ceil(RC/256), 65535)). Preconditions (host): R >= 1, C >= 1; err zeroed.
+//   min(ceil(RC/256), 65535)). Preconditions (host): R >= 1, C >= 1; status holds
+//   SS_STATUS_WORDS words.
 // Memory: reads 4RC bytes of y and (cached) labels, writes 4RC bytes of dx.
 // TWIN: src/ops/softmax/cpu.rs::xent_bwd
 extern "C" __global__ void softmax_xent_bwd_f32(const ss_softmax_bwd_params p, const float* y,
-                                                const uint32_t* labels, float* dx, uint32_t* err) {
+                                                const uint32_t* labels, float* dx, uint32_t* status) {
     const uint64_t C = p.cols;
     const uint64_t n = (uint64_t)p.rows * C;
     SS_GRID_STRIDE_LOOP(i, n) {
@@ -121,7 +132,8 @@ extern "C" __global__ void softmax_xent_bwd_f32(const ss_softmax_bwd_params p, c
         const uint64_t j = i - r * C;
         const uint32_t label = labels[r];
         if (label >= p.cols && j == 0) {
-            atomicMax(err, p.rows - (uint32_t)r);
+            atomicOr(&status[SS_STATUS_FLAGS], SS_STATUS_BAD_LABEL);
+            atomicMax(&status[SS_STATUS_BAD_LABEL_FIRST], 0xffffffffu - (uint32_t)r);
         }
         const float onehot = j == (uint64_t)label ? 1.0f : 0.0f;
         const float q = ss_exp(y[i]) - onehot;

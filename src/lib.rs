@@ -10,6 +10,8 @@
 //!   shares (`kernels/common/`).
 //! - [`rng`]: the address of a draw (Philox key and counter), the explicit
 //!   Philox state and named streams.
+//! - [`status`]: the per-step status block every kernel reports into and the
+//!   host reads once per step.
 //! - [`ops`]: kernel families, each a CUDA kernel file plus its CPU twin.
 
 pub mod detmath;
@@ -18,6 +20,7 @@ pub mod error;
 pub mod numerics;
 pub mod ops;
 pub mod rng;
+pub mod status;
 pub mod verify;
 
 pub use device::{Device, DeviceBuffer};

@@ -8,8 +8,9 @@ mod support;
 
 use shoestring::device::{Device, DeviceBuffer};
 use shoestring::numerics::{float_to_half_rn, CANONICAL_NAN_BITS};
-use shoestring::ops::elementwise::{self as ew, AdamParams, OverflowFlag};
+use shoestring::ops::elementwise::{self as ew, AdamParams};
 use shoestring::ops::philox::{cpu::philox_block, PhiloxCounter, PhiloxKey};
+use shoestring::status::Status;
 use shoestring::Error;
 use support::test_devices;
 
@@ -127,11 +128,11 @@ fn run_every_op(dev: &Device, n: usize, shape: (u32, u32)) -> Vec<(&'static str,
     res.push(("adam param", bits(&p.copy_dtoh().unwrap())));
     res.push(("adam m", bits(&m.copy_dtoh().unwrap())));
     res.push(("adam v", bits(&v.copy_dtoh().unwrap())));
-    let mut flag = OverflowFlag::new(dev).unwrap();
+    let mut flag = Status::new(dev).unwrap();
     let mut g = DeviceBuffer::copy_htod(dev, &a).unwrap();
     ew::unscale_check_finite_with_shape(dev, 1.0 / 1024.0, &mut g, &mut flag, shape).unwrap();
     let mut got = bits(&g.copy_dtoh().unwrap());
-    got.push(flag.bits().unwrap());
+    got.push(flag.read().unwrap().flags);
     res.push(("unscale_check", got));
     res
 }
@@ -497,13 +498,13 @@ fn unscale_leaves_the_flag_clear_when_every_result_is_finite() {
         .map(|x| if x.is_finite() { x } else { 1.0 })
         .collect();
     let mut g = DeviceBuffer::copy_htod(&Device::Cpu, &g0).unwrap();
-    let mut flag = OverflowFlag::new(&Device::Cpu).unwrap();
+    let mut flag = Status::new(&Device::Cpu).unwrap();
     let inv = 1.0f32 / 65536.0;
     ew::unscale_check_finite(&Device::Cpu, inv, &mut g, &mut flag).unwrap();
     let want: Vec<f32> = g0.iter().map(|x| canon(x * inv)).collect();
     assert_bits_eq("unscaled grads", &g.copy_dtoh().unwrap(), &want);
-    assert!(!flag.read().unwrap());
-    assert_eq!(flag.bits().unwrap(), 0);
+    assert!(!flag.read().unwrap().overflow());
+    assert_eq!(flag.read().unwrap().flags, 0);
 }
 
 #[test]
@@ -523,19 +524,28 @@ fn unscale_raises_the_flag_on_exactly_one_overflow_inf_or_nan_and_it_stays_until
             let mut g0 = clean.clone();
             g0[at] = value;
             let mut g = DeviceBuffer::copy_htod(&dev, &g0).unwrap();
-            let mut flag = OverflowFlag::new(&dev).unwrap();
+            let mut flag = Status::new(&dev).unwrap();
             ew::unscale_check_finite(&dev, inv, &mut g, &mut flag).unwrap();
-            assert_eq!(flag.bits().unwrap(), 1, "{dev}: {value:e} at {at}");
+            assert_eq!(flag.read().unwrap().flags, 1, "{dev}: {value:e} at {at}");
             let want: Vec<f32> = g0.iter().map(|x| canon(x * inv)).collect();
             assert_bits_eq(&format!("{dev}: grads"), &g.copy_dtoh().unwrap(), &want);
             // A later all-finite call does not clear it; clear() does.
             let mut ok = DeviceBuffer::copy_htod(&dev, &clean).unwrap();
             ew::unscale_check_finite(&dev, inv.min(1.0), &mut ok, &mut flag).unwrap();
-            assert!(flag.read().unwrap(), "{dev}: a clean call cleared the flag");
+            assert!(
+                flag.read().unwrap().overflow(),
+                "{dev}: a clean call cleared the flag"
+            );
             flag.clear().unwrap();
-            assert!(!flag.read().unwrap(), "{dev}: clear() did not clear");
+            assert!(
+                !flag.read().unwrap().overflow(),
+                "{dev}: clear() did not clear"
+            );
             ew::unscale_check_finite(&dev, 1.0, &mut ok, &mut flag).unwrap();
-            assert!(!flag.read().unwrap(), "{dev}: finite grads raised the flag");
+            assert!(
+                !flag.read().unwrap().overflow(),
+                "{dev}: finite grads raised the flag"
+            );
         }
     }
 }
@@ -596,7 +606,7 @@ fn nan_results_are_the_canonical_nan_on_every_device() {
             "{dev}: scale"
         );
         let mut g = DeviceBuffer::copy_htod(&dev, &a).unwrap();
-        let mut flag = OverflowFlag::new(&dev).unwrap();
+        let mut flag = Status::new(&dev).unwrap();
         ew::unscale_check_finite(&dev, 0.5, &mut g, &mut flag).unwrap();
         let got = bits(&g.copy_dtoh().unwrap());
         assert_eq!(
@@ -760,11 +770,11 @@ fn length_and_device_mismatches_are_typed_errors() {
             matches!(err, Error::DeviceMismatch { name: "b", .. }),
             "{err}"
         );
-        let mut flag = OverflowFlag::new(&cpu).unwrap();
+        let mut flag = Status::new(&cpu).unwrap();
         let mut g = DeviceBuffer::zeros(sim, 8).unwrap();
         let err = ew::unscale_check_finite(sim, 1.0, &mut g, &mut flag).unwrap_err();
         assert!(
-            matches!(err, Error::DeviceMismatch { name: "flag", .. }),
+            matches!(err, Error::DeviceMismatch { name: "status", .. }),
             "{err}"
         );
     }

@@ -9,6 +9,7 @@ mod support;
 use shoestring::device::{Device, DeviceBuffer};
 use shoestring::ops::embedding;
 use shoestring::ops::philox::{philox_blocks, PhiloxCounter, PhiloxKey};
+use shoestring::status::Status;
 use support::test_devices;
 
 /// `n` Philox words from stream `stream` (the test's own random source).
@@ -76,7 +77,9 @@ fn fwd_shape(
     let wb = DeviceBuffer::copy_htod(dev, w).unwrap();
     let ib = DeviceBuffer::copy_htod(dev, ids).unwrap();
     let mut out = DeviceBuffer::zeros(dev, ids.len() * e).unwrap();
-    embedding::embedding_fwd_with_shape(dev, &wb, v, e, &ib, &mut out, shape).unwrap();
+    let mut status = Status::new(dev).unwrap();
+    embedding::embedding_fwd_with_shape(dev, &wb, v, e, &ib, &mut out, &mut status, shape).unwrap();
+    status.read().unwrap().check_inputs().unwrap();
     out.copy_dtoh().unwrap()
 }
 
@@ -96,7 +99,9 @@ fn bwd_shape(
     let db = DeviceBuffer::copy_htod(dev, dy).unwrap();
     let ib = DeviceBuffer::copy_htod(dev, ids).unwrap();
     let mut dw = DeviceBuffer::copy_htod(dev, dw0).unwrap();
-    embedding::embedding_bwd_with_shape(dev, &db, &ib, v, e, &mut dw, shape).unwrap();
+    let mut status = Status::new(dev).unwrap();
+    embedding::embedding_bwd_with_shape(dev, &db, &ib, v, e, &mut dw, &mut status, shape).unwrap();
+    status.read().unwrap().check_inputs().unwrap();
     dw.copy_dtoh().unwrap()
 }
 
@@ -277,30 +282,42 @@ fn embedding_cpu_bits_do_not_depend_on_thread_count() {
     }
 }
 
+/// Out-of-range ids go to the status block, never read back by the op: the
+/// same first position and count on every device, the same error text from
+/// the report, and outputs left untouched.
 #[test]
-fn embedding_out_of_range_id_is_the_same_typed_error_on_every_device() {
+fn embedding_out_of_range_ids_are_reported_through_the_status_block_on_every_device() {
     let (v, e) = (10, 3);
     // Bad ids at positions 4, 6 and 9 (one of them u32::MAX).
     let ids = vec![0, 1, 9, 2, 10, 3, u32::MAX, 5, 5, 11];
     let n = ids.len();
     let w = floats(30, v * e);
     let dy = floats(31, n * e);
-    let expected_fwd = "embedding_fwd: 3 of 10 ids are out of range for 10 weight rows; the first is at position 4";
-    let expected_bwd = "embedding_bwd: 3 of 10 ids are out of range for 10 weight rows; the first is at position 4";
+    let expected = "embedding: 3 token ids are out of range for the embedding's rows; the first is at position 4";
     let mut devices = vec![Device::Cpu];
     devices.extend(test_devices(
-        "embedding_out_of_range_id_is_the_same_typed_error_on_every_device",
+        "embedding_out_of_range_ids_are_reported_through_the_status_block_on_every_device",
     ));
     for dev in &devices {
         let wb = DeviceBuffer::copy_htod(dev, &w).unwrap();
         let ib = DeviceBuffer::copy_htod(dev, &ids).unwrap();
         let mut out = DeviceBuffer::copy_htod(dev, &vec![7.0f32; n * e]).unwrap();
-        let err = embedding::embedding_fwd(dev, &wb, v, e, &ib, &mut out).unwrap_err();
+        let mut status = Status::new(dev).unwrap();
+        let reads = dev.counters().dtoh_copies;
+        embedding::embedding_fwd(dev, &wb, v, e, &ib, &mut out, &mut status).unwrap();
+        assert_eq!(dev.counters().dtoh_copies, reads, "{dev}: the op read back");
+        let report = status.read().unwrap();
+        assert_eq!(
+            (report.bad_id(), report.first_bad_id, report.bad_ids),
+            (true, Some(4), 3),
+            "{dev}"
+        );
+        let err = report.check_inputs().unwrap_err();
         assert!(
             matches!(err, shoestring::Error::InvalidArgument { .. }),
             "{dev}: {err:?}"
         );
-        assert_eq!(err.to_string(), expected_fwd, "{dev}");
+        assert_eq!(err.to_string(), expected, "{dev}");
         assert!(
             out.copy_dtoh().unwrap().iter().all(|&x| x == 7.0),
             "{dev}: out was written"
@@ -309,12 +326,17 @@ fn embedding_out_of_range_id_is_the_same_typed_error_on_every_device() {
         let db = DeviceBuffer::copy_htod(dev, &dy).unwrap();
         let dw0 = floats(32, v * e);
         let mut dw = DeviceBuffer::copy_htod(dev, &dw0).unwrap();
-        let err = embedding::embedding_bwd(dev, &db, &ib, v, e, &mut dw).unwrap_err();
-        assert!(
-            matches!(err, shoestring::Error::InvalidArgument { .. }),
-            "{dev}: {err:?}"
+        status.clear().unwrap();
+        embedding::embedding_bwd(dev, &db, &ib, v, e, &mut dw, &mut status).unwrap();
+        assert_eq!(
+            status
+                .read()
+                .unwrap()
+                .check_inputs()
+                .unwrap_err()
+                .to_string(),
+            expected
         );
-        assert_eq!(err.to_string(), expected_bwd, "{dev}");
         assert_eq!(
             bits(&dw.copy_dtoh().unwrap()),
             bits(&dw0),
@@ -322,17 +344,27 @@ fn embedding_out_of_range_id_is_the_same_typed_error_on_every_device() {
         );
 
         // E = 0 still checks the ids; V = 0 makes every id out of range.
+        status.clear().unwrap();
         let empty = DeviceBuffer::<f32>::zeros(dev, 0).unwrap();
         let mut out0 = DeviceBuffer::<f32>::zeros(dev, 0).unwrap();
-        let err = embedding::embedding_fwd(dev, &empty, v, 0, &ib, &mut out0).unwrap_err();
-        assert_eq!(err.to_string(), expected_fwd, "{dev}: E = 0");
-        let mut dw0b = DeviceBuffer::<f32>::zeros(dev, 0).unwrap();
-        let err = embedding::embedding_bwd(dev, &db, &ib, 0, e, &mut dw0b).unwrap_err();
+        embedding::embedding_fwd(dev, &empty, v, 0, &ib, &mut out0, &mut status).unwrap();
         assert_eq!(
-            err.to_string(),
-            "embedding_bwd: 10 of 10 ids are out of range for 0 weight rows; the first is at position 0",
-            "{dev}: V = 0"
+            status
+                .read()
+                .unwrap()
+                .check_inputs()
+                .unwrap_err()
+                .to_string(),
+            expected
         );
+        status.clear().unwrap();
+        let mut dw0b = DeviceBuffer::<f32>::zeros(dev, 0).unwrap();
+        embedding::embedding_bwd(dev, &db, &ib, 0, e, &mut dw0b, &mut status).unwrap();
+        let r = status.read().unwrap();
+        assert_eq!((r.first_bad_id, r.bad_ids), (Some(0), 10), "{dev}: V = 0");
+        // A clear block again after clear().
+        status.clear().unwrap();
+        assert!(!status.read().unwrap().bad_id());
     }
 }
 
@@ -342,12 +374,13 @@ fn embedding_refuses_buffers_of_the_wrong_length() {
     let w = DeviceBuffer::<f32>::zeros(&dev, 12).unwrap();
     let ids = DeviceBuffer::copy_htod(&dev, &[0u32, 1]).unwrap();
     let mut out = DeviceBuffer::<f32>::zeros(&dev, 5).unwrap();
-    let err = embedding::embedding_fwd(&dev, &w, 4, 3, &ids, &mut out).unwrap_err();
+    let mut status = Status::new(&dev).unwrap();
+    let err = embedding::embedding_fwd(&dev, &w, 4, 3, &ids, &mut out, &mut status).unwrap_err();
     assert!(
         err.to_string().contains("`out` has 5 elements, expected 6"),
         "{err}"
     );
-    let err = embedding::embedding_fwd(&dev, &w, 5, 3, &ids, &mut out).unwrap_err();
+    let err = embedding::embedding_fwd(&dev, &w, 5, 3, &ids, &mut out, &mut status).unwrap_err();
     assert!(
         err.to_string()
             .contains("`weights` has 12 elements, expected 15"),
@@ -355,7 +388,7 @@ fn embedding_refuses_buffers_of_the_wrong_length() {
     );
     let dy = DeviceBuffer::<f32>::zeros(&dev, 6).unwrap();
     let mut dw = DeviceBuffer::<f32>::zeros(&dev, 11).unwrap();
-    let err = embedding::embedding_bwd(&dev, &dy, &ids, 4, 3, &mut dw).unwrap_err();
+    let err = embedding::embedding_bwd(&dev, &dy, &ids, 4, 3, &mut dw, &mut status).unwrap_err();
     assert!(
         err.to_string()
             .contains("`dweights` has 11 elements, expected 12"),
@@ -498,7 +531,8 @@ fn non_finite_gradients_leave_the_canonical_nan_on_every_device() {
         let dyb = DeviceBuffer::copy_htod(dev, &dy).unwrap();
         let idb = DeviceBuffer::copy_htod(dev, &ids).unwrap();
         let mut dw = DeviceBuffer::copy_htod(dev, &dw0).unwrap();
-        embedding::embedding_bwd(dev, &dyb, &idb, v, e, &mut dw).unwrap();
+        let mut status = shoestring::status::Status::new(dev).unwrap();
+        embedding::embedding_bwd(dev, &dyb, &idb, v, e, &mut dw, &mut status).unwrap();
         dw.copy_dtoh()
             .unwrap()
             .iter()

@@ -7,8 +7,8 @@ mod support;
 
 use shoestring::device::{Device, DeviceBuffer};
 use shoestring::numerics::{float_to_half_rn, half_to_float};
-use shoestring::ops::elementwise::OverflowFlag;
 use shoestring::ops::gemm::{self, Gemm, GemmIn, GemmOut, Op};
+use shoestring::status::Status;
 use support::test_devices;
 
 mod gemm_support;
@@ -175,7 +175,7 @@ fn mismatched_lengths_are_refused_with_the_buffer_name() {
     let a = DeviceBuffer::<f32>::zeros(&dev, 8).unwrap();
     let b = DeviceBuffer::<f32>::zeros(&dev, 11).unwrap();
     let mut c = DeviceBuffer::<f32>::zeros(&dev, 6).unwrap();
-    let mut flag = OverflowFlag::new(&dev).unwrap();
+    let mut flag = Status::new(&dev).unwrap();
     let e = gemm::gemm(&dev, &g, &a, &b, None, &mut c, &mut flag).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -257,7 +257,7 @@ fn two_accumulating_gemms_over_halves_of_k_equal_one_gemm_bitwise() {
 
 #[test]
 fn accumulate_refuses_alpha_other_than_one_and_beta_other_than_zero_or_one() {
-    let mut flag = OverflowFlag::new(&Device::Cpu).unwrap();
+    let mut flag = Status::new(&Device::Cpu).unwrap();
     let a = DeviceBuffer::<f32>::zeros(&Device::Cpu, 4).unwrap();
     let mut c = DeviceBuffer::<f32>::zeros(&Device::Cpu, 4).unwrap();
     let g = Gemm::new(2, 2, 2).accumulate().alpha(0.5);

@@ -24,10 +24,10 @@ use shoestring::device::{
     MAX_DYNAMIC_SHARED_DEFAULT, MAX_DYNAMIC_SHARED_SIM,
 };
 use shoestring::numerics::{float_to_half_rn, half_to_float};
-use shoestring::ops::elementwise::OverflowFlag;
 use shoestring::ops::gemm::fast::{gemm_fast, gemm_fast_with, FastKernel};
 use shoestring::ops::gemm::{self, Gemm, GemmOut, Op};
 use shoestring::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
+use shoestring::status::Status;
 use shoestring::Error;
 use support::gpu_for_test;
 
@@ -116,7 +116,7 @@ fn run_fast<O: Out>(
     let b = DeviceBuffer::copy_htod(dev, b).unwrap();
     let bias = bias.map(|v| DeviceBuffer::copy_htod(dev, v).unwrap());
     let mut c = poisoned::<O>(dev, g.m * g.n);
-    let mut flag = OverflowFlag::new(dev).unwrap();
+    let mut flag = Status::new(dev).unwrap();
     gemm_fast_with(
         dev,
         g,
@@ -128,7 +128,7 @@ fn run_fast<O: Out>(
         k,
     )
     .unwrap_or_else(|e| panic!("{g:?} {k:?}: {e}"));
-    (c.copy_dtoh().unwrap(), flag.read().unwrap())
+    (c.copy_dtoh().unwrap(), flag.read().unwrap().overflow())
 }
 
 /// The exact tier on the CPU; returns C and the flag.
@@ -138,7 +138,7 @@ fn run_exact<O: Out>(g: &Gemm, a: &[u16], b: &[u16], bias: Option<&[f32]>) -> (V
     let b = DeviceBuffer::copy_htod(&cpu, b).unwrap();
     let bias = bias.map(|v| DeviceBuffer::copy_htod(&cpu, v).unwrap());
     let mut c = DeviceBuffer::<O>::zeros(&cpu, g.m * g.n).unwrap();
-    let mut flag = OverflowFlag::new(&cpu).unwrap();
+    let mut flag = Status::new(&cpu).unwrap();
     gemm::gemm(
         &cpu,
         g,
@@ -149,7 +149,7 @@ fn run_exact<O: Out>(g: &Gemm, a: &[u16], b: &[u16], bias: Option<&[f32]>) -> (V
         &mut flag,
     )
     .unwrap();
-    (c.copy_dtoh().unwrap(), flag.read().unwrap())
+    (c.copy_dtoh().unwrap(), flag.read().unwrap().overflow())
 }
 
 /// S[i, j] = sum_kk |op(A)[i,kk] op(B)[kk,j]| in f64.
@@ -230,7 +230,7 @@ fn fast_tier_is_a_typed_error_on_cpu_and_sim() {
         let a = DeviceBuffer::<u16>::zeros(dev, 21).unwrap();
         let b = DeviceBuffer::<u16>::zeros(dev, 35).unwrap();
         let mut c = DeviceBuffer::<f32>::zeros(dev, 15).unwrap();
-        let mut flag = OverflowFlag::new(dev).unwrap();
+        let mut flag = Status::new(dev).unwrap();
         let e = gemm_fast(dev, &g, &a, &b, None, &mut c, &mut flag).unwrap_err();
         assert!(
             matches!(
@@ -465,7 +465,7 @@ fn fast_refuses_mismatched_buffers_on_the_gpu() {
     let a = DeviceBuffer::<u16>::zeros(&dev, 8).unwrap();
     let b = DeviceBuffer::<u16>::zeros(&dev, 11).unwrap();
     let mut c = DeviceBuffer::<u16>::zeros(&dev, 6).unwrap();
-    let mut flag = OverflowFlag::new(&dev).unwrap();
+    let mut flag = Status::new(&dev).unwrap();
     let e = gemm_fast(&dev, &g, &a, &b, None, &mut c, &mut flag).unwrap_err();
     assert_eq!(
         e.to_string(),

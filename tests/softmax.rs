@@ -13,8 +13,13 @@ mod support;
 use shoestring::detmath;
 use shoestring::device::{Device, DeviceBuffer};
 use shoestring::ops::softmax::{self, philox_logits};
+use shoestring::status::Status;
 use shoestring::Error;
 use support::test_devices;
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
 
 // ---------------------------------------------------------------------------
 // The plain reference: DESIGN.md rule 3 and docs/numerics/softmax.md, scalar.
@@ -147,14 +152,43 @@ fn run_all(
     softmax::log_softmax_with_shape(dev, &xb, rows, cols, &mut y, shape).unwrap();
     let y_ls = y.copy_dtoh().unwrap();
     let mut y = DeviceBuffer::zeros(dev, x.len()).unwrap();
-    let loss =
-        softmax::cross_entropy_fwd_with_shape(dev, &xb, &lb, rows, cols, &mut y, shape).unwrap();
+    let mut loss = DeviceBuffer::zeros(dev, 1).unwrap();
+    let mut status = Status::new(dev).unwrap();
+    softmax::cross_entropy_fwd_with_shape(
+        dev,
+        &xb,
+        &lb,
+        rows,
+        cols,
+        &mut y,
+        &mut loss,
+        &mut status,
+        shape,
+    )
+    .unwrap();
     let mut dx = DeviceBuffer::zeros(dev, x.len()).unwrap();
-    softmax::cross_entropy_bwd_with_shape(dev, &y, &lb, rows, cols, dloss, &mut dx, shape).unwrap();
+    softmax::cross_entropy_bwd_with_shape(
+        dev,
+        &y,
+        &lb,
+        rows,
+        cols,
+        dloss,
+        &mut dx,
+        &mut status,
+        shape,
+    )
+    .unwrap();
+    let report = status.read().unwrap();
+    report.check_inputs().unwrap();
+    let loss = loss.copy_dtoh().unwrap()[0];
+    // The status block carries the same loss bits, and flags a non-finite one.
+    assert_eq!(report.loss.to_bits(), loss.to_bits(), "{dev}: status loss");
+    assert_eq!(report.nonfinite_loss(), !loss.is_finite(), "{dev}");
     Out {
         y_ls,
         y: y.copy_dtoh().unwrap(),
-        loss: loss.copy_dtoh().unwrap()[0],
+        loss,
         dx: dx.copy_dtoh().unwrap(),
     }
 }
@@ -423,8 +457,10 @@ fn softmax_kernel_bits_do_not_depend_on_launch_shape() {
 // Errors
 // ---------------------------------------------------------------------------
 
+/// A label out of range goes to the status block (the smallest bad row), its
+/// row's nll is NaN so the loss is NaN and flagged; nothing is read back.
 #[test]
-fn softmax_label_out_of_range_is_the_same_typed_error_on_every_device() {
+fn softmax_labels_out_of_range_are_reported_through_the_status_block_on_every_device() {
     let (rows, cols) = (9usize, 5usize);
     let x = philox_logits(3, rows, cols, 4.0).unwrap();
     let mut labels = labels_for(rows, cols, 9);
@@ -432,20 +468,31 @@ fn softmax_label_out_of_range_is_the_same_typed_error_on_every_device() {
     labels[3] = u32::MAX; // the smallest bad row is the one named
     let mut devices = vec![Device::Cpu];
     devices.extend(test_devices(
-        "softmax_label_out_of_range_is_the_same_typed_error_on_every_device",
+        "softmax_labels_out_of_range_are_reported_through_the_status_block_on_every_device",
     ));
+    let mut first = None;
     for dev in &devices {
         let xb = DeviceBuffer::copy_htod(dev, &x).unwrap();
         let lb = DeviceBuffer::copy_htod(dev, &labels).unwrap();
         let mut y = DeviceBuffer::zeros(dev, x.len()).unwrap();
-        let err = softmax::cross_entropy_fwd(dev, &xb, &lb, rows, cols, &mut y)
-            .err()
-            .expect("bad label must fail");
+        let mut loss = DeviceBuffer::zeros(dev, 1).unwrap();
+        let mut status = Status::new(dev).unwrap();
+        let reads = dev.counters().dtoh_copies;
+        softmax::cross_entropy_fwd(dev, &xb, &lb, rows, cols, &mut y, &mut loss, &mut status)
+            .unwrap();
+        assert_eq!(dev.counters().dtoh_copies, reads, "{dev}: the op read back");
+        let r = status.read().unwrap();
+        assert!(
+            r.bad_label() && r.nonfinite_loss() && r.loss.is_nan(),
+            "{dev}: {r:?}"
+        );
+        assert_eq!(r.first_bad_label, Some(3), "{dev}");
+        let err = r.check_inputs().unwrap_err();
         assert!(
             matches!(
                 err,
                 Error::InvalidArgument {
-                    op: "cross_entropy_fwd",
+                    op: "cross_entropy",
                     ..
                 }
             ),
@@ -453,16 +500,27 @@ fn softmax_label_out_of_range_is_the_same_typed_error_on_every_device() {
         );
         assert_eq!(
             err.to_string(),
-            "cross_entropy_fwd: labels[3] = 4294967295 is out of range for 5 classes",
+            "cross_entropy: labels[3] is out of range for the number of classes",
             "{dev}"
         );
+        status.clear().unwrap();
         let mut dx = DeviceBuffer::zeros(dev, x.len()).unwrap();
-        let err = softmax::cross_entropy_bwd(dev, &y, &lb, rows, cols, 1.0, &mut dx).unwrap_err();
+        softmax::cross_entropy_bwd(dev, &y, &lb, rows, cols, 1.0, &mut dx, &mut status).unwrap();
+        let r2 = status.read().unwrap();
         assert_eq!(
-            err.to_string(),
-            "cross_entropy_bwd: labels[3] = 4294967295 is out of range for 5 classes",
+            (r2.bad_label(), r2.first_bad_label),
+            (true, Some(3)),
             "{dev}"
         );
+        // The rows and the gradient are still bitwise equal across devices.
+        let got = (
+            bits(&y.copy_dtoh().unwrap()),
+            bits(&dx.copy_dtoh().unwrap()),
+        );
+        match &first {
+            None => first = Some(got),
+            Some(want) => assert!(want == &got, "{dev}: y or dx differs from the CPU"),
+        }
     }
 }
 
@@ -478,13 +536,25 @@ fn softmax_refuses_bad_shapes_and_lengths() {
     let labels = DeviceBuffer::copy_htod(&cpu, &[0u32; 0]).unwrap();
     let mut empty = DeviceBuffer::zeros(&cpu, 0).unwrap();
     let x0 = DeviceBuffer::zeros(&cpu, 0).unwrap();
-    let e = softmax::cross_entropy_fwd(&cpu, &x0, &labels, 0, 3, &mut empty)
-        .err()
-        .unwrap();
+    let mut loss = DeviceBuffer::zeros(&cpu, 1).unwrap();
+    let mut status = Status::new(&cpu).unwrap();
+    let e =
+        softmax::cross_entropy_fwd(&cpu, &x0, &labels, 0, 3, &mut empty, &mut loss, &mut status)
+            .err()
+            .unwrap();
     assert!(e.to_string().contains("0 rows"), "{e}");
-    let e = softmax::cross_entropy_fwd(&cpu, &x0, &labels, 1 << 24, 1, &mut empty)
-        .err()
-        .unwrap();
+    let e = softmax::cross_entropy_fwd(
+        &cpu,
+        &x0,
+        &labels,
+        1 << 24,
+        1,
+        &mut empty,
+        &mut loss,
+        &mut status,
+    )
+    .err()
+    .unwrap();
     assert!(e.to_string().contains("exact as an f32"), "{e}");
     // log_softmax of zero rows is an empty no-op.
     softmax::log_softmax(&cpu, &x0, 0, 3, &mut empty).unwrap();

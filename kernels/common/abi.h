@@ -38,6 +38,7 @@ typedef struct ss_philox_blocks_params {
     uint64_t n_blocks;
 } ss_philox_blocks_params;
 
+#include "abi_status.h"
 #include "abi_detmath.h"
 #include "abi_reduce.h"
 #include "abi_elementwise.h"

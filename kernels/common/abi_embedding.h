@@ -9,12 +9,6 @@
  * every correct sort gives one order); only a speed constant. */
 #define SS_EMBEDDING_SORT_TILE 2048u
 
-/* The error buffer (3 x u32) that embedding_check_ids_u32 fills:
- * [flag (atomicOr), first bad position (atomicMin, starts at 0xffffffff),
- *  number of bad positions (atomicAdd)]. */
-#define SS_EMBEDDING_ERR_WORDS 3u
-#define SS_EMBEDDING_ERR_FLAG_BAD_ID 1u
-
 /* embedding_check_ids_u32, embedding_fwd_f32, embedding_bwd_f32. */
 typedef struct ss_embedding_params {
     uint64_t n; /* positions N (< 2^32) */

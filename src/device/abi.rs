@@ -6,6 +6,17 @@
 
 pub const SS_PHILOX_WORDS_PER_BLOCK: u32 = 4;
 pub const SS_PHILOX_ROUNDS: u32 = 10;
+pub const SS_STATUS_WORDS: u32 = 8;
+pub const SS_STATUS_FLAGS: u32 = 0;
+pub const SS_STATUS_BAD_ID_FIRST: u32 = 1;
+pub const SS_STATUS_BAD_ID_COUNT: u32 = 2;
+pub const SS_STATUS_BAD_LABEL_FIRST: u32 = 3;
+pub const SS_STATUS_LOSS: u32 = 4;
+pub const SS_STATUS_GRAD_NORM: u32 = 5;
+pub const SS_STATUS_OVERFLOW: u32 = 1;
+pub const SS_STATUS_BAD_ID: u32 = 2;
+pub const SS_STATUS_BAD_LABEL: u32 = 4;
+pub const SS_STATUS_NONFINITE_LOSS: u32 = 8;
 pub const SS_DETMATH_OP_EXP: u32 = 0;
 pub const SS_DETMATH_OP_LOG: u32 = 1;
 pub const SS_DETMATH_OP_LOG1P: u32 = 2;
@@ -14,8 +25,6 @@ pub const SS_DETMATH_OP_SIGMOID: u32 = 4;
 pub const SS_REDUCE_LANES: u32 = 256;
 pub const SS_REDUCE_CHUNK: u32 = 16384;
 pub const SS_EMBEDDING_SORT_TILE: u32 = 2048;
-pub const SS_EMBEDDING_ERR_WORDS: u32 = 3;
-pub const SS_EMBEDDING_ERR_FLAG_BAD_ID: u32 = 1;
 pub const SS_SOFTMAX_MAX_COLS: u32 = 268435456;
 pub const SS_SOFTMAX_MAX_ROWS: u32 = 16777215;
 pub const SS_LSTM_GATES: u32 = 4;

@@ -4,9 +4,9 @@
 
 use shoestring::device::{Device, DeviceBuffer};
 use shoestring::numerics::{canonical_nan, float_to_half_rn};
-use shoestring::ops::elementwise::OverflowFlag;
 use shoestring::ops::gemm::{self, Gemm, GemmIn, GemmOut, Op};
 use shoestring::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
+use shoestring::status::Status;
 
 /// `n` floats uniform in `[-scale, scale)` from Philox stream `stream`.
 pub fn uniform(n: usize, stream: u32, scale: f32) -> Vec<f32> {
@@ -96,7 +96,7 @@ pub fn run_into<I: GemmIn, O: GemmOut>(
     let b = DeviceBuffer::copy_htod(dev, b).unwrap();
     let bias = bias.map(|v| DeviceBuffer::copy_htod(dev, v).unwrap());
     let mut c = DeviceBuffer::<O>::copy_htod(dev, c0).unwrap();
-    let mut flag = OverflowFlag::new(dev).unwrap();
+    let mut status = Status::new(dev).unwrap();
     gemm::gemm(
         dev,
         g,
@@ -104,10 +104,10 @@ pub fn run_into<I: GemmIn, O: GemmOut>(
         &b,
         bias.as_ref().map(|b| b.view()),
         &mut c,
-        &mut flag,
+        &mut status,
     )
     .unwrap();
-    (c.copy_dtoh().unwrap(), flag.read().unwrap())
+    (c.copy_dtoh().unwrap(), status.read().unwrap().overflow())
 }
 
 /// Operands for `g` in [-1, 1), from Philox stream `stream`, with signed zeros

@@ -2,7 +2,7 @@
 //! body applied to every element; rayon splits the slices into fixed chunks,
 //! and since element `i` depends only on element `i` of the inputs, the chunk
 //! size and the pool's thread count cannot change the bits. The one cross-element
-//! result, the overflow flag, is an integer OR (order independent). Every
+//! result, the status block's overflow bit, is an integer OR (order independent). Every
 //! arithmetic result goes through [`canonical_nan`] (the project's one NaN,
 //! `0x7fc00000`), as in the kernels.
 
@@ -152,9 +152,9 @@ fn adam_element(p: &ss_elementwise_adam_params, param: &mut f32, g: f32, m: &mut
 }
 
 /// TWIN: kernels/elementwise.cu::elementwise_unscale_check_f32.
-/// `g[i] = g[i] * alpha` in place; `flag[0] |= 1` if any result is not finite.
-/// The flag is only ever ORed, never cleared here.
-pub fn elementwise_unscale_check_f32(p: &ss_elementwise_params, g: &mut [f32], flag: &mut u32) {
+/// `g[i] = g[i] * alpha` in place; `flags |= SS_STATUS_OVERFLOW` (the status
+/// block's flags word) if any result is not finite. Only ever ORed, never cleared.
+pub fn elementwise_unscale_check_f32(p: &ss_elementwise_params, g: &mut [f32], flags: &mut u32) {
     let n = p.n as usize;
     let inv_scale = p.alpha;
     let bad = g[..n]
@@ -170,6 +170,6 @@ pub fn elementwise_unscale_check_f32(p: &ss_elementwise_params, g: &mut [f32], f
         })
         .reduce(|| 0, |a, b| a | b);
     if bad != 0 {
-        *flag |= 1;
+        *flags |= crate::device::abi::SS_STATUS_OVERFLOW;
     }
 }

@@ -108,12 +108,12 @@ pub(crate) fn elementwise_adam_f32(
 }
 
 /// TWIN: src/ops/elementwise/cpu.rs::elementwise_unscale_check_f32.
-/// Kernel args: (params, g, flag).
+/// Kernel args: (params, g, status).
 pub(crate) fn elementwise_unscale_check_f32(
     device: &Device,
     p: &ss_elementwise_params,
     g: ViewMut<'_, f32>,
-    flag: ViewMut<'_, u32>,
+    status: ViewMut<'_, u32>,
     shape: (u32, u32),
 ) -> Result<()> {
     let launch = Launch::new(
@@ -124,8 +124,8 @@ pub(crate) fn elementwise_unscale_check_f32(
     )
     .param(p)
     .buffer_mut(g)?
-    .buffer_mut(flag)?;
-    // SAFETY: (params, g, flag) as elementwise.cu declares them; mod.rs checked
-    // `g` holds `p.n` floats and `flag` one word.
+    .buffer_mut(status)?;
+    // SAFETY: (params, g, status) as elementwise.cu declares them; mod.rs
+    // checked `g` holds `p.n` floats and `status` the SS_STATUS_WORDS words.
     unsafe { launch.run() }
 }

@@ -1,6 +1,6 @@
 //! Elementwise ops on any device: add, mul, scale, f32<->f16 casts, the AdamW
 //! step on f32 master weights, and the mixed-precision unscale + finite check
-//! that raises the shared [`OverflowFlag`].
+//! that raises the overflow bit of the step's [`Status`] block.
 //!
 //! # Numerics
 //! Every output element is a function of the same-index input elements only,
@@ -25,9 +25,10 @@
 pub mod cpu;
 pub mod cuda;
 
-use crate::device::abi::{ss_elementwise_adam_params, ss_elementwise_params};
+use crate::device::abi::{ss_elementwise_adam_params, ss_elementwise_params, SS_STATUS_FLAGS};
 use crate::device::{Device, DeviceBuffer, Element, View, ViewMut};
 use crate::error::{Error, Result};
+use crate::status::Status;
 
 pub use cuda::DEFAULT_SHAPE;
 
@@ -447,66 +448,16 @@ pub fn adam_step_with_shape<'a>(
     }
 }
 
-/// The mixed-precision overflow flag: one device `u32`, integer-ORed by every
-/// kernel that finds a non-finite value (the unscale check here, backward GEMMs),
-/// so the result does not depend on order. Nonzero = skip this optimizer step.
-/// The caller clears it before a step's backward and reads it once per step.
-pub struct OverflowFlag {
-    buf: DeviceBuffer<u32>,
-}
-
-impl OverflowFlag {
-    /// A clear flag on `device`.
-    pub fn new(device: &Device) -> Result<Self> {
-        Ok(OverflowFlag {
-            buf: DeviceBuffer::zeros(device, 1)?,
-        })
-    }
-
-    pub fn device(&self) -> &Device {
-        self.buf.device()
-    }
-
-    /// Sets the flag back to 0 (host memory on Cpu/Sim; a fresh zeroed word,
-    /// stream-ordered, on Cuda).
-    pub fn clear(&mut self) -> Result<()> {
-        match self.buf.as_host_slice_mut() {
-            Some(word) => word.fill(0),
-            None => self.buf = DeviceBuffer::zeros(&self.buf.device().clone(), 1)?,
-        }
-        Ok(())
-    }
-
-    /// The flag's word, copied to the host: the one synchronisation per step.
-    pub fn bits(&self) -> Result<u32> {
-        Ok(self.buf.copy_dtoh()?.first().copied().unwrap_or(0))
-    }
-
-    /// True if any kernel raised the flag since the last [`clear`](Self::clear).
-    pub fn read(&self) -> Result<bool> {
-        Ok(self.bits()? != 0)
-    }
-
-    /// The underlying one-word buffer, for other families' kernels to OR into.
-    pub fn buffer_mut(&mut self) -> &mut DeviceBuffer<u32> {
-        &mut self.buf
-    }
-
-    pub fn buffer(&self) -> &DeviceBuffer<u32> {
-        &self.buf
-    }
-}
-
-/// `grads[i] *= inv_scale` in place on `device`; raises `flag` (bit 0) if any
-/// result is inf or NaN. Never clears the flag.
-/// Scales `grads` in place; ORs into the flag, never clears it.
+/// `grads[i] *= inv_scale` in place on `device`; raises the status block's
+/// overflow bit if any result is inf or NaN (never clears it).
+/// Scales `grads` in place.
 pub fn unscale_check_finite<'a>(
     device: &Device,
     inv_scale: f32,
     grads: impl Into<ViewMut<'a, f32>>,
-    flag: &mut OverflowFlag,
+    status: &mut Status,
 ) -> Result<()> {
-    unscale_check_finite_with_shape(device, inv_scale, grads, flag, DEFAULT_SHAPE)
+    unscale_check_finite_with_shape(device, inv_scale, grads, status, DEFAULT_SHAPE)
 }
 
 /// [`unscale_check_finite`] with an explicit launch shape for Cuda and Sim.
@@ -514,26 +465,26 @@ pub fn unscale_check_finite_with_shape<'a>(
     device: &Device,
     inv_scale: f32,
     grads: impl Into<ViewMut<'a, f32>>,
-    flag: &mut OverflowFlag,
+    status: &mut Status,
     shape: Shape,
 ) -> Result<()> {
     let mut grads = grads.into();
     const OP: &str = "elementwise_unscale_check_f32";
     let n = grads.len();
     grads.check(OP, "grads", device, n)?;
-    flag.buf.check(OP, "flag", device, 1)?;
+    status.check(OP, device)?;
     if n == 0 {
         return Ok(());
     }
     let p = params(n, inv_scale);
     match device {
         Device::Cpu => {
-            let word = &mut flag.buf.host_mut(OP)?[0];
+            let word = &mut status.host_words_mut(OP)?[SS_STATUS_FLAGS as usize];
             cpu::elementwise_unscale_check_f32(&p, grads.host_mut(OP)?, word);
             Ok(())
         }
         Device::Cuda(_) | Device::Sim(_) => {
-            cuda::elementwise_unscale_check_f32(device, &p, grads, flag.buf.view_mut(), shape)
+            cuda::elementwise_unscale_check_f32(device, &p, grads, status.words_mut(), shape)
         }
     }
 }
@@ -652,12 +603,12 @@ fn run_all(device: &Device, x: &VerifyInputs) -> Result<Vec<(&'static str, Vec<u
     res.push(("elementwise_adam_f32 (param)", bits(param.copy_dtoh()?)));
     res.push(("elementwise_adam_f32 (m)", bits(m.copy_dtoh()?)));
     res.push(("elementwise_adam_f32 (v)", bits(v.copy_dtoh()?)));
-    // Unscale: the specials make the flag rise; compare grads and the flag word.
-    let mut flag = OverflowFlag::new(device)?;
+    // Unscale: the specials make the flag rise; compare grads and the status word.
+    let mut status = Status::new(device)?;
     let mut grads = DeviceBuffer::copy_htod(device, &x.a)?;
-    unscale_check_finite(device, 1.0 / 65536.0, &mut grads, &mut flag)?;
+    unscale_check_finite(device, 1.0 / 65536.0, &mut grads, &mut status)?;
     let mut got = bits(grads.copy_dtoh()?);
-    got.push(flag.bits()?);
+    got.push(status.read()?.flags);
     res.push(("elementwise_unscale_check_f32", got));
     Ok(res)
 }

@@ -7,6 +7,9 @@
 //! segment's rows of `dy` in increasing position order. One `(v, c)` chain is
 //! never split, so the bits do not depend on the pool size.
 
+use crate::device::abi::{
+    SS_STATUS_BAD_ID, SS_STATUS_BAD_ID_COUNT, SS_STATUS_BAD_ID_FIRST, SS_STATUS_FLAGS,
+};
 use crate::numerics::canonical_nan;
 use rayon::prelude::*;
 
@@ -16,26 +19,23 @@ const POSITIONS_PER_TASK: usize = 256;
 /// vocabulary are untouched and cost almost nothing). Not part of the numerics.
 const ROWS_PER_TASK: usize = 64;
 
-/// Out-of-range ids found by [`embedding_check_ids_u32`]: the kernel's error
-/// buffer as the host reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadIds {
-    /// The first position `t` with `ids[t] >= V`.
-    pub first: usize,
-    /// How many positions have `ids[t] >= V`.
-    pub count: usize,
-}
-
-/// TWIN: kernels/embedding.cu::embedding_check_ids_u32. `None` when every id is
-/// `< v`. (Integer min and count: the same on any split.)
-pub fn embedding_check_ids_u32(ids: &[u32], v: usize) -> Option<BadIds> {
+/// TWIN: kernels/embedding.cu::embedding_check_ids_u32. For every position
+/// `t` with `ids[t] >= v`, into the status block `status`: the bad-id bit, the
+/// first bad position (as `u32::MAX - t`, max-combined) and the count. Integer
+/// OR, max and sum: the same on any split.
+pub fn embedding_check_ids_u32(ids: &[u32], v: usize, status: &mut [u32]) {
     let (first, count) = ids
         .par_iter()
         .enumerate()
         .filter(|(_, &id)| id as usize >= v)
-        .map(|(t, _)| (t, 1usize))
-        .reduce(|| (usize::MAX, 0), |a, b| (a.0.min(b.0), a.1 + b.1));
-    (count > 0).then_some(BadIds { first, count })
+        .map(|(t, _)| (u32::MAX - t as u32, 1u32))
+        .reduce(|| (0, 0), |a, b| (a.0.max(b.0), a.1 + b.1));
+    if count > 0 {
+        status[SS_STATUS_FLAGS as usize] |= SS_STATUS_BAD_ID;
+        let w = &mut status[SS_STATUS_BAD_ID_FIRST as usize];
+        *w = (*w).max(first);
+        status[SS_STATUS_BAD_ID_COUNT as usize] += count;
+    }
 }
 
 /// TWIN: kernels/embedding.cu::embedding_fwd_f32. `out[t*e..][..e] =

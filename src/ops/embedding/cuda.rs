@@ -1,13 +1,10 @@
 //! Launch wrappers for `kernels/embedding.cu`, shared by Cuda and Sim.
 //!
 //! Every launch goes to the same device (on Cuda: the same stream, so each
-//! kernel sees the previous one's writes). The only host round trip is reading
-//! the 3-word error buffer back at the end.
+//! kernel sees the previous one's writes). Nothing is read back: out-of-range
+//! ids go to the step's status block, which the caller reads once per step.
 
-use super::cpu::BadIds;
-use crate::device::abi::{
-    ss_embedding_params, ss_embedding_sort_params, SS_EMBEDDING_ERR_WORDS, SS_EMBEDDING_SORT_TILE,
-};
+use crate::device::abi::{ss_embedding_params, ss_embedding_sort_params, SS_EMBEDDING_SORT_TILE};
 use crate::device::{Device, DeviceBuffer, KernelParam, Launch, LaunchConfig, View, ViewMut};
 use crate::error::Result;
 
@@ -24,72 +21,54 @@ pub const DEFAULT_SHAPE: (u32, u32) = crate::device::DEFAULT_LINEAR_SHAPE;
 
 const FAMILY: &str = "embedding";
 
-/// A fresh error buffer: `[flag, first bad position, count]`.
-fn error_buffer(device: &Device) -> Result<DeviceBuffer<u32>> {
-    let init = [0u32, u32::MAX, 0u32];
-    debug_assert_eq!(init.len(), SS_EMBEDDING_ERR_WORDS as usize);
-    DeviceBuffer::copy_htod(device, &init)
-}
-
-/// Reads the error buffer back (the one host round trip).
-fn read_error(err: View<'_, u32>) -> Result<Option<BadIds>> {
-    let words = err.copy_dtoh()?;
-    Ok((words[0] != 0).then_some(BadIds {
-        first: words[1] as usize,
-        count: words[2] as usize,
-    }))
-}
-
-/// TWIN: src/ops/embedding/cpu.rs::embedding_check_ids_u32 (launch only; the
-/// caller reads `err` back).
+/// TWIN: src/ops/embedding/cpu.rs::embedding_check_ids_u32.
 fn check_ids(
     device: &Device,
     p: &ss_embedding_params,
     ids: View<'_, u32>,
-    err: ViewMut<'_, u32>,
+    status: ViewMut<'_, u32>,
     (block, max_grid): (u32, u32),
 ) -> Result<()> {
     let config = LaunchConfig::linear(p.n, block, max_grid);
     let launch = Launch::new(device, FAMILY, "embedding_check_ids_u32", config)
         .param(p)
         .buffer(ids)?
-        .buffer_mut(err)?;
-    // SAFETY: (params, ids, err) as embedding.cu declares them; `ids` holds
-    // p.n ids (mod.rs) and `err` the SS_EMBEDDING_ERR_WORDS words it writes.
+        .buffer_mut(status)?;
+    // SAFETY: (params, ids, status) as embedding.cu declares them; `ids` holds
+    // p.n ids (mod.rs) and `status` the SS_STATUS_WORDS words of the block.
     unsafe { launch.run() }
 }
 
 /// TWIN: src/ops/embedding/cpu.rs::embedding_fwd_f32 (after
-/// embedding_check_ids_u32). Lengths checked by the caller in mod.rs.
-/// `Ok(Some(_))`: some id is out of range and `out` was not written.
+/// embedding_check_ids_u32). Lengths checked by the caller in mod.rs. Writes
+/// nothing when the status block's bad-id bit is set.
 pub(crate) fn embedding_fwd_f32(
     device: &Device,
     w: View<'_, f32>,
     (v, e): (usize, usize),
     ids: View<'_, u32>,
     out: ViewMut<'_, f32>,
+    mut status: ViewMut<'_, u32>,
     shape: (u32, u32),
-) -> Result<Option<BadIds>> {
+) -> Result<()> {
     let p = ss_embedding_params {
         n: ids.len() as u64,
         v: v as u64,
         e: e as u64,
     };
-    let mut err = error_buffer(device)?;
-    check_ids(device, &p, ids, err.view_mut(), shape)?;
+    check_ids(device, &p, ids, status.reborrow(), shape)?;
     let (block, max_grid) = shape;
     let config = LaunchConfig::linear(p.n * p.e, block, max_grid);
     let launch = Launch::new(device, FAMILY, "embedding_fwd_f32", config)
         .param(&p)
         .buffer(w)?
         .buffer(ids)?
-        .buffer(&err)?
+        .buffer(&status)?
         .buffer_mut(out)?;
-    // SAFETY: (params, w, ids, err, out) as embedding.cu declares them; mod.rs
-    // checked w holds V*E, ids N and out N*E elements, and the kernel reads
-    // no row >= V (it checks each id and the check kernel's flag).
-    unsafe { launch.run() }?;
-    read_error(err.view())
+    // SAFETY: (params, w, ids, status, out) as embedding.cu declares them;
+    // mod.rs checked w holds V*E, ids N and out N*E elements, and the kernel
+    // reads no row >= V (it checks each id and the status block's bit).
+    unsafe { launch.run() }
 }
 
 /// TWIN: src/ops/embedding/cpu.rs::embedding_sort_keys. Sorts `keys[0..P)`
@@ -151,28 +130,30 @@ fn sort_keys(
 
 /// TWIN: src/ops/embedding/cpu.rs::embedding_sort_keys_init_u64, then
 /// embedding_sort_keys, then embedding_bwd_f32 (after embedding_check_ids_u32).
-/// Lengths checked by the caller in mod.rs. `Ok(Some(_))`: some id is out of
-/// range and `dw` was not written.
+/// Lengths checked by the caller in mod.rs. Writes nothing when the status
+/// block's bad-id bit is set. The sort keys are pool scratch (no allocation
+/// once the pool holds a block of their size).
 pub(crate) fn embedding_bwd_f32(
     device: &Device,
     dy: View<'_, f32>,
     ids: View<'_, u32>,
     (v, e): (usize, usize),
     dw: ViewMut<'_, f32>,
+    mut status: ViewMut<'_, u32>,
     shape: (u32, u32),
-) -> Result<Option<BadIds>> {
+) -> Result<()> {
     let n = ids.len() as u64;
     let p = ss_embedding_params {
         n,
         v: v as u64,
         e: e as u64,
     };
-    let mut err = error_buffer(device)?;
-    check_ids(device, &p, ids, err.view_mut(), shape)?;
+    check_ids(device, &p, ids, status.reborrow(), shape)?;
     if n > 0 && e > 0 {
         let (block, max_grid) = shape;
         let padded = n.next_power_of_two();
-        let mut keys = DeviceBuffer::<u64>::zeros(device, padded as usize)?;
+        // Every key is written by the init kernel: no need to zero.
+        let mut keys = DeviceBuffer::<u64>::alloc(device, padded as usize)?;
         let init = ss_embedding_sort_params {
             n,
             p: padded,
@@ -203,12 +184,12 @@ pub(crate) fn embedding_bwd_f32(
         .param(&p)
         .buffer(&keys)?
         .buffer(dy)?
-        .buffer(&err)?
+        .buffer(&status)?
         .buffer_mut(dw)?;
-        // SAFETY: (params, keys, dy, err, dw) as embedding.cu declares them;
-        // mod.rs checked dy holds N*E and dw V*E floats; sorted keys name rows
-        // < V only when err's flag is clear, which the kernel checks first.
+        // SAFETY: (params, keys, dy, status, dw) as embedding.cu declares
+        // them; mod.rs checked dy holds N*E and dw V*E floats; sorted keys name
+        // rows < V only when the bad-id bit is clear, which the kernel checks.
         unsafe { launch.run() }?;
     }
-    read_error(err.view())
+    Ok(())
 }

@@ -12,16 +12,21 @@
 //!   Rows no position names are untouched. The GPU sorts the unique keys
 //!   `ids[t] << 32 | t` and runs one fixed-order segmented sum per `(v, c)`; no
 //!   atomics on floats. Bits do not depend on launch shape or thread count.
-//! - An id `>= V` is [`Error::InvalidArgument`] on every device with the same
-//!   text, and the output buffer is left untouched.
+//! - An id `>= V` is reported through the step's [`Status`] block, never read
+//!   back here: bit `SS_STATUS_BAD_ID`, the first bad position and the count
+//!   ([`StatusReport::check_inputs`](crate::status::StatusReport::check_inputs)
+//!   turns them into one error, the same text on every device). Once that bit
+//!   is set, forward and backward leave their outputs untouched.
 //!
 //! See `docs/numerics/embedding.md`.
 
 pub mod cpu;
 pub mod cuda;
 
-use crate::device::{Device, DeviceBuffer, View, ViewMut};
+use crate::device::abi::SS_STATUS_BAD_ID;
+use crate::device::{Device, View, ViewMut};
 use crate::error::{Error, Result};
+use crate::status::Status;
 pub use cuda::DEFAULT_SHAPE;
 
 /// `rows * cols` elements, or an error naming the op.
@@ -30,24 +35,13 @@ fn elements(op: &'static str, rows: usize, cols: usize, what: &str) -> Result<us
         .ok_or_else(|| Error::invalid(op, format!("{what}: {rows} x {cols} overflows usize")))
 }
 
-/// The error every device returns for out-of-range ids.
-fn bad_ids_error(op: &'static str, bad: cpu::BadIds, n: usize, v: usize) -> Error {
-    Error::invalid(
-        op,
-        format!(
-            "{} of {n} ids are out of range for {v} weight rows; the first is at position {}",
-            bad.count, bad.first
-        ),
-    )
-}
-
 /// Checks shared by forward and backward; returns `N`.
 fn check_ids_len(op: &'static str, device: &Device, ids: View<'_, u32>) -> Result<usize> {
     let n = ids.len();
-    if n as u64 > u64::from(u32::MAX) {
+    if n as u64 >= u64::from(u32::MAX) {
         return Err(Error::invalid(
             op,
-            format!("{n} positions: at most 2^32 - 1 are supported (positions are u32)"),
+            format!("{n} positions: at most 2^32 - 2 are supported (positions are u32)"),
         ));
     }
     ids.check(op, "ids", device, n)?;
@@ -55,8 +49,9 @@ fn check_ids_len(op: &'static str, device: &Device, ids: View<'_, u32>) -> Resul
 }
 
 /// `out[t, :] = weights[ids[t], :]` for `t < N = ids.len()`; `weights` holds
-/// `v * e` values, `out` holds `N * e`.
-/// Overwrites `out`.
+/// `v * e` values, `out` holds `N * e`. Out-of-range ids go to `status`.
+/// Overwrites `out` (unless a bad id was reported in this step).
+#[allow(clippy::too_many_arguments)] // the kernel's buffers, dims and the status block
 pub fn embedding_fwd<'a>(
     device: &Device,
     weights: impl Into<View<'a, f32>>,
@@ -64,13 +59,15 @@ pub fn embedding_fwd<'a>(
     e: usize,
     ids: impl Into<View<'a, u32>>,
     out: impl Into<ViewMut<'a, f32>>,
+    status: &mut Status,
 ) -> Result<()> {
-    embedding_fwd_with_shape(device, weights, v, e, ids, out, DEFAULT_SHAPE)
+    embedding_fwd_with_shape(device, weights, v, e, ids, out, status, DEFAULT_SHAPE)
 }
 
 /// [`embedding_fwd`] with an explicit launch shape `(threads per block, most
 /// blocks)` for Cuda and Sim (ignored on Cpu). Tests vary it to show that the
 /// shape never changes the bits.
+#[allow(clippy::too_many_arguments)]
 pub fn embedding_fwd_with_shape<'a>(
     device: &Device,
     weights: impl Into<View<'a, f32>>,
@@ -78,6 +75,7 @@ pub fn embedding_fwd_with_shape<'a>(
     e: usize,
     ids: impl Into<View<'a, u32>>,
     out: impl Into<ViewMut<'a, f32>>,
+    status: &mut Status,
     shape: (u32, u32),
 ) -> Result<()> {
     let weights = weights.into();
@@ -87,28 +85,28 @@ pub fn embedding_fwd_with_shape<'a>(
     let n = check_ids_len(OP, device, ids)?;
     weights.check(OP, "weights", device, elements(OP, v, e, "weights")?)?;
     out.check(OP, "out", device, elements(OP, n, e, "out")?)?;
+    status.check(OP, device)?;
     match device {
         Device::Cpu => {
             let (w, ids, out) = (weights.host(OP)?, ids.host(OP)?, out.host_mut(OP)?);
-            if let Some(bad) = cpu::embedding_check_ids_u32(ids, v) {
-                return Err(bad_ids_error(OP, bad, n, v));
+            let words = status.host_words_mut(OP)?;
+            cpu::embedding_check_ids_u32(ids, v, words);
+            if words[crate::device::abi::SS_STATUS_FLAGS as usize] & SS_STATUS_BAD_ID == 0 {
+                cpu::embedding_fwd_f32(w, e, ids, out);
             }
-            cpu::embedding_fwd_f32(w, e, ids, out);
             Ok(())
         }
         Device::Cuda(_) | Device::Sim(_) => {
-            match cuda::embedding_fwd_f32(device, weights, (v, e), ids, out, shape)? {
-                Some(bad) => Err(bad_ids_error(OP, bad, n, v)),
-                None => Ok(()),
-            }
+            cuda::embedding_fwd_f32(device, weights, (v, e), ids, out, status.words_mut(), shape)
         }
     }
 }
 
 /// `dweights[ids[t], :] += dy[t, :]` for `t < N = ids.len()`, each `(v, c)` summed
 /// in increasing `t` starting from its current value; `dy` holds `N * e`
-/// values, `dweights` holds `v * e`.
-/// Accumulates into `dweights` (`+=`).
+/// values, `dweights` holds `v * e`. Out-of-range ids go to `status`.
+/// Accumulates into `dweights` (`+=`; untouched if a bad id was reported).
+#[allow(clippy::too_many_arguments)]
 pub fn embedding_bwd<'a>(
     device: &Device,
     dy: impl Into<View<'a, f32>>,
@@ -116,11 +114,13 @@ pub fn embedding_bwd<'a>(
     v: usize,
     e: usize,
     dweights: impl Into<ViewMut<'a, f32>>,
+    status: &mut Status,
 ) -> Result<()> {
-    embedding_bwd_with_shape(device, dy, ids, v, e, dweights, DEFAULT_SHAPE)
+    embedding_bwd_with_shape(device, dy, ids, v, e, dweights, status, DEFAULT_SHAPE)
 }
 
 /// [`embedding_bwd`] with an explicit launch shape (see [`embedding_fwd_with_shape`]).
+#[allow(clippy::too_many_arguments)]
 pub fn embedding_bwd_with_shape<'a>(
     device: &Device,
     dy: impl Into<View<'a, f32>>,
@@ -128,6 +128,7 @@ pub fn embedding_bwd_with_shape<'a>(
     v: usize,
     e: usize,
     dweights: impl Into<ViewMut<'a, f32>>,
+    status: &mut Status,
     shape: (u32, u32),
 ) -> Result<()> {
     let dy = dy.into();
@@ -137,22 +138,21 @@ pub fn embedding_bwd_with_shape<'a>(
     let n = check_ids_len(OP, device, ids)?;
     dy.check(OP, "dy", device, elements(OP, n, e, "dy")?)?;
     dweights.check(OP, "dweights", device, elements(OP, v, e, "dweights")?)?;
+    status.check(OP, device)?;
     match device {
         Device::Cpu => {
             let (dy, ids, dw) = (dy.host(OP)?, ids.host(OP)?, dweights.host_mut(OP)?);
-            if let Some(bad) = cpu::embedding_check_ids_u32(ids, v) {
-                return Err(bad_ids_error(OP, bad, n, v));
+            let words = status.host_words_mut(OP)?;
+            cpu::embedding_check_ids_u32(ids, v, words);
+            if words[crate::device::abi::SS_STATUS_FLAGS as usize] & SS_STATUS_BAD_ID == 0 {
+                let mut keys = cpu::embedding_sort_keys_init_u64(ids);
+                cpu::embedding_sort_keys(&mut keys);
+                cpu::embedding_bwd_f32(&keys, dy, e, dw);
             }
-            let mut keys = cpu::embedding_sort_keys_init_u64(ids);
-            cpu::embedding_sort_keys(&mut keys);
-            cpu::embedding_bwd_f32(&keys, dy, e, dw);
             Ok(())
         }
         Device::Cuda(_) | Device::Sim(_) => {
-            match cuda::embedding_bwd_f32(device, dy, ids, (v, e), dweights, shape)? {
-                Some(bad) => Err(bad_ids_error(OP, bad, n, v)),
-                None => Ok(()),
-            }
+            cuda::embedding_bwd_f32(device, dy, ids, (v, e), dweights, status.words_mut(), shape)
         }
     }
 }
@@ -163,6 +163,7 @@ pub fn embedding_bwd_with_shape<'a>(
 /// backward uses finite values of mixed magnitude, including subnormals and
 /// `-0.0`, and a skewed id distribution so some tokens repeat many times.
 pub fn verify(device: &Device, elements: usize) -> Result<crate::verify::Outcome> {
+    use crate::device::DeviceBuffer;
     use crate::ops::philox::{philox_blocks, PhiloxCounter, PhiloxKey};
     let key = PhiloxKey::from_seed(0xe4b_ed00_0000_0001);
     let e = 37usize; // ragged on purpose
@@ -209,10 +210,12 @@ pub fn verify(device: &Device, elements: usize) -> Result<crate::verify::Outcome
         let w = DeviceBuffer::copy_htod(dev, &w_host)?;
         let ids = DeviceBuffer::copy_htod(dev, &ids)?;
         let mut out = DeviceBuffer::zeros(dev, n * e)?;
-        embedding_fwd(dev, &w, v, e, &ids, &mut out)?;
+        let mut status = Status::new(dev)?;
+        embedding_fwd(dev, &w, v, e, &ids, &mut out, &mut status)?;
         let dy = DeviceBuffer::copy_htod(dev, &dy_host)?;
         let mut dw = DeviceBuffer::copy_htod(dev, &dw0)?;
-        embedding_bwd(dev, &dy, &ids, v, e, &mut dw)?;
+        embedding_bwd(dev, &dy, &ids, v, e, &mut dw, &mut status)?;
+        status.read()?.check_inputs()?;
         Ok((out.copy_dtoh()?, dw.copy_dtoh()?))
     };
     let (want_fwd, want_bwd) = run(&Device::Cpu)?;

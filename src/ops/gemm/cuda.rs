@@ -41,7 +41,7 @@ fn config(p: &ss_gemm_params) -> LaunchConfig {
     }
 }
 
-/// TWIN: src/ops/gemm/cpu.rs::gemm. Kernel args: (params, a, b, bias, c, flag);
+/// TWIN: src/ops/gemm/cpu.rs::gemm. Kernel args: (params, a, b, bias, c, status);
 /// without a bias, `c` is passed in its place (the kernel never reads it).
 pub(crate) fn gemm_exact<I: GemmIn, O: GemmOut>(
     device: &Device,
@@ -50,7 +50,7 @@ pub(crate) fn gemm_exact<I: GemmIn, O: GemmOut>(
     b: View<'_, I>,
     bias: Option<View<'_, f32>>,
     c: ViewMut<'_, O>,
-    flag: ViewMut<'_, u32>,
+    status: ViewMut<'_, u32>,
 ) -> Result<()> {
     let kernel = exact_kernel::<I, O>()?;
     let launch = Launch::new(device, FAMILY, kernel, config(p))
@@ -61,10 +61,10 @@ pub(crate) fn gemm_exact<I: GemmIn, O: GemmOut>(
         Some(bias) => launch.buffer(bias)?,
         None => launch.null_buffer(),
     };
-    let launch = launch.buffer_mut(c)?.buffer_mut(flag)?;
-    // SAFETY: (params, a, b, bias or null, c, flag) as gemm.cu declares them,
+    let launch = launch.buffer_mut(c)?.buffer_mut(status)?;
+    // SAFETY: (params, a, b, bias or null, c, status) as gemm.cu declares them,
     // with the element types of `kernel`; mod.rs checked a, b, c (and bias)
-    // hold what `p`'s shape and transposes address, flag one word; the kernel
+    // hold what `p`'s shape and transposes address, status its words; the kernel
     // reads bias only when has_bias == 1, i.e. when it was passed.
     unsafe { launch.run() }
 }

@@ -12,7 +12,7 @@
 //! C[i,j] = round_to_nearest_even::<Out>(canonical_nan(y))
 //! ```
 //!
-//! and a non-finite stored value ORs 1 into the [`OverflowFlag`]. Every f16 x f16
+//! and a non-finite stored value ORs 1 into the [`Status`] block's overflow bit. Every f16 x f16
 //! product is exact in f32, but the order and rounding of the additions inside
 //! one `mma` are not specified by the PTX ISA, so the result is **not** bitwise
 //! equal to the CPU: `tests/gemm_fast.rs` holds it within
@@ -42,7 +42,7 @@ use super::{check, Gemm, GemmOut};
 use crate::device::abi::ss_gemm_params;
 use crate::device::{Device, Launch, LaunchConfig, View, ViewMut};
 use crate::error::{Error, Result};
-use crate::ops::elementwise::OverflowFlag;
+use crate::status::Status;
 
 const FAMILY: &str = "gemm_tc";
 const OP: &str = "gemm_fast";
@@ -199,7 +199,7 @@ const MIN_COMPUTE_CAPABILITY: (i32, i32) = (8, 0);
 /// Fast tier: `c = alpha * op(a) op(b) (+ bias)` on the tensor cores of a Cuda
 /// device, f16 operands (as `u16` bits), f32 or f16 output. Within a tolerance
 /// of [`super::gemm`], run-to-run deterministic (see the module's Numerics). A
-/// non-finite output ORs 1 into `flag`; nothing is synchronised.
+/// non-finite output ORs the overflow bit into `status`; nothing is synchronised.
 ///
 /// Shapes and buffers are checked as for the exact tier. On Cpu and Sim (the
 /// simulator does not run tensor-core code) and on GPUs below sm_80 it returns
@@ -211,9 +211,9 @@ pub fn gemm_fast<'a, O: GemmOut>(
     b: impl Into<View<'a, u16>>,
     bias: Option<View<'a, f32>>,
     c: impl Into<ViewMut<'a, O>>,
-    flag: &mut OverflowFlag,
+    status: &mut Status,
 ) -> Result<()> {
-    gemm_fast_with(device, g, a, b, bias, c, flag, FastKernel::Tiled)
+    gemm_fast_with(device, g, a, b, bias, c, status, FastKernel::Tiled)
 }
 
 /// [`gemm_fast`] with a chosen kernel: `benches/gemm_gpu.rs` and
@@ -227,13 +227,12 @@ pub fn gemm_fast_with<'a, O: GemmOut>(
     b: impl Into<View<'a, u16>>,
     bias: Option<View<'a, f32>>,
     c: impl Into<ViewMut<'a, O>>,
-    flag: &mut OverflowFlag,
+    status: &mut Status,
     kernel: FastKernel,
 ) -> Result<()> {
     let (a, b, c) = (a.into(), b.into(), c.into());
-    let flag = flag.buffer_mut();
     let p = check(OP, device, g, a, b, bias, c.as_view())?;
-    flag.check(OP, "flag", device, 1)?;
+    status.check(OP, device)?;
     let d = match device {
         Device::Cuda(d) => d,
         Device::Cpu | Device::Sim(_) => {
@@ -276,7 +275,7 @@ pub fn gemm_fast_with<'a, O: GemmOut>(
         FastKernel::K64 => Shape::K64,
         FastKernel::Big => Shape::BIG,
     };
-    // Kernel args: (params, a, b, bias (null unless has_bias), c, flag), as
+    // Kernel args: (params, a, b, bias (null unless has_bias), c, status), as
     // kernels/gemm_tc.cu declares them.
     let launch = Launch::new(device, FAMILY, name, shape.config(&p)?)
         .param(&p)
@@ -286,8 +285,8 @@ pub fn gemm_fast_with<'a, O: GemmOut>(
         Some(bias) => launch.buffer(bias)?,
         None => launch.null_buffer(),
     };
-    let launch = launch.buffer_mut(c)?.buffer_mut(flag)?;
-    // SAFETY: (params, a, b, bias or null, c, flag) as gemm_tc.cu declares
+    let launch = launch.buffer_mut(c)?.buffer_mut(status.words_mut())?;
+    // SAFETY: (params, a, b, bias or null, c, status) as gemm_tc.cu declares
     // them, with `name`'s element types; shapes checked above as for the exact
     // tier; bias is read only when has_bias == 1, i.e. when it was passed.
     unsafe { launch.run() }

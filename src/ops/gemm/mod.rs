@@ -26,8 +26,8 @@
 //! Operands are converted to f32 exactly (f16 -> f32 is exact). No split-K:
 //! tiling (over m, n and k) is free as long as each output keeps that one fma
 //! chain. A stored value that is not finite (an f16 that overflowed on
-//! rounding included) ORs 1 into the caller's [`OverflowFlag`], which the
-//! caller reads once per step, not once per GEMM.
+//! rounding included) ORs the overflow bit into the caller's [`Status`] block,
+//! which the caller reads once per step, not once per GEMM.
 
 pub mod cpu;
 pub mod cuda;
@@ -35,10 +35,11 @@ pub mod cuda;
 pub mod fast;
 
 use crate::device::abi::ss_gemm_params;
+use crate::device::abi::{SS_STATUS_FLAGS, SS_STATUS_OVERFLOW};
 use crate::device::{Device, DeviceBuffer, Element, View, ViewMut};
 use crate::error::{Error, Result};
 use crate::numerics;
-use crate::ops::elementwise::OverflowFlag;
+use crate::status::Status;
 
 /// Whether an operand is used as stored (`N`) or transposed (`T`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -252,8 +253,8 @@ pub(crate) fn check<I: Element, O: Element>(
 /// Exact tier: `c = alpha * op(a) op(b) (+ bias)` on `device`, bit-identical
 /// on every device (see the module's Numerics). Overwrites `c`, or with
 /// `g.beta = 1` ([`Gemm::accumulate`]) accumulates into it (`c += a b`, each
-/// chain starting from the old value). A non-finite output ORs 1 into `flag`;
-/// nothing is synchronised.
+/// chain starting from the old value). A non-finite output ORs the overflow
+/// bit into `status`; nothing is synchronised.
 pub fn gemm<'a, I: GemmIn, O: GemmOut>(
     device: &Device,
     g: &Gemm,
@@ -261,15 +262,14 @@ pub fn gemm<'a, I: GemmIn, O: GemmOut>(
     b: impl Into<View<'a, I>>,
     bias: Option<View<'_, f32>>,
     c: impl Into<ViewMut<'a, O>>,
-    flag: &mut OverflowFlag,
+    status: &mut Status,
 ) -> Result<()> {
     let a = a.into();
     let b = b.into();
     let mut c = c.into();
     const OP: &str = "gemm";
-    let flag = flag.buffer_mut();
     let p = check(OP, device, g, a, b, bias, c.as_view())?;
-    flag.check(OP, "flag", device, 1)?;
+    status.check(OP, device)?;
     if g.m == 0 || g.n == 0 {
         return Ok(());
     }
@@ -281,12 +281,12 @@ pub fn gemm<'a, I: GemmIn, O: GemmOut>(
             };
             let overflow = cpu::gemm(&p, a.host(OP)?, b.host(OP)?, bias, c.host_mut(OP)?);
             if overflow {
-                flag.host_mut(OP)?[0] |= 1;
+                status.host_words_mut(OP)?[SS_STATUS_FLAGS as usize] |= SS_STATUS_OVERFLOW;
             }
             Ok(())
         }
         Device::Cuda(_) | Device::Sim(_) => {
-            cuda::gemm_exact::<I, O>(device, &p, a, b, bias, c, flag.view_mut())
+            cuda::gemm_exact::<I, O>(device, &p, a, b, bias, c, status.words_mut())
         }
     }
 }
@@ -386,7 +386,7 @@ fn verify_case<I: GemmIn, O: GemmOut>(
             Some(c0) => DeviceBuffer::copy_htod(d, c0)?,
             None => DeviceBuffer::<O>::zeros(d, g.m * g.n)?,
         };
-        let mut flag = OverflowFlag::new(d)?;
+        let mut status = Status::new(d)?;
         gemm(
             d,
             g,
@@ -394,10 +394,10 @@ fn verify_case<I: GemmIn, O: GemmOut>(
             &b,
             bias.as_ref().map(|b| b.view()),
             &mut c,
-            &mut flag,
+            &mut status,
         )?;
         let bits = c.copy_dtoh()?.iter().map(|&x| O::bits(x)).collect();
-        Ok((bits, flag.bits()?))
+        Ok((bits, status.read()?.flags))
     };
     let (want, want_flag) = run(&Device::Cpu)?;
     let (got, got_flag) = run(device)?;

@@ -79,7 +79,7 @@ pub(crate) fn reduce_rows(
     if chunks_per_row(width) == 1 {
         return chunk_pass(device, op, x, rows, width, out, max_blocks);
     }
-    let mut partials = DeviceBuffer::zeros(device, rows * chunks_per_row(width))?;
+    let mut partials = DeviceBuffer::alloc(device, rows * chunks_per_row(width))?;
     chunk_pass(device, op, x, rows, width, partials.view_mut(), max_blocks)?;
     let mut width = chunks_per_row(width);
     let op = super::cpu::upper(op);
@@ -88,7 +88,7 @@ pub(crate) fn reduce_rows(
         if chunks == 1 {
             return chunk_pass(device, op, partials.view(), rows, width, out, max_blocks);
         }
-        let mut next = DeviceBuffer::zeros(device, rows * chunks)?;
+        let mut next = DeviceBuffer::alloc(device, rows * chunks)?;
         chunk_pass(
             device,
             op,

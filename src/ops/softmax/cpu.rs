@@ -6,8 +6,12 @@
 //! same bits either way, DESIGN.md rule 1).
 
 use crate::detmath::{exp, log};
+use crate::device::abi::{
+    SS_STATUS_BAD_LABEL, SS_STATUS_BAD_LABEL_FIRST, SS_STATUS_FLAGS, SS_STATUS_LOSS,
+    SS_STATUS_NONFINITE_LOSS,
+};
 use crate::device::with_fma;
-use crate::numerics::canonical_nan;
+use crate::numerics::{canonical_nan, is_finite, CANONICAL_NAN_BITS};
 use crate::ops::reduce::cpu::{canonical_max, canonical_sum, CHUNK};
 use rayon::prelude::*;
 
@@ -56,13 +60,16 @@ pub fn log_softmax_rows(x: &[f32], cols: usize, y: &mut [f32]) {
         });
 }
 
-/// The first row whose label is not below `cols`, as `(row, label)`: the row
-/// the device reports through its error flag (the smallest bad row).
-pub fn first_bad_label(labels: &[u32], cols: usize) -> Option<(usize, u32)> {
-    labels
-        .iter()
-        .position(|&l| l as usize >= cols)
-        .map(|r| (r, labels[r]))
+/// The labels' check: for the smallest row `r` whose label is not below
+/// `cols`, the status block's bad-label bit and `u32::MAX - r` (max-combined,
+/// as the kernels' atomicMax does). TWIN: the label checks of
+/// kernels/softmax.cu::softmax_xent_fwd_f32 and softmax_xent_bwd_f32.
+pub fn check_labels(labels: &[u32], cols: usize, status: &mut [u32]) {
+    if let Some(r) = labels.iter().position(|&l| l as usize >= cols) {
+        status[SS_STATUS_FLAGS as usize] |= SS_STATUS_BAD_LABEL;
+        let w = &mut status[SS_STATUS_BAD_LABEL_FIRST as usize];
+        *w = (*w).max(u32::MAX - r as u32);
+    }
 }
 
 /// TWIN: kernels/softmax.cu::softmax_xent_fwd_f32 (one block's rows)
@@ -71,13 +78,17 @@ fn xent_task(xs: &[f32], labels: &[u32], cols: usize, ys: &mut [f32], nll: &mut 
     let rows = ys.chunks_exact_mut(cols).zip(xs.chunks_exact(cols));
     for ((yr, xr), (n, &label)) in rows.zip(nll.iter_mut().zip(labels)) {
         log_softmax_row(xr, yr);
-        // -y: the same bits the kernel gets by recomputing y's operations.
-        *n = canonical_nan(-yr[label as usize]);
+        // -y: the same bits the kernel gets by recomputing y's operations; a
+        // label out of range gives NaN, as in the kernel.
+        *n = match yr.get(label as usize) {
+            Some(&y) => canonical_nan(-y),
+            None => f32::from_bits(CANONICAL_NAN_BITS),
+        };
     }
 }
 
-/// `y = log_softmax(x)` and `nll[r] = -y[r, labels[r]]` (labels checked by the
-/// caller). TWIN: kernels/softmax.cu::softmax_xent_fwd_f32
+/// `y = log_softmax(x)` and `nll[r] = -y[r, labels[r]]` (NaN for a label out
+/// of range). TWIN: kernels/softmax.cu::softmax_xent_fwd_f32
 pub fn xent_rows(x: &[f32], labels: &[u32], cols: usize, y: &mut [f32], nll: &mut [f32]) {
     let per = rows_per_task(cols);
     y.par_chunks_mut(per * cols)
@@ -92,9 +103,15 @@ pub fn xent_rows(x: &[f32], labels: &[u32], cols: usize, y: &mut [f32], nll: &mu
 }
 
 /// `loss = canonical_sum(nll) / (R as f32)`, one IEEE f32 division (R < 2^24,
-/// so `R as f32` is exact). TWIN: kernels/softmax.cu::softmax_xent_loss_f32
-pub fn mean_loss(nll: &[f32]) -> f32 {
-    canonical_nan(canonical_sum(nll) / nll.len() as f32)
+/// so `R as f32` is exact), into `loss` and the status block's loss word; a
+/// non-finite loss sets its bit. TWIN: kernels/softmax.cu::softmax_xent_loss_f32
+pub fn mean_loss(nll: &[f32], loss: &mut f32, status: &mut [u32]) {
+    let l = canonical_nan(canonical_sum(nll) / nll.len() as f32);
+    *loss = l;
+    status[SS_STATUS_LOSS as usize] = l.to_bits();
+    if !is_finite(l) {
+        status[SS_STATUS_FLAGS as usize] |= SS_STATUS_NONFINITE_LOSS;
+    }
 }
 
 /// TWIN: kernels/softmax.cu::softmax_xent_bwd_f32 (the elements of these rows)

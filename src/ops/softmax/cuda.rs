@@ -53,9 +53,9 @@ pub(crate) fn log_softmax_rows(
     unsafe { launch.run() }
 }
 
-/// TWIN: src/ops/softmax/cpu.rs::xent_rows then ::mean_loss. Returns the loss
-/// buffer and the error word (`R - r` for the smallest row `r` with a label
-/// `>= C`, else 0), read back after both launches.
+/// TWIN: src/ops/softmax/cpu.rs::xent_rows then ::mean_loss. `nll` is pool
+/// scratch; nothing is read back (bad labels and the loss go to `status`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn xent_fwd(
     device: &Device,
     x: View<'_, f32>,
@@ -63,15 +63,16 @@ pub(crate) fn xent_fwd(
     rows: usize,
     cols: usize,
     y: ViewMut<'_, f32>,
+    loss: ViewMut<'_, f32>,
+    mut status: ViewMut<'_, u32>,
     (_, max_grid): (u32, u32),
-) -> Result<(DeviceBuffer<f32>, u32)> {
+) -> Result<()> {
     let params = ss_softmax_rows_params {
         rows: rows as u32,
         cols: cols as u32,
     };
-    let mut nll = DeviceBuffer::<f32>::zeros(device, rows)?;
-    let mut err = DeviceBuffer::<u32>::zeros(device, 1)?;
-    let mut loss = DeviceBuffer::<f32>::zeros(device, 1)?;
+    // Every row's nll is written by the first kernel: no need to zero.
+    let mut nll = DeviceBuffer::<f32>::alloc(device, rows)?;
     let launch = Launch::new(
         device,
         "softmax",
@@ -83,23 +84,23 @@ pub(crate) fn xent_fwd(
     .buffer(labels)?
     .buffer_mut(y)?
     .buffer_mut(&mut nll)?
-    .buffer_mut(&mut err)?;
-    // SAFETY: (params, x, labels, y, nll, err) as softmax.cu declares them;
-    // mod.rs checked x, y hold R*C floats and labels R; nll holds R, err one
-    // word; a label >= C is never used as an index (the kernel checks it).
+    .buffer_mut(status.reborrow())?;
+    // SAFETY: (params, x, labels, y, nll, status) as softmax.cu declares them;
+    // mod.rs checked x, y hold R*C floats, labels R and status its words; nll
+    // holds R; a label >= C is never used as an index (the kernel checks it).
     unsafe { launch.run() }?;
     // One block: the batch sum over rows in the canonical order.
     let launch = Launch::new(device, "softmax", "softmax_xent_loss_f32", row_config(1, 1))
         .param(&params)
         .buffer(&nll)?
-        .buffer_mut(&mut loss)?;
-    // SAFETY: (params, nll, loss) as softmax.cu declares them: R and 1 floats.
-    unsafe { launch.run() }?;
-    let err = err.copy_dtoh()?[0];
-    Ok((loss, err))
+        .buffer_mut(loss)?
+        .buffer_mut(status)?;
+    // SAFETY: (params, nll, loss, status) as softmax.cu declares them: R
+    // floats, one float (mod.rs), and the status words.
+    unsafe { launch.run() }
 }
 
-/// TWIN: src/ops/softmax/cpu.rs::xent_bwd. Returns the error word as `xent_fwd`.
+/// TWIN: src/ops/softmax/cpu.rs::xent_bwd. Bad labels go to `status`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn xent_bwd(
     device: &Device,
@@ -109,23 +110,22 @@ pub(crate) fn xent_bwd(
     cols: usize,
     gscale: f32,
     dx: ViewMut<'_, f32>,
+    status: ViewMut<'_, u32>,
     (block, max_grid): (u32, u32),
-) -> Result<u32> {
+) -> Result<()> {
     let params = ss_softmax_bwd_params {
         rows: rows as u32,
         cols: cols as u32,
         gscale,
     };
-    let mut err = DeviceBuffer::<u32>::zeros(device, 1)?;
     let config = LaunchConfig::linear((rows as u64) * (cols as u64), block, max_grid);
     let launch = Launch::new(device, "softmax", "softmax_xent_bwd_f32", config)
         .param(&params)
         .buffer(y)?
         .buffer(labels)?
         .buffer_mut(dx)?
-        .buffer_mut(&mut err)?;
-    // SAFETY: (params, y, labels, dx, err) as softmax.cu declares them; mod.rs
-    // checked y, dx hold R*C floats and labels R; err is one word.
-    unsafe { launch.run() }?;
-    Ok(err.copy_dtoh()?[0])
+        .buffer_mut(status)?;
+    // SAFETY: (params, y, labels, dx, status) as softmax.cu declares them;
+    // mod.rs checked y, dx hold R*C floats, labels R, status its words.
+    unsafe { launch.run() }
 }

@@ -13,9 +13,11 @@
 //! for any thread count and launch shape.
 //!
 //! Limits: `1 <= C <= 2^28` (two levels of the canonical order); for the
-//! cross-entropy `1 <= R < 2^24` (so `R as f32` is exact). A label `>= C` is an
-//! [`Error::InvalidArgument`] with the same text on every device (the kernels
-//! raise an integer flag the host reads back; the smallest bad row is named).
+//! cross-entropy `1 <= R < 2^24` (so `R as f32` is exact). A label `>= C` is
+//! reported through the step's [`Status`] block (bit `SS_STATUS_BAD_LABEL`, the
+//! smallest bad row), never read back here; that row's `nll` is NaN, so the
+//! loss is NaN too (and flagged non-finite). The loss also goes to the status
+//! block, so a training step reads it with the flags in one copy.
 
 pub mod cpu;
 pub mod cuda;
@@ -23,6 +25,7 @@ pub mod cuda;
 use crate::device::abi::{SS_SOFTMAX_MAX_COLS, SS_SOFTMAX_MAX_ROWS};
 use crate::device::{Device, DeviceBuffer, View, ViewMut};
 use crate::error::{Error, Result};
+use crate::status::Status;
 
 pub use cuda::DEFAULT_SHAPE;
 
@@ -47,31 +50,6 @@ fn check_shape(op: &'static str, rows: usize, cols: usize, mean: bool) -> Result
     }
     rows.checked_mul(cols)
         .ok_or_else(|| Error::invalid(op, format!("{rows} x {cols} elements overflow")))
-}
-
-/// The error for row `r`'s label; the same text on every device.
-fn bad_label(op: &'static str, row: usize, label: u32, cols: usize) -> Error {
-    Error::invalid(
-        op,
-        format!("labels[{row}] = {label} is out of range for {cols} classes"),
-    )
-}
-
-/// Turns a kernel's error word (`R - r` for the smallest bad row `r`, or 0)
-/// into the error, reading the offending label back from the device.
-fn check_err_word(
-    op: &'static str,
-    err: u32,
-    labels: View<'_, u32>,
-    rows: usize,
-    cols: usize,
-) -> Result<()> {
-    if err == 0 {
-        return Ok(());
-    }
-    let row = rows - err as usize;
-    let label = labels.copy_dtoh()?[row];
-    Err(bad_label(op, row, label, cols))
 }
 
 /// `y = log_softmax(x)` over `rows` rows of `cols` columns, on `device`.
@@ -113,8 +91,10 @@ pub fn log_softmax_with_shape<'a>(
 }
 
 /// Mean cross-entropy forward: writes `y = log_softmax(x)` (kept for the
-/// backward) and returns the loss, a 1-element buffer on `device`.
-/// Overwrites `y`.
+/// backward) and the loss into `loss` (one element on `device`) and into the
+/// status block; bad labels and a non-finite loss go to `status`.
+/// Overwrites `y` and `loss`.
+#[allow(clippy::too_many_arguments)] // the kernel's buffers, dims and the status block
 pub fn cross_entropy_fwd<'a>(
     device: &Device,
     x: impl Into<View<'a, f32>>,
@@ -122,11 +102,24 @@ pub fn cross_entropy_fwd<'a>(
     rows: usize,
     cols: usize,
     y: impl Into<ViewMut<'a, f32>>,
-) -> Result<DeviceBuffer<f32>> {
-    cross_entropy_fwd_with_shape(device, x, labels, rows, cols, y, DEFAULT_SHAPE)
+    loss: impl Into<ViewMut<'a, f32>>,
+    status: &mut Status,
+) -> Result<()> {
+    cross_entropy_fwd_with_shape(
+        device,
+        x,
+        labels,
+        rows,
+        cols,
+        y,
+        loss,
+        status,
+        DEFAULT_SHAPE,
+    )
 }
 
 /// [`cross_entropy_fwd`] with an explicit launch shape (see [`log_softmax_with_shape`]).
+#[allow(clippy::too_many_arguments)]
 pub fn cross_entropy_fwd_with_shape<'a>(
     device: &Device,
     x: impl Into<View<'a, f32>>,
@@ -134,37 +127,47 @@ pub fn cross_entropy_fwd_with_shape<'a>(
     rows: usize,
     cols: usize,
     y: impl Into<ViewMut<'a, f32>>,
+    loss: impl Into<ViewMut<'a, f32>>,
+    status: &mut Status,
     shape: (u32, u32),
-) -> Result<DeviceBuffer<f32>> {
-    let x = x.into();
-    let labels = labels.into();
-    let mut y = y.into();
+) -> Result<()> {
+    let (x, labels) = (x.into(), labels.into());
+    let (mut y, mut loss) = (y.into(), loss.into());
     const OP: &str = "cross_entropy_fwd";
     let n = check_shape(OP, rows, cols, true)?;
     x.check(OP, "x", device, n)?;
     labels.check(OP, "labels", device, rows)?;
     y.check(OP, "y", device, n)?;
+    loss.check(OP, "loss", device, 1)?;
+    status.check(OP, device)?;
     match device {
         Device::Cpu => {
             let labels = labels.host(OP)?;
-            if let Some((row, label)) = cpu::first_bad_label(labels, cols) {
-                return Err(bad_label(OP, row, label, cols));
-            }
+            let words = status.host_words_mut(OP)?;
+            cpu::check_labels(labels, cols, words);
             let mut nll = vec![0.0f32; rows];
             cpu::xent_rows(x.host(OP)?, labels, cols, y.host_mut(OP)?, &mut nll);
-            DeviceBuffer::copy_htod(device, &[cpu::mean_loss(&nll)])
+            cpu::mean_loss(&nll, &mut loss.host_mut(OP)?[0], words);
+            Ok(())
         }
-        Device::Cuda(_) | Device::Sim(_) => {
-            let (loss, err) = cuda::xent_fwd(device, x, labels, rows, cols, y, shape)?;
-            check_err_word(OP, err, labels, rows, cols)?;
-            Ok(loss)
-        }
+        Device::Cuda(_) | Device::Sim(_) => cuda::xent_fwd(
+            device,
+            x,
+            labels,
+            rows,
+            cols,
+            y,
+            loss,
+            status.words_mut(),
+            shape,
+        ),
     }
 }
 
 /// Mean cross-entropy backward: `dx = (exp(y) - onehot(labels)) * (dloss / R)`
-/// from the `y` that [`cross_entropy_fwd`] wrote.
+/// from the `y` that [`cross_entropy_fwd`] wrote; bad labels go to `status`.
 /// Overwrites `dx`.
+#[allow(clippy::too_many_arguments)]
 pub fn cross_entropy_bwd<'a>(
     device: &Device,
     y: impl Into<View<'a, f32>>,
@@ -173,8 +176,19 @@ pub fn cross_entropy_bwd<'a>(
     cols: usize,
     dloss: f32,
     dx: impl Into<ViewMut<'a, f32>>,
+    status: &mut Status,
 ) -> Result<()> {
-    cross_entropy_bwd_with_shape(device, y, labels, rows, cols, dloss, dx, DEFAULT_SHAPE)
+    cross_entropy_bwd_with_shape(
+        device,
+        y,
+        labels,
+        rows,
+        cols,
+        dloss,
+        dx,
+        status,
+        DEFAULT_SHAPE,
+    )
 }
 
 /// [`cross_entropy_bwd`] with an explicit launch shape `(threads per block,
@@ -188,6 +202,7 @@ pub fn cross_entropy_bwd_with_shape<'a>(
     cols: usize,
     dloss: f32,
     dx: impl Into<ViewMut<'a, f32>>,
+    status: &mut Status,
     shape: (u32, u32),
 ) -> Result<()> {
     let y = y.into();
@@ -198,21 +213,27 @@ pub fn cross_entropy_bwd_with_shape<'a>(
     y.check(OP, "y", device, n)?;
     labels.check(OP, "labels", device, rows)?;
     dx.check(OP, "dx", device, n)?;
+    status.check(OP, device)?;
     // Rounded once, here, for every device (R < 2^24: `rows as f32` is exact).
     let gscale = dloss / rows as f32;
     match device {
         Device::Cpu => {
             let labels = labels.host(OP)?;
-            if let Some((row, label)) = cpu::first_bad_label(labels, cols) {
-                return Err(bad_label(OP, row, label, cols));
-            }
+            cpu::check_labels(labels, cols, status.host_words_mut(OP)?);
             cpu::xent_bwd(y.host(OP)?, labels, cols, gscale, dx.host_mut(OP)?);
             Ok(())
         }
-        Device::Cuda(_) | Device::Sim(_) => {
-            let err = cuda::xent_bwd(device, y, labels, rows, cols, gscale, dx, shape)?;
-            check_err_word(OP, err, labels, rows, cols)
-        }
+        Device::Cuda(_) | Device::Sim(_) => cuda::xent_bwd(
+            device,
+            y,
+            labels,
+            rows,
+            cols,
+            gscale,
+            dx,
+            status.words_mut(),
+            shape,
+        ),
     }
 }
 
@@ -267,9 +288,12 @@ pub fn verify(device: &Device, elements: usize) -> Result<crate::verify::Outcome
             let mut y = DeviceBuffer::zeros(d, x.len())?;
             log_softmax(d, &xb, rows, cols, &mut y)?;
             let y_ls = y.copy_dtoh()?;
-            let loss = cross_entropy_fwd(d, &xb, &lb, rows, cols, &mut y)?;
+            let mut status = Status::new(d)?;
+            let mut loss = DeviceBuffer::zeros(d, 1)?;
+            cross_entropy_fwd(d, &xb, &lb, rows, cols, &mut y, &mut loss, &mut status)?;
             let mut dx = DeviceBuffer::zeros(d, x.len())?;
-            cross_entropy_bwd(d, &y, &lb, rows, cols, 0.75, &mut dx)?;
+            cross_entropy_bwd(d, &y, &lb, rows, cols, 0.75, &mut dx, &mut status)?;
+            status.read()?.check_inputs()?;
             Ok([y_ls, y.copy_dtoh()?, loss.copy_dtoh()?, dx.copy_dtoh()?])
         };
         let want = run(&Device::Cpu)?;
