@@ -1,6 +1,7 @@
 //! Kernel build pipeline (DESIGN.md "Building without a GPU").
 //!
-//! Three products, all from the same `kernels/*.cu` sources:
+//! Three products, all from the same `kernels/*.cu` sources (and, with the
+//! `dev-kernels` feature, `dev/kernels/*.cu`: see below):
 //! 1. **CUDA code.** With nvcc found (`$NVCC`, `$CUDA_HOME/bin/nvcc`, `PATH`) every
 //!    family is compiled to PTX with the contract flags and embedded; a kernel
 //!    that does not compile fails the build with nvcc's message. Without nvcc the
@@ -12,14 +13,25 @@
 //!    disabled with one warning, the build still succeeds.
 //!    **GPU-only files:** a kernel file whose stem ends in `_tc` (`kernels/gemm_tc.cu`:
 //!    tensor cores, inline PTX, `mma.sync`) is left out of the simulator library
-//!    and its registry (and so is a `tests/kernels/*_tc.cu`), while products 1
-//!    (nvcc PTX or embedded NVRTC source) include it like any other family. On
+//!    and its registry (and so is a `tests/kernels/*_tc.cu` or a
+//!    `dev/kernels/*_tc.cu`), while products 1 (nvcc PTX or embedded NVRTC
+//!    source) include it like any other family. On
 //!    Sim, launching one of its kernels is `Error::UnknownKernel`; the ops that
 //!    own them return a typed error before that (docs/simulator.md).
 //! 3. **Test-only kernels** (`tests/kernels/*.cu`): compiled for Sim into a
 //!    separate archive, with its own registry, linked into test targets only,
 //!    never shipped. The library's registry falls back to it through a weak
 //!    symbol, so a test launches its kernels by name like any other.
+//!
+//! **Development-only kernels** (`dev/kernels/*.cu`: variants kept only to be
+//! measured against the product, DESIGN.md "Product and experiments"): with the
+//! `dev-kernels` feature (`CARGO_FEATURE_DEV_KERNELS`) each file is one more
+//! family, built exactly like a `kernels/*.cu` one (nvcc `-I kernels`, or its
+//! source embedded with includes resolved against its folder, then `kernels/`;
+//! the simulator too unless its stem ends in `_tc`), so `Device::cuda` loads it
+//! and a bench launches its kernels by family name. Without the feature nothing
+//! under `dev/` is compiled or embedded. A dev family may not share a stem with
+//! a product family.
 //!
 //! `$OUT_DIR/kernels.rs` carries the embedded code and its sha256.
 
@@ -56,9 +68,13 @@ fn main() {
         PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let kernels_dir = root.join("kernels");
+    let dev_kernels = env::var_os("CARGO_FEATURE_DEV_KERNELS").is_some();
 
     println!("cargo:rerun-if-changed=kernels");
     println!("cargo:rerun-if-changed=tests/kernels");
+    if dev_kernels {
+        println!("cargo:rerun-if-changed={DEV_KERNELS}");
+    }
     for var in [
         "NVCC",
         "CUDA_HOME",
@@ -66,12 +82,25 @@ fn main() {
         "SHOESTRING_CUDA_ARCH",
         "SHOESTRING_SIM_ASAN",
         "CXX",
+        "CARGO_FEATURE_DEV_KERNELS",
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
     println!("cargo:rustc-check-cfg=cfg(shoestring_sim)");
 
-    let families = list_cu(&kernels_dir);
+    let mut families = families_in(&root, "kernels");
+    if dev_kernels {
+        for dev in families_in(&root, DEV_KERNELS) {
+            if let Some(product) = families.iter().find(|f| f.name == dev.name) {
+                panic!(
+                    "{} and {} would both be kernel family `{}`: rename the dev file",
+                    dev.rel, product.rel, dev.name
+                );
+            }
+            families.push(dev);
+        }
+        families.sort_by(|a, b| a.name.cmp(&b.name));
+    }
     let arch = env::var("SHOESTRING_CUDA_ARCH").unwrap_or_else(|_| DEFAULT_ARCH.to_string());
 
     // The self-contained sources are always embedded: they are what NVRTC
@@ -90,6 +119,31 @@ fn main() {
     write_kernels_rs(&out, &arch, &embedded, &sources);
 
     build_sim(&root, &kernels_dir, &families, &out);
+}
+
+/// Where the development-only kernels live (the `dev-kernels` feature).
+const DEV_KERNELS: &str = "dev/kernels";
+
+/// One kernel family: a `.cu` file compiled (or embedded) as one module.
+struct Family {
+    /// The file stem: the family name kernels are launched under.
+    name: String,
+    /// The source file.
+    path: PathBuf,
+    /// The path relative to the crate root, for messages.
+    rel: String,
+}
+
+/// The families of `root/dir/*.cu`, sorted by name.
+fn families_in(root: &Path, dir: &str) -> Vec<Family> {
+    list_cu(&root.join(dir))
+        .into_iter()
+        .map(|name| Family {
+            path: root.join(dir).join(format!("{name}.cu")),
+            rel: format!("{dir}/{name}.cu"),
+            name,
+        })
+        .collect()
 }
 
 /// The stem suffix of GPU-only kernel files (see the header, product 2).
@@ -148,7 +202,7 @@ struct Embedded {
     files: Vec<(String, PathBuf)>,
 }
 
-fn compile_ptx(nvcc: &Path, arch: &str, kdir: &Path, families: &[String], out: &Path) -> Embedded {
+fn compile_ptx(nvcc: &Path, arch: &str, kdir: &Path, families: &[Family], out: &Path) -> Embedded {
     let version = Command::new(nvcc)
         .arg("--version")
         .output()
@@ -162,8 +216,7 @@ fn compile_ptx(nvcc: &Path, arch: &str, kdir: &Path, families: &[String], out: &
         .unwrap_or_else(|| "unknown version".into());
     let mut files = Vec::new();
     for fam in families {
-        let src = kdir.join(format!("{fam}.cu"));
-        let ptx = out.join(format!("{fam}.ptx"));
+        let ptx = out.join(format!("{}.ptx", fam.name));
         let output = Command::new(nvcc)
             .arg("-ptx")
             .arg(format!("-arch={arch}"))
@@ -172,17 +225,18 @@ fn compile_ptx(nvcc: &Path, arch: &str, kdir: &Path, families: &[String], out: &
             .arg(kdir)
             .arg("-o")
             .arg(&ptx)
-            .arg(&src)
+            .arg(&fam.path)
             .output()
             .unwrap_or_else(|e| panic!("could not run {}: {e}", nvcc.display()));
         if !output.status.success() {
             panic!(
-                "nvcc failed on kernels/{fam}.cu:\n{}{}",
+                "nvcc failed on {}:\n{}{}",
+                fam.rel,
                 String::from_utf8_lossy(&output.stdout),
                 String::from_utf8_lossy(&output.stderr)
             );
         }
-        files.push((fam.clone(), ptx));
+        files.push((fam.name.clone(), ptx));
     }
     Embedded {
         origin: format!("nvcc PTX ({version}, {})", nvcc.display()),
@@ -191,14 +245,14 @@ fn compile_ptx(nvcc: &Path, arch: &str, kdir: &Path, families: &[String], out: &
     }
 }
 
-fn embed_sources(kdir: &Path, families: &[String], out: &Path) -> Embedded {
+fn embed_sources(kdir: &Path, families: &[Family], out: &Path) -> Embedded {
     let mut files = Vec::new();
     for fam in families {
         let mut seen = BTreeSet::new();
-        let text = inline_includes(&kdir.join(format!("{fam}.cu")), kdir, &mut seen);
-        let path = out.join(format!("{fam}.nvrtc.cu"));
+        let text = inline_includes(&fam.path, kdir, &mut seen);
+        let path = out.join(format!("{}.nvrtc.cu", fam.name));
         fs::write(&path, text).expect("write inlined kernel source");
-        files.push((fam.clone(), path));
+        files.push((fam.name.clone(), path));
     }
     Embedded {
         origin: "NVRTC at run time (embedded sources)".into(),
@@ -305,7 +359,7 @@ fn kernel_names(src: &str) -> Vec<String> {
     names
 }
 
-fn build_sim(root: &Path, kdir: &Path, families: &[String], out: &Path) {
+fn build_sim(root: &Path, kdir: &Path, families: &[Family], out: &Path) {
     let probe = cc::Build::new().cpp(true).get_compiler();
     let usable = Command::new(probe.path())
         .arg("--version")
@@ -327,9 +381,9 @@ fn build_sim(root: &Path, kdir: &Path, families: &[String], out: &Path) {
     lib.file(kdir.join("common").join("sim_runtime.cpp"));
     let mut registry = String::from("#include \"common/sim_api.h\"\n#include <string.h>\n");
     let mut table = String::new();
-    for fam in families.iter().filter(|f| !gpu_only(f)) {
-        let src_path = kdir.join(format!("{fam}.cu"));
-        let names = wrap_family(&src_path, &sim_dir.join(format!("{fam}.cpp")), &mut lib);
+    for fam in families.iter().filter(|f| !gpu_only(&f.name)) {
+        let wrapper = sim_dir.join(format!("{}.cpp", fam.name));
+        let names = wrap_family(&fam.path, &wrapper, &mut lib);
         for n in names {
             let _ = writeln!(
                 registry,

@@ -1,8 +1,12 @@
 //! GPU GEMM table: the exact tier, the fast (tensor-core) tier with and without
 //! overflow detection, and cuBLAS HGEMM, timed with CUDA events on the device's
-//! one stream. `cargo bench --bench gemm_gpu`; the GPU bundle runs the built
-//! executable (docs/GPU.md). Without a GPU it prints `skipped: <reason>` and
-//! exits 0 (exit 1 under `SHOESTRING_REQUIRE_GPU=1`, as the bundle sets).
+//! one stream. `cargo bench --features dev-kernels --bench gemm_gpu`; the GPU
+//! bundle runs the built executable (docs/GPU.md). Without a GPU it prints
+//! `skipped: <reason>` and exits 0 (exit 1 under `SHOESTRING_REQUIRE_GPU=1`, as
+//! the bundle sets). The bench-only kernels (the other tile shapes, the
+//! no-flag kernel, the mma.sync peak) are not part of the library: they are
+//! `dev/kernels/gemm_dev_tc.cu`, launched through `dev/gemm_tc.rs`, and built
+//! only with the `dev-kernels` feature, which this bench requires.
 //!
 //! Method: random f16 operands in [-1, 1) (never zeros), one warm-up call
 //! (module JIT, shared-memory opt-in, cuBLAS heuristics), a batch size chosen so
@@ -35,14 +39,18 @@
 use cudarc::cublas::{result as cublas_result, sys as cublas_sys, CudaBlas};
 use cudarc::driver::sys::{CUdevice_attribute, CUevent_flags};
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
+use dev_gemm_tc::{gemm_dev, mma_peak, mma_peak_flops, Variant, MMA_PEAK_THREADS};
 use shoestring::device::{Device, DeviceBuffer};
 use shoestring::numerics::{float_to_half_rn, half_to_float};
-use shoestring::ops::gemm::fast::{gemm_fast_with, mma_peak, mma_peak_flops, FastKernel};
+use shoestring::ops::gemm::fast::gemm_fast;
 use shoestring::ops::gemm::{self, Gemm};
 use shoestring::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
 use shoestring::status::Status;
 use std::ffi::c_void;
 use std::sync::Arc;
+
+#[path = "../dev/gemm_tc.rs"]
+mod dev_gemm_tc;
 
 const SIZES: [usize; 6] = [256, 512, 1024, 2048, 4096, 8192];
 /// Timed batches per measurement; the median is reported.
@@ -243,21 +251,24 @@ fn measure(
         })?;
         row.exact = Some(gflops(&g, ms));
     }
-    let mut fast = |k: FastKernel| -> Res<f64> {
+    // None: the product (gemm_fast); Some(v): the bench-only kernel v.
+    let mut fast = |k: Option<Variant>| -> Res<f64> {
         let ms = time_ms(stream, || {
-            Ok(gemm_fast_with(
-                dev, &g, &a, &b, None, &mut c16, &mut flag, k,
-            )?)
+            match k {
+                None => gemm_fast(dev, &g, &a, &b, None, &mut c16, &mut flag)?,
+                Some(v) => gemm_dev(dev, v, &g, &a, &b, None, &mut c16, &mut flag)?,
+            }
+            Ok(())
         })?;
         Ok(gflops(&g, ms))
     };
-    row.fast = Some(fast(FastKernel::Tiled)?);
-    row.noflag = Some(fast(FastKernel::NoFlag)?);
-    row.wide = Some(fast(FastKernel::Wide)?);
-    row.narrow = Some(fast(FastKernel::Narrow)?);
-    row.pipe = Some(fast(FastKernel::Pipe)?);
-    row.k64 = Some(fast(FastKernel::K64)?);
-    row.big = Some(fast(FastKernel::Big)?);
+    row.fast = Some(fast(None)?);
+    row.noflag = Some(fast(Some(Variant::NoFlag))?);
+    row.wide = Some(fast(Some(Variant::Wide))?);
+    row.narrow = Some(fast(Some(Variant::Narrow))?);
+    row.pipe = Some(fast(Some(Variant::Pipe))?);
+    row.k64 = Some(fast(Some(Variant::K64))?);
+    row.big = Some(fast(Some(Variant::Big))?);
     if flag.read()?.overflow() {
         return Err(format!(
             "{}: the overflow flag was raised on [-1, 1) data",
@@ -274,16 +285,7 @@ fn measure(
         if check {
             // The fast tier's output against cuBLAS's: catches a wrong operand
             // order in either call, not a speed question.
-            gemm_fast_with(
-                dev,
-                &g,
-                &a,
-                &b,
-                None,
-                &mut c16,
-                &mut flag,
-                FastKernel::Tiled,
-            )?;
+            gemm_fast(dev, &g, &a, &b, None, &mut c16, &mut flag)?;
             let ours = c16.copy_dtoh()?;
             let theirs = stream.clone_dtoh(&cc)?;
             stream.synchronize()?;
@@ -341,7 +343,7 @@ fn run(dev: &Device) -> Res<()> {
     // one wave), ~1.5 ms a call.
     let peak_blocks = (sms.max(1) as u32) * 3;
     let peak_iters = 4096;
-    let mut peak_out = DeviceBuffer::<f32>::zeros(dev, peak_blocks as usize * 256)?;
+    let mut peak_out = DeviceBuffer::<f32>::zeros(dev, (peak_blocks * MMA_PEAK_THREADS) as usize)?;
     let ms = time_ms(&stream, || {
         Ok(mma_peak(dev, peak_blocks, peak_iters, &mut peak_out)?)
     })?;

@@ -3,6 +3,9 @@
 # the release test binaries, the `shoestring` binary and the `gemm_gpu` bench
 # executable, with every kernel compiled to PTX by the pinned nvcc, plus
 # gpu-bundle/run.sh that runs them there and writes a report. See docs/GPU.md.
+# Everything is built with the `dev-kernels` feature (one build of the library
+# for all three): the bench and tests/gemm_dev.rs need the bench-only kernels of
+# dev/kernels/, so `doctor` in the report lists their family too.
 #
 # Usage: bash scripts/gpu-bundle.sh
 set -euo pipefail
@@ -26,12 +29,13 @@ mkdir -p "$bundle/tests" "$bundle/bin" "$bundle/bench"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
-log "cargo test --release --no-run"
-cargo test --release --no-run --message-format=json >"$tmp/tests.json"
-log "cargo build --release --bin shoestring"
-cargo build --release --bin shoestring --message-format=json >"$tmp/bin.json"
-log "cargo bench --no-run --bench gemm_gpu"
-cargo bench --no-run --bench gemm_gpu --message-format=json >"$tmp/bench.json"
+features=(--features dev-kernels)
+log "cargo test --release ${features[*]} --no-run"
+cargo test --release "${features[@]}" --no-run --message-format=json >"$tmp/tests.json"
+log "cargo build --release ${features[*]} --bin shoestring"
+cargo build --release "${features[@]}" --bin shoestring --message-format=json >"$tmp/bin.json"
+log "cargo bench ${features[*]} --no-run --bench gemm_gpu"
+cargo bench "${features[@]}" --no-run --bench gemm_gpu --message-format=json >"$tmp/bench.json"
 
 # Copy every test executable (profile.test == true) as tests/<name>, the hash
 # suffix dropped: integration tests keep their name, the lib's unit tests take

@@ -52,8 +52,14 @@ impl Status {
         Ok(StatusReport::from_words(&w))
     }
 
-    /// The words, for a kernel to write (Cuda, Sim).
-    pub(crate) fn words_mut(&mut self) -> ViewMut<'_, u32> {
+    /// The words, for a kernel to write (Cuda, Sim): the `status` argument of
+    /// a [`Launch`](crate::device::Launch). Public for code that launches its
+    /// own kernels (the dev-only launchers of `dev/gemm_tc.rs`), whose kernels
+    /// must write it as the layout and bits of `kernels/common/abi_status.h`
+    /// say (a GEMM ORs `SS_STATUS_OVERFLOW` into word 0). Not part of the
+    /// stable API.
+    #[doc(hidden)]
+    pub fn words_mut(&mut self) -> ViewMut<'_, u32> {
         self.words.view_mut()
     }
 

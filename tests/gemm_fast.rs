@@ -15,30 +15,26 @@
 //! where the `2^-22 |y|` covers the epilogue's own rounding on each side; for
 //! f16 output one f16 ulp of the larger result is added (the two may round to
 //! neighbours). A NaN or an unwritten (poisoned) element never passes.
+//!
+//! The bench-only variants (other tile shapes, no overflow check) are tested in
+//! `tests/gemm_dev.rs` (`--features dev-kernels`).
 
+mod gemm_support;
 mod support;
 
+use gemm_support::fast::{assert_within_bound, magnitudes, operands, poisoned, run_exact, Out};
 use shoestring::device::abi::ss_philox_blocks_params;
 use shoestring::device::{
     sim_available, Device, DeviceBuffer, Launch, LaunchConfig, SimOptions,
     MAX_DYNAMIC_SHARED_DEFAULT, MAX_DYNAMIC_SHARED_SIM,
 };
-use shoestring::numerics::{float_to_half_rn, half_to_float};
-use shoestring::ops::gemm::fast::{gemm_fast, gemm_fast_with, FastKernel};
-use shoestring::ops::gemm::{self, Gemm, GemmOut, Op};
-use shoestring::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
+use shoestring::numerics::float_to_half_rn;
+use shoestring::ops::gemm::fast::gemm_fast;
+use shoestring::ops::gemm::{Gemm, Op};
+use shoestring::ops::philox::{PhiloxCounter, PhiloxKey};
 use shoestring::status::Status;
 use shoestring::Error;
 use support::gpu_for_test;
-
-/// The bench-only tile shapes (f16 output, `Op::N` operands only).
-const BENCH_KERNELS: [FastKernel; 5] = [
-    FastKernel::Wide,
-    FastKernel::Narrow,
-    FastKernel::Pipe,
-    FastKernel::K64,
-    FastKernel::Big,
-];
 
 const OPS: [(Op, Op); 4] = [
     (Op::N, Op::N),
@@ -47,77 +43,20 @@ const OPS: [(Op, Op); 4] = [
     (Op::T, Op::T),
 ];
 
-/// `n` f16 values uniform in `[-scale, scale)` from Philox stream `stream`.
-fn uniform_f16(n: usize, stream: u32, scale: f32) -> Vec<u16> {
-    let key = PhiloxKey::from_seed(0xfa57_0001);
-    uniform_floats(key, PhiloxCounter::new(0, stream, 0), n, scale)
-        .unwrap()
-        .iter()
-        .map(|&x| float_to_half_rn(x))
-        .collect()
-}
-
-/// f16 operands for `g` in [-1, 1) and a bias in [-4, 4).
-fn operands(g: &Gemm, stream: u32) -> (Vec<u16>, Vec<u16>, Vec<f32>) {
-    let a = uniform_f16(g.m * g.k, stream, 1.0);
-    let b = uniform_f16(g.k * g.n, stream + 1, 1.0);
-    let key = PhiloxKey::from_seed(0xfa57_0002);
-    let bias = uniform_floats(key, PhiloxCounter::new(0, stream + 2, 0), g.n, 4.0).unwrap();
-    (a, b, bias)
-}
-
-/// An output value as f64, for either output type.
-trait Out: GemmOut {
-    /// A value no kernel stores for these inputs: a NaN with a payload.
-    fn poison() -> Self;
-    fn value(self) -> f64;
-    /// One unit in the last place of the output type at `x` (0 for f32: the
-    /// f32 epilogue rounding is in the bound already).
-    fn ulp(x: f64) -> f64;
-}
-impl Out for f32 {
-    fn poison() -> f32 {
-        f32::from_bits(0x7fbb_0bad)
-    }
-    fn value(self) -> f64 {
-        f64::from(self)
-    }
-    fn ulp(_: f64) -> f64 {
-        0.0
-    }
-}
-impl Out for u16 {
-    fn poison() -> u16 {
-        0x7d0b
-    }
-    fn value(self) -> f64 {
-        f64::from(half_to_float(self))
-    }
-    fn ulp(x: f64) -> f64 {
-        let x = x.abs().max(f64::from(half_to_float(0x0400))); // smallest normal
-        2f64.powi(x.log2().floor() as i32 - 10)
-    }
-}
-
-fn poisoned<O: Out>(dev: &Device, len: usize) -> DeviceBuffer<O> {
-    DeviceBuffer::copy_htod(dev, &vec![O::poison(); len]).unwrap()
-}
-
-/// The fast tier on `dev` (kernel `k`); returns C and the flag.
+/// The fast tier on `dev` into a poisoned C; returns C and the flag.
 fn run_fast<O: Out>(
     dev: &Device,
     g: &Gemm,
     a: &[u16],
     b: &[u16],
     bias: Option<&[f32]>,
-    k: FastKernel,
 ) -> (Vec<O>, bool) {
     let a = DeviceBuffer::copy_htod(dev, a).unwrap();
     let b = DeviceBuffer::copy_htod(dev, b).unwrap();
     let bias = bias.map(|v| DeviceBuffer::copy_htod(dev, v).unwrap());
     let mut c = poisoned::<O>(dev, g.m * g.n);
     let mut flag = Status::new(dev).unwrap();
-    gemm_fast_with(
+    gemm_fast(
         dev,
         g,
         &a,
@@ -125,96 +64,9 @@ fn run_fast<O: Out>(
         bias.as_ref().map(|b| b.view()),
         &mut c,
         &mut flag,
-        k,
     )
-    .unwrap_or_else(|e| panic!("{g:?} {k:?}: {e}"));
+    .unwrap_or_else(|e| panic!("{g:?}: {e}"));
     (c.copy_dtoh().unwrap(), flag.read().unwrap().overflow())
-}
-
-/// The exact tier on the CPU; returns C and the flag.
-fn run_exact<O: Out>(g: &Gemm, a: &[u16], b: &[u16], bias: Option<&[f32]>) -> (Vec<O>, bool) {
-    let cpu = Device::Cpu;
-    let a = DeviceBuffer::copy_htod(&cpu, a).unwrap();
-    let b = DeviceBuffer::copy_htod(&cpu, b).unwrap();
-    let bias = bias.map(|v| DeviceBuffer::copy_htod(&cpu, v).unwrap());
-    let mut c = DeviceBuffer::<O>::zeros(&cpu, g.m * g.n).unwrap();
-    let mut flag = Status::new(&cpu).unwrap();
-    gemm::gemm(
-        &cpu,
-        g,
-        &a,
-        &b,
-        bias.as_ref().map(|b| b.view()),
-        &mut c,
-        &mut flag,
-    )
-    .unwrap();
-    (c.copy_dtoh().unwrap(), flag.read().unwrap().overflow())
-}
-
-/// S[i, j] = sum_kk |op(A)[i,kk] op(B)[kk,j]| in f64.
-fn magnitudes(g: &Gemm, a: &[u16], b: &[u16]) -> Vec<f64> {
-    let (m, n, k) = (g.m, g.n, g.k);
-    let af: Vec<f64> = a
-        .iter()
-        .map(|&h| f64::from(half_to_float(h)).abs())
-        .collect();
-    let bf: Vec<f64> = b
-        .iter()
-        .map(|&h| f64::from(half_to_float(h)).abs())
-        .collect();
-    let mut s = vec![0.0f64; m * n];
-    for i in 0..m {
-        for kk in 0..k {
-            let x = match g.a {
-                Op::N => af[i * k + kk],
-                Op::T => af[kk * m + i],
-            };
-            for j in 0..n {
-                let y = match g.b {
-                    Op::N => bf[kk * n + j],
-                    Op::T => bf[j * k + kk],
-                };
-                s[i * n + j] += x * y;
-            }
-        }
-    }
-    s
-}
-
-/// Asserts `got` (fast) is within the module's bound of `want` (exact).
-fn assert_within_bound<O: Out>(label: &str, g: &Gemm, got: &[O], want: &[O], mag: &[f64]) {
-    assert_eq!(got.len(), want.len());
-    let k = g.k as f64;
-    let alpha = f64::from(g.alpha).abs();
-    let mut worst = 0.0f64;
-    for (idx, ((&x, &y), &s)) in got.iter().zip(want).zip(mag).enumerate() {
-        let (xv, yv) = (x.value(), y.value());
-        assert!(
-            xv.is_finite() && yv.is_finite(),
-            "{label}: element {idx} (row {}, col {}) is {:#x} (fast) vs {:#x} (exact): \
-             not finite (a poisoned element was never written?)",
-            idx / g.n,
-            idx % g.n,
-            x.bits(),
-            y.bits()
-        );
-        let bound = alpha * (k + 4.0) * 2f64.powi(-21) * s
-            + 2f64.powi(-22) * yv.abs()
-            + O::ulp(xv.abs().max(yv.abs()));
-        let err = (xv - yv).abs();
-        assert!(
-            err <= bound,
-            "{label}: element {idx} (row {}, col {}): fast {xv:e} vs exact {yv:e}, \
-             |err| {err:e} > bound {bound:e}",
-            idx / g.n,
-            idx % g.n
-        );
-        if bound > 0.0 {
-            worst = worst.max(err / bound);
-        }
-    }
-    eprintln!("{label}: worst |err| / bound = {worst:.3}");
 }
 
 // ---- Cpu and Sim: the fast tier is refused with a typed error ----
@@ -311,9 +163,7 @@ fn launches_above_48_kib_opt_in_up_to_the_device_limit() {
 
 /// Odd shapes, all four transposes, f16 and f32 output, bias and none: the fast
 /// tier within the bound of the exact tier (module docs).
-/// With `bench_kernels` (f16 output), `Op::N` x `Op::N` shapes also run every
-/// bench-only kernel ([`BENCH_KERNELS`]) against the same bound.
-fn fast_within_bound_of_exact<O: Out>(label: &str, bench_kernels: bool) {
+fn fast_within_bound_of_exact<O: Out>(label: &str) {
     let Some(dev) = gpu_for_test(label) else {
         return;
     };
@@ -339,18 +189,10 @@ fn fast_within_bound_of_exact<O: Out>(label: &str, bench_kernels: bool) {
             for with_bias in [false, true] {
                 let bias = with_bias.then_some(bias.as_slice());
                 let (want, wf) = run_exact::<O>(&g, &a, &b, bias);
-                let (got, gf) = run_fast::<O>(&dev, &g, &a, &b, bias, FastKernel::Tiled);
+                let (got, gf) = run_fast::<O>(&dev, &g, &a, &b, bias);
                 let what = format!("{label} {g:?} bias={with_bias}");
                 assert_within_bound(&what, &g, &got, &want, &mag);
                 assert!(!wf && !gf, "{what}: no overflow expected");
-                if bench_kernels && o == 0 {
-                    for k in BENCH_KERNELS {
-                        let (got, gf) = run_fast::<O>(&dev, &g, &a, &b, bias, k);
-                        let what = format!("{label} {k:?} {g:?} bias={with_bias}");
-                        assert_within_bound(&what, &g, &got, &want, &mag);
-                        assert!(!gf, "{what}: no overflow expected");
-                    }
-                }
             }
         }
     }
@@ -358,16 +200,16 @@ fn fast_within_bound_of_exact<O: Out>(label: &str, bench_kernels: bool) {
 
 #[test]
 fn fast_f16_to_f32_is_within_the_accumulation_bound_of_the_exact_tier() {
-    fast_within_bound_of_exact::<f32>("gemm_fast_f32", false);
+    fast_within_bound_of_exact::<f32>("gemm_fast_f32");
 }
 
 #[test]
 fn fast_f16_to_f16_is_within_the_accumulation_bound_of_the_exact_tier() {
-    fast_within_bound_of_exact::<u16>("gemm_fast_f16", true);
+    fast_within_bound_of_exact::<u16>("gemm_fast_f16");
 }
 
 #[test]
-fn fast_is_bitwise_identical_over_repeated_launches_and_the_bench_kernels_agree() {
+fn fast_is_bitwise_identical_over_repeated_launches() {
     let Some(dev) = gpu_for_test("gemm_fast_repeat") else {
         return;
     };
@@ -375,36 +217,15 @@ fn fast_is_bitwise_identical_over_repeated_launches_and_the_bench_kernels_agree(
     let g = Gemm::new(300, 520, 1000).alpha(0.5);
     let (a, b, bias) = operands(&g, 700);
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    let (first, _) = run_fast::<f32>(&dev, &g, &a, &b, Some(&bias), FastKernel::Tiled);
+    let (first, _) = run_fast::<f32>(&dev, &g, &a, &b, Some(&bias));
     for rep in 0..3 {
-        let (again, _) = run_fast::<f32>(&dev, &g, &a, &b, Some(&bias), FastKernel::Tiled);
+        let (again, _) = run_fast::<f32>(&dev, &g, &a, &b, Some(&bias));
         assert_eq!(bits(&again), bits(&first), "f32 output, launch {rep}");
     }
-    let (first16, _) = run_fast::<u16>(&dev, &g, &a, &b, None, FastKernel::Tiled);
+    let (first16, _) = run_fast::<u16>(&dev, &g, &a, &b, None);
     for rep in 0..3 {
-        let (again, _) = run_fast::<u16>(&dev, &g, &a, &b, None, FastKernel::Tiled);
+        let (again, _) = run_fast::<u16>(&dev, &g, &a, &b, None);
         assert_eq!(again, first16, "f16 output, launch {rep}");
-    }
-    // The bench's no-flag kernel is the same code without the check: same bits.
-    let (noflag16, _) = run_fast::<u16>(&dev, &g, &a, &b, None, FastKernel::NoFlag);
-    assert_eq!(noflag16, first16, "no-flag kernel, f16 output");
-    // The bench's other tile shapes: within the bound of the exact tier. Each
-    // output is the same sequence of k16 mma steps in every shape, so they are
-    // expected to equal the product kernel bit for bit as well; that is
-    // reported, not promised.
-    let (want, _) = run_exact::<u16>(&g, &a, &b, None);
-    let mag = magnitudes(&g, &a, &b);
-    for k in BENCH_KERNELS {
-        let (other, _) = run_fast::<u16>(&dev, &g, &a, &b, None, k);
-        assert_within_bound(&format!("{k:?} kernel"), &g, &other, &want, &mag);
-        for rep in 0..2 {
-            let (again, _) = run_fast::<u16>(&dev, &g, &a, &b, None, k);
-            assert_eq!(again, other, "{k:?} kernel, launch {rep}");
-        }
-        eprintln!(
-            "{k:?} kernel bitwise equal to the product kernel: {}",
-            other == first16
-        );
     }
 }
 
@@ -422,23 +243,23 @@ fn flag_is_set_by_exactly_one_f16_overflow_or_a_nan_input_and_clear_otherwise() 
     let mut b = vec![small; g.k * g.n];
     a[0] = float_to_half_rn(256.0);
     b[2] = float_to_half_rn(256.0);
-    let (c, flag) = run_fast::<u16>(&dev, &g, &a, &b, None, FastKernel::Tiled);
+    let (c, flag) = run_fast::<u16>(&dev, &g, &a, &b, None);
     let inf: Vec<usize> = (0..c.len()).filter(|&i| c[i] & 0x7fff == 0x7c00).collect();
     assert_eq!(inf, [2], "exactly C[0][2] overflows f16");
     assert!(flag, "one f16 overflow sets the flag");
     // The same GEMM into f32 stores 65536.x, finite: flag clear.
-    let (c32, flag) = run_fast::<f32>(&dev, &g, &a, &b, None, FastKernel::Tiled);
+    let (c32, flag) = run_fast::<f32>(&dev, &g, &a, &b, None);
     assert!(c32[2] > 65504.0 && c32[2].is_finite());
     assert!(!flag, "f32 output does not overflow");
     // Without the big values: clear.
     let plain_a = vec![small; g.m * g.k];
-    let (_, flag) = run_fast::<u16>(&dev, &g, &plain_a, &b, None, FastKernel::Tiled);
+    let (_, flag) = run_fast::<u16>(&dev, &g, &plain_a, &b, None);
     assert!(!flag, "no overflow, flag clear");
     // A NaN operand: row 1 of C is NaN, stored as the canonical NaN (0x7e00 in
     // f16, 0x7fc00000 in f32), and the flag is set.
     let mut nan_a = plain_a.clone();
     nan_a[g.k + 3] = 0x7e01;
-    let (c, flag) = run_fast::<u16>(&dev, &g, &nan_a, &b, None, FastKernel::Tiled);
+    let (c, flag) = run_fast::<u16>(&dev, &g, &nan_a, &b, None);
     assert!(flag, "NaN input sets the flag (f16 output)");
     assert!(
         c[g.n..2 * g.n].iter().all(|&h| h == 0x7e00),
@@ -448,12 +269,9 @@ fn flag_is_set_by_exactly_one_f16_overflow_or_a_nan_input_and_clear_otherwise() 
         c[..g.n].iter().all(|&h| h & 0x7c00 != 0x7c00),
         "row 0 finite"
     );
-    let (c, flag) = run_fast::<f32>(&dev, &g, &nan_a, &b, None, FastKernel::Tiled);
+    let (c, flag) = run_fast::<f32>(&dev, &g, &nan_a, &b, None);
     assert!(flag, "NaN input sets the flag (f32 output)");
     assert!(c[g.n..2 * g.n].iter().all(|x| x.to_bits() == 0x7fc0_0000));
-    // The no-flag kernel never touches the flag, even on NaN.
-    let (_, flag) = run_fast::<u16>(&dev, &g, &nan_a, &b, None, FastKernel::NoFlag);
-    assert!(!flag, "the bench's no-flag kernel leaves the flag alone");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Shared by the GEMM test files (`#[path]`-included, not a test target):
-//! the contract written out as a naive triple loop, and input helpers.
+//! the contract written out as a naive triple loop, and input helpers; in
+//! [`fast`], the tensor-core tests' inputs, reference and bound.
 #![allow(dead_code)] // each including file uses a different subset
 
 use shoestring::device::{Device, DeviceBuffer};
@@ -123,4 +124,165 @@ pub fn operands(g: &Gemm, stream: u32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     }
     let bias = uniform(g.n, stream + 2, 4.0);
     (a, b, bias)
+}
+
+/// Helpers for the tensor-core GEMMs (`tests/gemm_fast.rs`, the product;
+/// `tests/gemm_dev.rs`, the bench-only variants): f16 inputs, the exact tier
+/// on the CPU as the reference, and the accumulation bound stated in
+/// `tests/gemm_fast.rs`'s header.
+pub mod fast {
+    use shoestring::device::{Device, DeviceBuffer};
+    use shoestring::numerics::{float_to_half_rn, half_to_float};
+    use shoestring::ops::gemm::{self, Gemm, GemmOut, Op};
+    use shoestring::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
+    use shoestring::status::Status;
+
+    /// `n` f16 values uniform in `[-scale, scale)` from Philox stream `stream`.
+    pub fn uniform_f16(n: usize, stream: u32, scale: f32) -> Vec<u16> {
+        let key = PhiloxKey::from_seed(0xfa57_0001);
+        uniform_floats(key, PhiloxCounter::new(0, stream, 0), n, scale)
+            .unwrap()
+            .iter()
+            .map(|&x| float_to_half_rn(x))
+            .collect()
+    }
+
+    /// f16 operands for `g` in [-1, 1) and a bias in [-4, 4).
+    pub fn operands(g: &Gemm, stream: u32) -> (Vec<u16>, Vec<u16>, Vec<f32>) {
+        let a = uniform_f16(g.m * g.k, stream, 1.0);
+        let b = uniform_f16(g.k * g.n, stream + 1, 1.0);
+        let key = PhiloxKey::from_seed(0xfa57_0002);
+        let bias = uniform_floats(key, PhiloxCounter::new(0, stream + 2, 0), g.n, 4.0).unwrap();
+        (a, b, bias)
+    }
+
+    /// An output value as f64, for either output type.
+    pub trait Out: GemmOut {
+        /// A value no kernel stores for these inputs: a NaN with a payload.
+        fn poison() -> Self;
+        fn value(self) -> f64;
+        /// One unit in the last place of the output type at `x` (0 for f32: the
+        /// f32 epilogue rounding is in the bound already).
+        fn ulp(x: f64) -> f64;
+    }
+    impl Out for f32 {
+        fn poison() -> f32 {
+            f32::from_bits(0x7fbb_0bad)
+        }
+        fn value(self) -> f64 {
+            f64::from(self)
+        }
+        fn ulp(_: f64) -> f64 {
+            0.0
+        }
+    }
+    impl Out for u16 {
+        fn poison() -> u16 {
+            0x7d0b
+        }
+        fn value(self) -> f64 {
+            f64::from(half_to_float(self))
+        }
+        fn ulp(x: f64) -> f64 {
+            let x = x.abs().max(f64::from(half_to_float(0x0400))); // smallest normal
+            2f64.powi(x.log2().floor() as i32 - 10)
+        }
+    }
+
+    /// `len` poisoned elements on `dev`: an element no kernel wrote stays a NaN.
+    pub fn poisoned<O: Out>(dev: &Device, len: usize) -> DeviceBuffer<O> {
+        DeviceBuffer::copy_htod(dev, &vec![O::poison(); len]).unwrap()
+    }
+
+    /// The exact tier on the CPU; returns C and the flag.
+    pub fn run_exact<O: Out>(
+        g: &Gemm,
+        a: &[u16],
+        b: &[u16],
+        bias: Option<&[f32]>,
+    ) -> (Vec<O>, bool) {
+        let cpu = Device::Cpu;
+        let a = DeviceBuffer::copy_htod(&cpu, a).unwrap();
+        let b = DeviceBuffer::copy_htod(&cpu, b).unwrap();
+        let bias = bias.map(|v| DeviceBuffer::copy_htod(&cpu, v).unwrap());
+        let mut c = DeviceBuffer::<O>::zeros(&cpu, g.m * g.n).unwrap();
+        let mut flag = Status::new(&cpu).unwrap();
+        gemm::gemm(
+            &cpu,
+            g,
+            &a,
+            &b,
+            bias.as_ref().map(|b| b.view()),
+            &mut c,
+            &mut flag,
+        )
+        .unwrap();
+        (c.copy_dtoh().unwrap(), flag.read().unwrap().overflow())
+    }
+
+    /// S[i, j] = sum_kk |op(A)[i,kk] op(B)[kk,j]| in f64.
+    pub fn magnitudes(g: &Gemm, a: &[u16], b: &[u16]) -> Vec<f64> {
+        let (m, n, k) = (g.m, g.n, g.k);
+        let af: Vec<f64> = a
+            .iter()
+            .map(|&h| f64::from(half_to_float(h)).abs())
+            .collect();
+        let bf: Vec<f64> = b
+            .iter()
+            .map(|&h| f64::from(half_to_float(h)).abs())
+            .collect();
+        let mut s = vec![0.0f64; m * n];
+        for i in 0..m {
+            for kk in 0..k {
+                let x = match g.a {
+                    Op::N => af[i * k + kk],
+                    Op::T => af[kk * m + i],
+                };
+                for j in 0..n {
+                    let y = match g.b {
+                        Op::N => bf[kk * n + j],
+                        Op::T => bf[j * k + kk],
+                    };
+                    s[i * n + j] += x * y;
+                }
+            }
+        }
+        s
+    }
+
+    /// Asserts `got` (fast) is within the bound of `tests/gemm_fast.rs`'s
+    /// header of `want` (exact).
+    pub fn assert_within_bound<O: Out>(label: &str, g: &Gemm, got: &[O], want: &[O], mag: &[f64]) {
+        assert_eq!(got.len(), want.len());
+        let k = g.k as f64;
+        let alpha = f64::from(g.alpha).abs();
+        let mut worst = 0.0f64;
+        for (idx, ((&x, &y), &s)) in got.iter().zip(want).zip(mag).enumerate() {
+            let (xv, yv) = (x.value(), y.value());
+            assert!(
+                xv.is_finite() && yv.is_finite(),
+                "{label}: element {idx} (row {}, col {}) is {:#x} (fast) vs {:#x} (exact): \
+                 not finite (a poisoned element was never written?)",
+                idx / g.n,
+                idx % g.n,
+                x.bits(),
+                y.bits()
+            );
+            let bound = alpha * (k + 4.0) * 2f64.powi(-21) * s
+                + 2f64.powi(-22) * yv.abs()
+                + O::ulp(xv.abs().max(yv.abs()));
+            let err = (xv - yv).abs();
+            assert!(
+                err <= bound,
+                "{label}: element {idx} (row {}, col {}): fast {xv:e} vs exact {yv:e}, \
+                 |err| {err:e} > bound {bound:e}",
+                idx / g.n,
+                idx % g.n
+            );
+            if bound > 0.0 {
+                worst = worst.max(err / bound);
+            }
+        }
+        eprintln!("{label}: worst |err| / bound = {worst:.3}");
+    }
 }

@@ -36,7 +36,9 @@
 //! (`.trans` for k-major operands) from padded rows, and an epilogue staged
 //! through shared memory so that stores are row-contiguous. Two blocks fit an SM
 //! on sm_80 and sm_90. `benches/gemm_gpu.rs` compares it with cuBLAS and with
-//! two other tile shapes ([`FastKernel`]).
+//! other tile shapes, which are not part of the product: they live in
+//! `dev/kernels/gemm_dev_tc.cu` (launched by `dev/gemm_tc.rs`, built with the
+//! `dev-kernels` feature).
 
 use super::{check, Gemm, GemmOut};
 use crate::device::abi::ss_gemm_params;
@@ -49,7 +51,8 @@ const OP: &str = "gemm_fast";
 /// The shared-memory row padding, in halves (TC_PAD).
 const PAD: u32 = 8;
 
-/// One kernel configuration of `kernels/gemm_tc.cu` (its `TcShape`).
+/// The product's kernel configuration (`TcShape` in
+/// `kernels/common/gemm_tc.cuh`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Shape {
     bm: u32,
@@ -68,40 +71,6 @@ impl Shape {
         bn: 128,
         stages: 4,
         threads: 128,
-        bk: 32,
-    };
-    /// `TcWide` (bench only): 128 x 256 block tile, 8 warps of 64 x 64, 4 stages.
-    const WIDE: Shape = Shape {
-        bm: 128,
-        bn: 256,
-        stages: 4,
-        threads: 256,
-        bk: 32,
-    };
-    /// `TcNarrow` (bench only): 128 x 128 block tile, 8 warps of 64 x 32, 4 stages.
-    const NARROW: Shape = Shape {
-        bm: 128,
-        bn: 128,
-        stages: 4,
-        threads: 256,
-        bk: 32,
-    };
-    /// `TcPipe` (bench only): `MAIN` with double-buffered fragments.
-    const PIPE: Shape = Shape::MAIN;
-    /// `TcK64` (bench only): 128 x 128, 4 warps of 64 x 64, k tile 64, 3 stages.
-    const K64: Shape = Shape {
-        bm: 128,
-        bn: 128,
-        stages: 3,
-        threads: 128,
-        bk: 64,
-    };
-    /// `TcBig` (bench only): 256 x 128, 8 warps of 64 x 64, k tile 32, 4 stages.
-    const BIG: Shape = Shape {
-        bm: 256,
-        bn: 128,
-        stages: 4,
-        threads: 256,
         bk: 32,
     };
 
@@ -139,54 +108,22 @@ impl Shape {
     }
 }
 
-/// Which `gemm_tc` kernel a call runs. Only [`FastKernel::Tiled`] is the
-/// product; the others exist for `benches/gemm_gpu.rs`.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FastKernel {
-    /// The product (`TcMain`): 128 x 128 tiles, overflow flag, every transpose.
-    Tiled,
-    /// Bench only: the same kernel without the overflow check (`flag` is never
-    /// touched); f16 output, `Op::N` operands only.
-    NoFlag,
-    /// Bench only (`TcWide`): 128 x 256 tiles, 8 warps of 64 x 64; f16 output,
-    /// `Op::N` operands only.
-    Wide,
-    /// Bench only (`TcNarrow`): 128 x 128 tiles, 8 warps of 64 x 32; f16
-    /// output, `Op::N` operands only.
-    Narrow,
-    /// Bench only (`TcPipe`): `Tiled`'s shape with double-buffered ldmatrix
-    /// fragments; f16 output, `Op::N` operands only.
-    Pipe,
-    /// Bench only (`TcK64`): 128 x 128 tiles, 4 warps of 64 x 64, k tile 64,
-    /// 3 stages, double-buffered fragments; f16 output, `Op::N` only.
-    K64,
-    /// Bench only (`TcBig`): 256 x 128 tiles, 8 warps of 64 x 64, 4 stages,
-    /// double-buffered fragments; f16 output, `Op::N` only.
-    Big,
-}
-
-fn kernel_name(p: &ss_gemm_params, out: &'static str, k: FastKernel) -> Result<&'static str> {
+/// The kernel for this layout and output type (`O::NAME`).
+fn kernel_name(p: &ss_gemm_params, out: &'static str) -> Result<&'static str> {
     let layout = (p.trans_a != 0, p.trans_b != 0);
-    Ok(match (k, layout, out) {
-        (FastKernel::Tiled, (false, false), "f32") => "gemm_tc_nn_f16_f32",
-        (FastKernel::Tiled, (false, true), "f32") => "gemm_tc_nt_f16_f32",
-        (FastKernel::Tiled, (true, false), "f32") => "gemm_tc_tn_f16_f32",
-        (FastKernel::Tiled, (true, true), "f32") => "gemm_tc_tt_f16_f32",
-        (FastKernel::Tiled, (false, false), "f16") => "gemm_tc_nn_f16_f16",
-        (FastKernel::Tiled, (false, true), "f16") => "gemm_tc_nt_f16_f16",
-        (FastKernel::Tiled, (true, false), "f16") => "gemm_tc_tn_f16_f16",
-        (FastKernel::Tiled, (true, true), "f16") => "gemm_tc_tt_f16_f16",
-        (FastKernel::NoFlag, (false, false), "f16") => "gemm_tc_nn_f16_f16_noflag",
-        (FastKernel::Wide, (false, false), "f16") => "gemm_tc_wide_nn_f16_f16",
-        (FastKernel::Narrow, (false, false), "f16") => "gemm_tc_narrow_nn_f16_f16",
-        (FastKernel::Pipe, (false, false), "f16") => "gemm_tc_pipe_nn_f16_f16",
-        (FastKernel::K64, (false, false), "f16") => "gemm_tc_k64_nn_f16_f16",
-        (FastKernel::Big, (false, false), "f16") => "gemm_tc_big_nn_f16_f16",
-        (k, (ta, tb), out) => {
+    Ok(match (layout, out) {
+        ((false, false), "f32") => "gemm_tc_nn_f16_f32",
+        ((false, true), "f32") => "gemm_tc_nt_f16_f32",
+        ((true, false), "f32") => "gemm_tc_tn_f16_f32",
+        ((true, true), "f32") => "gemm_tc_tt_f16_f32",
+        ((false, false), "f16") => "gemm_tc_nn_f16_f16",
+        ((false, true), "f16") => "gemm_tc_nt_f16_f16",
+        ((true, false), "f16") => "gemm_tc_tn_f16_f16",
+        ((true, true), "f16") => "gemm_tc_tt_f16_f16",
+        (_, out) => {
             return Err(Error::invalid(
                 OP,
-                format!("no {k:?} kernel for trans_a={ta}, trans_b={tb}, {out} output"),
+                format!("no fast-tier kernel for {out} output"),
             ))
         }
     })
@@ -212,23 +149,6 @@ pub fn gemm_fast<'a, O: GemmOut>(
     bias: Option<View<'a, f32>>,
     c: impl Into<ViewMut<'a, O>>,
     status: &mut Status,
-) -> Result<()> {
-    gemm_fast_with(device, g, a, b, bias, c, status, FastKernel::Tiled)
-}
-
-/// [`gemm_fast`] with a chosen kernel: `benches/gemm_gpu.rs` and
-/// `tests/gemm_fast.rs` only.
-#[doc(hidden)]
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_fast_with<'a, O: GemmOut>(
-    device: &Device,
-    g: &Gemm,
-    a: impl Into<View<'a, u16>>,
-    b: impl Into<View<'a, u16>>,
-    bias: Option<View<'a, f32>>,
-    c: impl Into<ViewMut<'a, O>>,
-    status: &mut Status,
-    kernel: FastKernel,
 ) -> Result<()> {
     let (a, b, c) = (a.into(), b.into(), c.into());
     let p = check(OP, device, g, a, b, bias, c.as_view())?;
@@ -263,21 +183,13 @@ pub fn gemm_fast_with<'a, O: GemmOut>(
             reason: "the fast tier does not accumulate (beta = 1); use gemm::gemm".into(),
         });
     }
-    let name = kernel_name(&p, O::NAME, kernel)?;
+    let name = kernel_name(&p, O::NAME)?;
     if g.m == 0 || g.n == 0 {
         return Ok(());
     }
-    let shape = match kernel {
-        FastKernel::Tiled | FastKernel::NoFlag => Shape::MAIN,
-        FastKernel::Wide => Shape::WIDE,
-        FastKernel::Narrow => Shape::NARROW,
-        FastKernel::Pipe => Shape::PIPE,
-        FastKernel::K64 => Shape::K64,
-        FastKernel::Big => Shape::BIG,
-    };
     // Kernel args: (params, a, b, bias (null unless has_bias), c, status), as
     // kernels/gemm_tc.cu declares them.
-    let launch = Launch::new(device, FAMILY, name, shape.config(&p)?)
+    let launch = Launch::new(device, FAMILY, name, Shape::MAIN.config(&p)?)
         .param(&p)
         .buffer(a)?
         .buffer(b)?;
@@ -292,57 +204,6 @@ pub fn gemm_fast_with<'a, O: GemmOut>(
     unsafe { launch.run() }
 }
 
-/// `gemm_tc_mma_peak` (bench only, not a GEMM): `blocks` blocks of 256
-/// threads, each warp `iters` rounds of 16 independent `mma.sync.m16n8k16`
-/// (f16 in, f32 accumulators) on register operands; `out` receives one
-/// meaningless float per thread (`blocks * 256`). Flop per call:
-/// [`mma_peak_flops`]. Cuda only, sm_80 or newer; nothing is synchronised.
-#[doc(hidden)]
-pub fn mma_peak<'a>(
-    device: &Device,
-    blocks: u32,
-    iters: u32,
-    out: impl Into<ViewMut<'a, f32>>,
-) -> Result<()> {
-    let out = out.into();
-    const OP_PEAK: &str = "gemm_tc_mma_peak";
-    let Device::Cuda(d) = device else {
-        return Err(Error::Unsupported {
-            op: OP_PEAK,
-            device: device.to_string(),
-            reason: "a tensor-core microbenchmark: needs a CUDA device".into(),
-        });
-    };
-    if d.info().compute_capability < MIN_COMPUTE_CAPABILITY {
-        return Err(Error::Unsupported {
-            op: OP_PEAK,
-            device: device.to_string(),
-            reason: "needs compute capability 8.0 or newer".into(),
-        });
-    }
-    let threads = u64::from(blocks) * MMA_PEAK_THREADS;
-    out.check(OP_PEAK, "out", device, threads as usize)?;
-    let config = LaunchConfig {
-        grid: [blocks.max(1), 1, 1],
-        block: [MMA_PEAK_THREADS as u32, 1, 1],
-        dynamic_shared_bytes: 0,
-    };
-    let launch = Launch::new(device, FAMILY, OP_PEAK, config)
-        .param(&iters)
-        .buffer_mut(out)?;
-    // SAFETY: (iters, out) as gemm_tc.cu declares them; `out` holds one float
-    // per thread (checked above).
-    unsafe { launch.run() }
-}
-
-const MMA_PEAK_THREADS: u64 = 256;
-
-/// The flop one [`mma_peak`] call performs: warps x iters x 16 mma x 4096.
-#[doc(hidden)]
-pub fn mma_peak_flops(blocks: u32, iters: u32) -> f64 {
-    (u64::from(blocks) * MMA_PEAK_THREADS / 32) as f64 * f64::from(iters) * 16.0 * 4096.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,24 +211,10 @@ mod tests {
 
     #[test]
     fn shared_memory_matches_the_kernel_file_and_needs_the_opt_in() {
-        // kernels/gemm_tc.cu: TcMain and TcNarrow 4 x 20480 bytes, TcWide 4 x
-        // 30720 bytes.
+        // kernels/common/gemm_tc.cuh: TcMain is 4 stages of 20480 bytes.
         assert_eq!(Shape::MAIN.smem_bytes(), 81_920);
-        assert_eq!(Shape::NARROW.smem_bytes(), 81_920);
-        assert_eq!(Shape::WIDE.smem_bytes(), 122_880);
-        // TcK64 3 x 36864 bytes, TcBig 4 x 30720 bytes.
-        assert_eq!(Shape::K64.smem_bytes(), 110_592);
-        assert_eq!(Shape::BIG.smem_bytes(), 122_880);
-        for s in [
-            Shape::MAIN,
-            Shape::WIDE,
-            Shape::NARROW,
-            Shape::K64,
-            Shape::BIG,
-        ] {
-            assert!(s.smem_bytes() > MAX_DYNAMIC_SHARED_DEFAULT);
-            assert!(s.smem_bytes() <= MAX_DYNAMIC_SHARED_SIM);
-        }
+        assert!(Shape::MAIN.smem_bytes() > MAX_DYNAMIC_SHARED_DEFAULT);
+        assert!(Shape::MAIN.smem_bytes() <= MAX_DYNAMIC_SHARED_SIM);
     }
 
     #[test]
@@ -376,29 +223,25 @@ mod tests {
         let c = Shape::MAIN.config(&p).unwrap();
         assert_eq!(c.grid, [3 * 2, 1, 1]);
         assert_eq!(c.block, [128, 1, 1]);
-        let c = Shape::WIDE.config(&p).unwrap();
-        assert_eq!(c.grid, [3, 1, 1]);
-        assert_eq!(c.block, [256, 1, 1]);
+        assert_eq!(c.dynamic_shared_bytes, 81_920);
     }
 
     #[test]
-    fn bench_kernels_exist_only_for_plain_operands() {
+    fn every_layout_and_output_has_a_kernel() {
         use super::super::Op;
-        let nt = Gemm::new(8, 8, 8)
-            .ops(Op::N, Op::T)
-            .params(OP, false)
-            .unwrap();
-        assert_eq!(
-            kernel_name(&nt, "f16", FastKernel::Tiled).unwrap(),
-            "gemm_tc_nt_f16_f16"
-        );
-        assert!(kernel_name(&nt, "f16", FastKernel::NoFlag).is_err());
-        let nn = Gemm::new(8, 8, 8).params(OP, false).unwrap();
-        assert!(kernel_name(&nn, "f32", FastKernel::Wide).is_err());
-        assert!(kernel_name(&nn, "f32", FastKernel::NoFlag).is_err());
-        assert_eq!(
-            kernel_name(&nn, "f16", FastKernel::NoFlag).unwrap(),
-            "gemm_tc_nn_f16_f16_noflag"
-        );
+        for (oa, ob, ab) in [
+            (Op::N, Op::N, "nn"),
+            (Op::N, Op::T, "nt"),
+            (Op::T, Op::N, "tn"),
+            (Op::T, Op::T, "tt"),
+        ] {
+            let p = Gemm::new(8, 8, 8).ops(oa, ob).params(OP, false).unwrap();
+            for out in ["f32", "f16"] {
+                assert_eq!(
+                    kernel_name(&p, out).unwrap(),
+                    format!("gemm_tc_{ab}_f16_{out}")
+                );
+            }
+        }
     }
 }

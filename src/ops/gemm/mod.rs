@@ -225,11 +225,6 @@ pub fn epilogue<O: GemmOut>(alpha: f32, acc: f32, bias: Option<f32>) -> O {
     O::from_f32(numerics::canonical_nan(y))
 }
 
-/// `"gemm_exact_<in>_<out>"`, the exact kernel for these element types.
-pub fn exact_kernel_name<I: GemmIn, O: GemmOut>() -> String {
-    format!("gemm_exact_{}_{}", I::NAME, O::NAME)
-}
-
 /// Checks lengths and devices of one call; returns the kernel parameters.
 pub(crate) fn check<I: Element, O: Element>(
     op: &'static str,
