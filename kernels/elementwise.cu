@@ -1,4 +1,5 @@
-// Elementwise kernels: add, mul, scale, axpy, f32<->f16 casts, the AdamW step on f32
+// Elementwise kernels: add, mul, scale, axpy, ReLU, strided column copies,
+// f32<->f16 casts, the SGD and AdamW steps on f32
 // master weights, and the mixed-precision unscale + finite check that raises the
 // overflow bit of the step's status block. Contract: docs/numerics/elementwise.md.
 //
@@ -147,5 +148,104 @@ extern "C" __global__ void elementwise_unscale_check_f32(const ss_elementwise_pa
     }
     if (bad != 0u) {
         atomicOr(&status[SS_STATUS_FLAGS], SS_STATUS_OVERFLOW);
+    }
+}
+
+// elementwise_relu_fwd_f32: y[i] = x[i] > 0 ? x[i] : +0.0f, and the canonical
+//   NaN for a NaN x (a comparison, no arithmetic). Overwrites y.
+// Threads, launch: as elementwise_add_f32. Memory: reads 4, writes 4 bytes/element.
+// TWIN: src/ops/elementwise/cpu.rs::elementwise_relu_fwd_f32
+extern "C" __global__ void elementwise_relu_fwd_f32(const ss_elementwise_params p,
+                                                    const float* __restrict__ x,
+                                                    float* __restrict__ y) {
+    SS_GRID_STRIDE_LOOP(i, p.n) {
+        const float v = x[i];
+        y[i] = ss_isnan(v) ? __uint_as_float(SS_CANONICAL_NAN_BITS) : (v > 0.0f ? v : 0.0f);
+    }
+}
+
+// elementwise_relu_bwd_f32: dx[i] = x[i] > 0 ? dy[i] : +0.0f (x the forward's
+//   input; a NaN dy that passes is stored canonical). Overwrites dx.
+// Threads, launch: as elementwise_add_f32. Memory: reads 8, writes 4 bytes/element.
+// TWIN: src/ops/elementwise/cpu.rs::elementwise_relu_bwd_f32
+extern "C" __global__ void elementwise_relu_bwd_f32(const ss_elementwise_params p,
+                                                    const float* __restrict__ x,
+                                                    const float* __restrict__ dy,
+                                                    float* __restrict__ dx) {
+    SS_GRID_STRIDE_LOOP(i, p.n) { dx[i] = x[i] > 0.0f ? ss_canonical_nan(dy[i]) : 0.0f; }
+}
+
+// elementwise_copy_cols_f32: dst[r*dst_ld + dst_off + c] = src[r*src_ld + src_off + c]
+//   for r < rows, c < cols: a bit copy (NaN payloads kept). Overwrites those
+//   elements of dst only.
+// Threads: one element per thread per iteration, flat index r*cols + c, grid-stride.
+// Launch: 1-D, any block and grid. Preconditions (host): the windows lie in src
+//   and dst, which do not overlap. Memory: reads and writes 4*rows*cols bytes.
+// TWIN: src/ops/elementwise/cpu.rs::elementwise_copy_cols_f32
+extern "C" __global__ void elementwise_copy_cols_f32(const ss_elementwise_copy_cols_params p,
+                                                     const float* __restrict__ src,
+                                                     float* __restrict__ dst) {
+    const uint64_t total = p.rows * p.cols;
+    SS_GRID_STRIDE_LOOP(i, total) {
+        const uint64_t r = i / p.cols;
+        const uint64_t c = i - r * p.cols;
+        dst[r * p.dst_ld + p.dst_off + c] = src[r * p.src_ld + p.src_off + c];
+    }
+}
+
+// elementwise_sgd_f32: one SGD step with momentum, in place, for i < N:
+//     g  = fmaf(weight_decay, w, grad[i])      coupled decay, one rounding
+//     v' = fmaf(momentum, v[i], g)             one rounding
+//     w' = fmaf(-lr, v', w)                    one rounding
+//   then v[i] = v', param[i] = w' (NaNs canonical).
+// Threads, launch: as elementwise_add_f32. Memory: reads 12, writes 8 bytes/element.
+// TWIN: src/ops/elementwise/cpu.rs::elementwise_sgd_f32
+extern "C" __global__ void elementwise_sgd_f32(const ss_elementwise_sgd_params p,
+                                               float* __restrict__ param,
+                                               const float* __restrict__ grad,
+                                               float* __restrict__ v) {
+    SS_GRID_STRIDE_LOOP(i, p.n) {
+        const float w = param[i];
+        const float g = fmaf(p.weight_decay, w, grad[i]);
+        const float v1 = fmaf(p.momentum, v[i], g);
+        v[i] = ss_canonical_nan(v1);
+        param[i] = ss_canonical_nan(fmaf(-p.lr, v1, w));
+    }
+}
+
+// elementwise_scale_by_f32: x[i] = x[i] * s[0], in place (s a device scalar,
+//   e.g. a clipping coefficient computed on the device: no host read).
+// Threads, launch: as elementwise_add_f32. Memory: reads 4, writes 4 bytes/element.
+// TWIN: src/ops/elementwise/cpu.rs::elementwise_scale_by_f32
+extern "C" __global__ void elementwise_scale_by_f32(const ss_elementwise_params p,
+                                                    const float* __restrict__ s,
+                                                    float* __restrict__ x) {
+    const float k = s[0];
+    SS_GRID_STRIDE_LOOP(i, p.n) { x[i] = ss_canonical_nan(x[i] * k); }
+}
+
+// elementwise_clip_coef_f32: from a total sum of squares t = sumsq[0]:
+//     norm = sqrtf(t)                    correctly rounded
+//     q    = p.alpha / (norm + 1e-6f)    max_norm / (norm + eps), two roundings
+//     coef[0] = q < 1 ? q : 1
+//   and the status block's grad-norm word = bits of norm. A norm that is not
+//   finite makes coef the canonical NaN and ORs SS_STATUS_OVERFLOW: the step
+//   must be skipped (the optimizer never runs on an overflowed step).
+// Threads: one (thread 0 of block 0). Launch: grid 1, block 1.
+// TWIN: src/ops/elementwise/cpu.rs::elementwise_clip_coef_f32
+extern "C" __global__ void elementwise_clip_coef_f32(const ss_elementwise_params p,
+                                                     const float* __restrict__ sumsq,
+                                                     float* __restrict__ coef,
+                                                     uint32_t* __restrict__ status) {
+    if (threadIdx.x == 0 && blockIdx.x == 0) {
+        const float norm = ss_canonical_nan(sqrtf(sumsq[0]));
+        const float q = p.alpha / (norm + 1e-6f);
+        status[SS_STATUS_GRAD_NORM] = __float_as_uint(norm);
+        if (ss_isfinite(norm)) {
+            coef[0] = q < 1.0f ? q : 1.0f;
+        } else {
+            coef[0] = __uint_as_float(SS_CANONICAL_NAN_BITS);
+            atomicOr(&status[SS_STATUS_FLAGS], SS_STATUS_OVERFLOW);
+        }
     }
 }

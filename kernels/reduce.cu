@@ -68,3 +68,44 @@ extern "C" __global__ void reduce_sumsq_chunks_f32(const ss_reduce_chunks_params
     __shared__ float smem[SS_REDUCE_LANES];
     ss_reduce_chunks<ss_reduce_sumsq_op>(p, x, out, smem);
 }
+
+// Column reductions: out[c] = reduce over r < R of x[r * C + c], c < C, in the
+// canonical order over the R values of the column (the bits reduce_rows gives
+// the transposed matrix). Letters for these: R rows, C columns.
+template <class Op>
+SS_DEVICE void ss_reduce_cols(const ss_reduce_cols_params p, const float* __restrict__ x,
+                              float* __restrict__ out) {
+    SS_GRID_STRIDE_LOOP(c, p.cols) {
+        out[c] = ss_thread_reduce<Op>(p.rows, [&](uint64_t r) { return x[r * p.cols + c]; });
+    }
+}
+
+// reduce_sum_cols_f32: out[c] = canonical sum of column c (bias gradients,
+//   batch statistics). Overwrites out.
+// Threads: one column per thread per iteration of a grid-stride loop over c < C;
+//   the thread walks the column's R values (ss_thread_reduce); a warp reads 32
+//   adjacent columns of one row at a time (coalesced).
+// Launch: 1-D, any block and grid (default 256 threads, ceil(C/256) blocks).
+//   Precondition (host): R <= 2^28. 2 KiB of local memory per thread.
+// Memory: reads 4RC bytes, writes 4C.
+// Order: per column, the canonical order over r (DESIGN.md rule 3).
+// TWIN: src/ops/reduce/cpu.rs::reduce_cols
+extern "C" __global__ void reduce_sum_cols_f32(const ss_reduce_cols_params p, const float* x,
+                                               float* out) {
+    ss_reduce_cols<ss_reduce_sum_op>(p, x, out);
+}
+
+// reduce_max_cols_f32: as reduce_sum_cols_f32 with the canonical max.
+// TWIN: src/ops/reduce/cpu.rs::reduce_cols
+extern "C" __global__ void reduce_max_cols_f32(const ss_reduce_cols_params p, const float* x,
+                                               float* out) {
+    ss_reduce_cols<ss_reduce_max_op>(p, x, out);
+}
+
+// reduce_sumsq_cols_f32: as reduce_sum_cols_f32 with the sum of squares
+//   (fmaf(x, x, acc) in the first level's lanes).
+// TWIN: src/ops/reduce/cpu.rs::reduce_cols
+extern "C" __global__ void reduce_sumsq_cols_f32(const ss_reduce_cols_params p, const float* x,
+                                                 float* out) {
+    ss_reduce_cols<ss_reduce_sumsq_op>(p, x, out);
+}

@@ -12,6 +12,8 @@
 //!   Philox state and named streams.
 //! - [`status`]: the per-step status block every kernel reports into and the
 //!   host reads once per step.
+//! - [`seq`]: packed sequences (sorted by length, no padding) and the index
+//!   arrays kernels read.
 //! - [`ops`]: kernel families, each a CUDA kernel file plus its CPU twin.
 
 pub mod detmath;
@@ -20,6 +22,7 @@ pub mod error;
 pub mod numerics;
 pub mod ops;
 pub mod rng;
+pub mod seq;
 pub mod status;
 pub mod verify;
 

@@ -47,5 +47,7 @@ typedef struct ss_philox_blocks_params {
 #include "abi_softmax.h"
 #include "abi_lstm.h"
 #include "abi_gemm.h"
+#include "abi_pool.h"
+#include "abi_batchnorm.h"
 
 #endif /* SHOESTRING_ABI_H */

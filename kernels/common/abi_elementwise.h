@@ -37,4 +37,26 @@ typedef struct ss_elementwise_adam_params {
     float lr_weight_decay;    /* host: lr * weight_decay (f32) */
 } ss_elementwise_adam_params;
 
+/* elementwise_sgd_f32: one SGD step with momentum and (coupled, as in
+ * torch.optim.SGD) weight decay; see docs/numerics/elementwise.md. */
+typedef struct ss_elementwise_sgd_params {
+    uint64_t n;           /* elements of param, grad and velocity */
+    float lr;             /* learning rate */
+    float momentum;       /* velocity decay, in [0, 1) */
+    float weight_decay;   /* added to the gradient as weight_decay * param */
+    uint32_t reserved;    /* keeps the struct free of padding; always 0 */
+} ss_elementwise_sgd_params;
+
+/* elementwise_copy_cols_f32: a 2-D strided bit copy,
+ *   dst[r * dst_ld + dst_off + c] = src[r * src_ld + src_off + c]
+ * for r < rows, c < cols: concatenating or splitting features (columns). */
+typedef struct ss_elementwise_copy_cols_params {
+    uint64_t rows;
+    uint64_t cols;
+    uint64_t src_ld;  /* elements per row of src */
+    uint64_t src_off; /* first column read in each row of src */
+    uint64_t dst_ld;  /* elements per row of dst */
+    uint64_t dst_off; /* first column written in each row of dst */
+} ss_elementwise_copy_cols_params;
+
 #endif /* SHOESTRING_ABI_ELEMENTWISE_H */

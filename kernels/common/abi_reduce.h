@@ -22,4 +22,12 @@ typedef struct ss_reduce_chunks_params {
     uint64_t chunks_per_row;
 } ss_reduce_chunks_params;
 
+/* reduce_{sum,max,sumsq}_cols_f32: out[c] = the canonical reduction over
+ * r < rows of x[r * cols + c], for c < cols (x row-major, contiguous):
+ * one output per thread (kernels/common/reduce.cuh::ss_thread_reduce). */
+typedef struct ss_reduce_cols_params {
+    uint64_t rows;
+    uint64_t cols;
+} ss_reduce_cols_params;
+
 #endif /* SHOESTRING_ABI_REDUCE_H */

@@ -145,3 +145,53 @@ SS_DEVICE float ss_block_row_reduce_256(uint64_t width, Load load, float* smem) 
     }
     return ss_block_tree_256<Up>(acc, smem);
 }
+
+// The canonical pairwise tree over a thread's own 256 lane values (the same
+// combines, in the same order, as ss_block_tree_256), returning canonical v[0].
+// Overwrites v. TWIN: src/ops/reduce/cpu.rs::tree
+template <class Op>
+SS_DEVICE float ss_thread_tree_256(float* v) {
+    for (uint32_t s = SS_REDUCE_LANES / 2; s > 0; s >>= 1) {
+        for (uint32_t i = 0; i < s; ++i) {
+            v[i] = Op::combine(v[i], v[i + s]);
+        }
+    }
+    return ss_canonical_nan(v[0]);
+}
+
+// The whole canonical reduction of n elements (element i = load(i)) by ONE
+// thread: the 256 lanes are a local array, filled in the canonical order
+// (lane i % 256 folds element i, in increasing i), then the same tree; n above a
+// chunk reduces each chunk so, and folds chunk k's result into upper lane
+// k % 256, then one more tree, exactly as ss_block_row_reduce_256 does. So one
+// thread per output gives the bits a 256-thread block would: for reductions
+// over strided data with many small outputs (a matrix's columns, the time
+// steps of each sequence), where a block per output would idle most lanes.
+// PRECONDITION n <= SS_REDUCE_CHUNK * SS_REDUCE_CHUNK (2^28), checked on the
+// host. No barrier: any thread may call it alone. 2 KiB of local memory.
+// TWIN: src/ops/reduce/cpu.rs::canonical_reduce (for n <= CHUNK^2)
+template <class Op, class Load>
+SS_DEVICE float ss_thread_reduce(uint64_t n, Load load) {
+    typedef typename Op::upper Up;
+    float lanes[SS_REDUCE_LANES];
+    float upper[SS_REDUCE_LANES];
+    const uint64_t chunks = n <= SS_REDUCE_CHUNK ? 1 : (n + SS_REDUCE_CHUNK - 1) / SS_REDUCE_CHUNK;
+    for (uint32_t l = 0; l < SS_REDUCE_LANES; ++l) upper[l] = Up::identity();
+    for (uint64_t k = 0; k < chunks; ++k) {
+        const uint64_t begin = k * SS_REDUCE_CHUNK;
+        const uint64_t left = n - begin;
+        const uint32_t m = left < SS_REDUCE_CHUNK ? (uint32_t)left : SS_REDUCE_CHUNK;
+        for (uint32_t l = 0; l < SS_REDUCE_LANES; ++l) lanes[l] = Op::identity();
+        for (uint32_t i = 0; i < m; ++i) {
+            const uint32_t l = i % SS_REDUCE_LANES;
+            lanes[l] = Op::first(lanes[l], load(begin + i));
+        }
+        const float y = ss_thread_tree_256<Op>(lanes);
+        if (chunks == 1) {
+            return y;
+        }
+        const uint32_t l = (uint32_t)(k % SS_REDUCE_LANES);
+        upper[l] = Up::first(upper[l], y);
+    }
+    return ss_thread_tree_256<Up>(upper);
+}

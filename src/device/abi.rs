@@ -146,6 +146,27 @@ const _: () = {
     ][::core::mem::offset_of!(ss_reduce_chunks_params, chunks_per_row) - 16usize];
 };
 #[repr(C)]
+#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct ss_reduce_cols_params {
+    pub rows: u64,
+    pub cols: u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    [
+        "Size of ss_reduce_cols_params",
+    ][::core::mem::size_of::<ss_reduce_cols_params>() - 16usize];
+    [
+        "Alignment of ss_reduce_cols_params",
+    ][::core::mem::align_of::<ss_reduce_cols_params>() - 8usize];
+    [
+        "Offset of field: ss_reduce_cols_params::rows",
+    ][::core::mem::offset_of!(ss_reduce_cols_params, rows) - 0usize];
+    [
+        "Offset of field: ss_reduce_cols_params::cols",
+    ][::core::mem::offset_of!(ss_reduce_cols_params, cols) - 8usize];
+};
+#[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq)]
 pub struct ss_elementwise_params {
     pub n: u64,
@@ -226,6 +247,76 @@ const _: () = {
     [
         "Offset of field: ss_elementwise_adam_params::lr_weight_decay",
     ][::core::mem::offset_of!(ss_elementwise_adam_params, lr_weight_decay) - 44usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, PartialEq)]
+pub struct ss_elementwise_sgd_params {
+    pub n: u64,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub reserved: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    [
+        "Size of ss_elementwise_sgd_params",
+    ][::core::mem::size_of::<ss_elementwise_sgd_params>() - 24usize];
+    [
+        "Alignment of ss_elementwise_sgd_params",
+    ][::core::mem::align_of::<ss_elementwise_sgd_params>() - 8usize];
+    [
+        "Offset of field: ss_elementwise_sgd_params::n",
+    ][::core::mem::offset_of!(ss_elementwise_sgd_params, n) - 0usize];
+    [
+        "Offset of field: ss_elementwise_sgd_params::lr",
+    ][::core::mem::offset_of!(ss_elementwise_sgd_params, lr) - 8usize];
+    [
+        "Offset of field: ss_elementwise_sgd_params::momentum",
+    ][::core::mem::offset_of!(ss_elementwise_sgd_params, momentum) - 12usize];
+    [
+        "Offset of field: ss_elementwise_sgd_params::weight_decay",
+    ][::core::mem::offset_of!(ss_elementwise_sgd_params, weight_decay) - 16usize];
+    [
+        "Offset of field: ss_elementwise_sgd_params::reserved",
+    ][::core::mem::offset_of!(ss_elementwise_sgd_params, reserved) - 20usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct ss_elementwise_copy_cols_params {
+    pub rows: u64,
+    pub cols: u64,
+    pub src_ld: u64,
+    pub src_off: u64,
+    pub dst_ld: u64,
+    pub dst_off: u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    [
+        "Size of ss_elementwise_copy_cols_params",
+    ][::core::mem::size_of::<ss_elementwise_copy_cols_params>() - 48usize];
+    [
+        "Alignment of ss_elementwise_copy_cols_params",
+    ][::core::mem::align_of::<ss_elementwise_copy_cols_params>() - 8usize];
+    [
+        "Offset of field: ss_elementwise_copy_cols_params::rows",
+    ][::core::mem::offset_of!(ss_elementwise_copy_cols_params, rows) - 0usize];
+    [
+        "Offset of field: ss_elementwise_copy_cols_params::cols",
+    ][::core::mem::offset_of!(ss_elementwise_copy_cols_params, cols) - 8usize];
+    [
+        "Offset of field: ss_elementwise_copy_cols_params::src_ld",
+    ][::core::mem::offset_of!(ss_elementwise_copy_cols_params, src_ld) - 16usize];
+    [
+        "Offset of field: ss_elementwise_copy_cols_params::src_off",
+    ][::core::mem::offset_of!(ss_elementwise_copy_cols_params, src_off) - 24usize];
+    [
+        "Offset of field: ss_elementwise_copy_cols_params::dst_ld",
+    ][::core::mem::offset_of!(ss_elementwise_copy_cols_params, dst_ld) - 32usize];
+    [
+        "Offset of field: ss_elementwise_copy_cols_params::dst_off",
+    ][::core::mem::offset_of!(ss_elementwise_copy_cols_params, dst_off) - 40usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq)]
@@ -506,4 +597,58 @@ const _: () = {
     [
         "Offset of field: ss_gemm_params::beta",
     ][::core::mem::offset_of!(ss_gemm_params, beta) - 28usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, Hash, PartialEq, Eq)]
+pub struct ss_pool_params {
+    pub batch: u32,
+    pub steps: u32,
+    pub total: u32,
+    pub features: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of ss_pool_params"][::core::mem::size_of::<ss_pool_params>() - 16usize];
+    ["Alignment of ss_pool_params"][::core::mem::align_of::<ss_pool_params>() - 4usize];
+    [
+        "Offset of field: ss_pool_params::batch",
+    ][::core::mem::offset_of!(ss_pool_params, batch) - 0usize];
+    [
+        "Offset of field: ss_pool_params::steps",
+    ][::core::mem::offset_of!(ss_pool_params, steps) - 4usize];
+    [
+        "Offset of field: ss_pool_params::total",
+    ][::core::mem::offset_of!(ss_pool_params, total) - 8usize];
+    [
+        "Offset of field: ss_pool_params::features",
+    ][::core::mem::offset_of!(ss_pool_params, features) - 12usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, PartialEq)]
+pub struct ss_batchnorm_params {
+    pub rows: u32,
+    pub features: u32,
+    pub eps: f32,
+    pub momentum: f32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    [
+        "Size of ss_batchnorm_params",
+    ][::core::mem::size_of::<ss_batchnorm_params>() - 16usize];
+    [
+        "Alignment of ss_batchnorm_params",
+    ][::core::mem::align_of::<ss_batchnorm_params>() - 4usize];
+    [
+        "Offset of field: ss_batchnorm_params::rows",
+    ][::core::mem::offset_of!(ss_batchnorm_params, rows) - 0usize];
+    [
+        "Offset of field: ss_batchnorm_params::features",
+    ][::core::mem::offset_of!(ss_batchnorm_params, features) - 4usize];
+    [
+        "Offset of field: ss_batchnorm_params::eps",
+    ][::core::mem::offset_of!(ss_batchnorm_params, eps) - 8usize];
+    [
+        "Offset of field: ss_batchnorm_params::momentum",
+    ][::core::mem::offset_of!(ss_batchnorm_params, momentum) - 12usize];
 };

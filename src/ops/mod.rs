@@ -2,6 +2,7 @@
 //! (launch wrappers shared by Cuda and Sim) + `ops/<family>/cpu.rs` (the twin),
 //! with the public, device-dispatching functions in `ops/<family>/mod.rs`.
 
+pub mod batchnorm;
 pub mod detmath;
 pub mod dropout;
 pub mod elementwise;
@@ -9,6 +10,7 @@ pub mod embedding;
 pub mod gemm;
 pub mod lstm;
 pub mod philox;
+pub mod pool;
 pub mod reduce;
 pub mod softmax;
 
@@ -31,4 +33,6 @@ pub const VERIFY: &[(&str, VerifyFn)] = &[
     ("softmax", softmax::verify),
     ("lstm", lstm::verify),
     ("gemm", gemm::verify),
+    ("pool", pool::verify),
+    ("batchnorm", batchnorm::verify),
 ];

@@ -6,9 +6,14 @@
 //! arithmetic result goes through [`canonical_nan`] (the project's one NaN,
 //! `0x7fc00000`), as in the kernels.
 
-use crate::device::abi::{ss_elementwise_adam_params, ss_elementwise_params};
+use crate::device::abi::{
+    ss_elementwise_adam_params, ss_elementwise_copy_cols_params, ss_elementwise_params,
+    ss_elementwise_sgd_params, SS_STATUS_FLAGS, SS_STATUS_GRAD_NORM, SS_STATUS_OVERFLOW,
+};
 use crate::device::with_fma;
-use crate::numerics::{canonical_nan, float_to_half_rn, half_to_float, is_finite};
+use crate::numerics::{
+    canonical_nan, float_to_half_rn, half_to_float, is_finite, is_nan, CANONICAL_NAN_BITS,
+};
 use rayon::prelude::*;
 
 /// Elements per rayon task: amortises scheduling, balances on many cores. Not
@@ -171,5 +176,100 @@ pub fn elementwise_unscale_check_f32(p: &ss_elementwise_params, g: &mut [f32], f
         .reduce(|| 0, |a, b| a | b);
     if bad != 0 {
         *flags |= crate::device::abi::SS_STATUS_OVERFLOW;
+    }
+}
+
+/// TWIN: kernels/elementwise.cu::elementwise_relu_fwd_f32.
+/// `y[i] = x[i] > 0 ? x[i] : +0.0`, the canonical NaN for a NaN.
+pub fn elementwise_relu_fwd_f32(p: &ss_elementwise_params, x: &[f32], y: &mut [f32]) {
+    let n = p.n as usize;
+    y[..n]
+        .par_chunks_mut(CHUNK)
+        .zip(x[..n].par_chunks(CHUNK))
+        .for_each(|(y, x)| {
+            for (y, &v) in y.iter_mut().zip(x) {
+                *y = if is_nan(v) {
+                    f32::from_bits(CANONICAL_NAN_BITS)
+                } else if v > 0.0 {
+                    v
+                } else {
+                    0.0
+                };
+            }
+        });
+}
+
+/// TWIN: kernels/elementwise.cu::elementwise_relu_bwd_f32.
+/// `dx[i] = x[i] > 0 ? dy[i] : +0.0`.
+pub fn elementwise_relu_bwd_f32(p: &ss_elementwise_params, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let n = p.n as usize;
+    dx[..n]
+        .par_chunks_mut(CHUNK)
+        .zip(x[..n].par_chunks(CHUNK).zip(dy[..n].par_chunks(CHUNK)))
+        .for_each(|(dx, (x, dy))| {
+            for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+                *d = if v > 0.0 { canonical_nan(g) } else { 0.0 };
+            }
+        });
+}
+
+/// TWIN: kernels/elementwise.cu::elementwise_copy_cols_f32. A bit copy of
+/// `cols` columns of each of `rows` rows between strided windows.
+pub fn elementwise_copy_cols_f32(p: &ss_elementwise_copy_cols_params, src: &[f32], dst: &mut [f32]) {
+    let (rows, cols) = (p.rows as usize, p.cols as usize);
+    let (sld, soff, dld, doff) = (
+        p.src_ld as usize,
+        p.src_off as usize,
+        p.dst_ld as usize,
+        p.dst_off as usize,
+    );
+    for r in 0..rows {
+        dst[r * dld + doff..][..cols].copy_from_slice(&src[r * sld + soff..][..cols]);
+    }
+}
+
+/// TWIN: kernels/elementwise.cu::elementwise_sgd_f32 (the same three fmas per
+/// element), under [`with_fma`].
+pub fn elementwise_sgd_f32(p: &ss_elementwise_sgd_params, param: &mut [f32], grad: &[f32], v: &mut [f32]) {
+    let n = p.n as usize;
+    param[..n]
+        .par_chunks_mut(CHUNK)
+        .zip(grad[..n].par_chunks(CHUNK).zip(v[..n].par_chunks_mut(CHUNK)))
+        .for_each(|(param, (grad, v))| {
+            with_fma(
+                #[inline(always)]
+                || {
+                    for ((w, &g0), v) in param.iter_mut().zip(grad).zip(v.iter_mut()) {
+                        let g = p.weight_decay.mul_add(*w, g0);
+                        let v1 = p.momentum.mul_add(*v, g);
+                        *v = canonical_nan(v1);
+                        *w = canonical_nan((-p.lr).mul_add(v1, *w));
+                    }
+                },
+            )
+        });
+}
+
+/// TWIN: kernels/elementwise.cu::elementwise_scale_by_f32. `x[i] *= s`.
+pub fn elementwise_scale_by_f32(p: &ss_elementwise_params, s: f32, x: &mut [f32]) {
+    let n = p.n as usize;
+    x[..n].par_chunks_mut(CHUNK).for_each(|x| {
+        for v in x.iter_mut() {
+            *v = canonical_nan(*v * s);
+        }
+    });
+}
+
+/// TWIN: kernels/elementwise.cu::elementwise_clip_coef_f32. `alpha` is the
+/// largest norm allowed; writes the coefficient, and the norm into `status`.
+pub fn elementwise_clip_coef_f32(p: &ss_elementwise_params, sumsq: f32, coef: &mut f32, status: &mut [u32]) {
+    let norm = canonical_nan(sumsq.sqrt());
+    let q = p.alpha / (norm + 1e-6);
+    status[SS_STATUS_GRAD_NORM as usize] = norm.to_bits();
+    if is_finite(norm) {
+        *coef = if q < 1.0 { q } else { 1.0 };
+    } else {
+        *coef = f32::from_bits(CANONICAL_NAN_BITS);
+        status[SS_STATUS_FLAGS as usize] |= SS_STATUS_OVERFLOW;
     }
 }

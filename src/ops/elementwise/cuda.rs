@@ -2,7 +2,10 @@
 //! Lengths and devices are checked by the callers in mod.rs; every kernel is a
 //! 1-D grid-stride loop, so the launch shape is free (DESIGN.md rule 7).
 
-use crate::device::abi::{ss_elementwise_adam_params, ss_elementwise_params};
+use crate::device::abi::{
+    ss_elementwise_adam_params, ss_elementwise_copy_cols_params, ss_elementwise_params,
+    ss_elementwise_sgd_params,
+};
 use crate::device::{Device, KernelParam, Launch, LaunchConfig, View, ViewMut};
 use crate::error::Result;
 
@@ -12,6 +15,10 @@ use crate::error::Result;
 unsafe impl KernelParam for ss_elementwise_params {}
 // SAFETY: as above.
 unsafe impl KernelParam for ss_elementwise_adam_params {}
+// SAFETY: as above.
+unsafe impl KernelParam for ss_elementwise_sgd_params {}
+// SAFETY: as above.
+unsafe impl KernelParam for ss_elementwise_copy_cols_params {}
 
 /// (threads per block, most blocks). Any shape gives the same bits.
 pub const DEFAULT_SHAPE: (u32, u32) = crate::device::DEFAULT_LINEAR_SHAPE;
@@ -127,5 +134,111 @@ pub(crate) fn elementwise_unscale_check_f32(
     .buffer_mut(status)?;
     // SAFETY: (params, g, status) as elementwise.cu declares them; mod.rs
     // checked `g` holds `p.n` floats and `status` the SS_STATUS_WORDS words.
+    unsafe { launch.run() }
+}
+
+/// TWIN: src/ops/elementwise/cpu.rs::elementwise_relu_bwd_f32.
+/// Kernel args: (params, x, dy, dx).
+pub(crate) fn elementwise_relu_bwd_f32(
+    device: &Device,
+    p: &ss_elementwise_params,
+    x: View<'_, f32>,
+    dy: View<'_, f32>,
+    dx: ViewMut<'_, f32>,
+) -> Result<()> {
+    let launch = Launch::new(
+        device,
+        FAMILY,
+        "elementwise_relu_bwd_f32",
+        config(p.n, DEFAULT_SHAPE),
+    )
+    .param(p)
+    .buffer(x)?
+    .buffer(dy)?
+    .buffer_mut(dx)?;
+    // SAFETY: (params, x, dy, dx) as elementwise.cu declares them; mod.rs
+    // checked all three hold `p.n` floats.
+    unsafe { launch.run() }
+}
+
+/// TWIN: src/ops/elementwise/cpu.rs::elementwise_copy_cols_f32.
+/// Kernel args: (params, src, dst).
+pub(crate) fn elementwise_copy_cols_f32(
+    device: &Device,
+    p: &ss_elementwise_copy_cols_params,
+    src: View<'_, f32>,
+    dst: ViewMut<'_, f32>,
+) -> Result<()> {
+    let launch = Launch::new(
+        device,
+        FAMILY,
+        "elementwise_copy_cols_f32",
+        config(p.rows * p.cols, DEFAULT_SHAPE),
+    )
+    .param(p)
+    .buffer(src)?
+    .buffer_mut(dst)?;
+    // SAFETY: (params, src, dst) as elementwise.cu declares them; mod.rs
+    // checked that every window row lies inside src and dst.
+    unsafe { launch.run() }
+}
+
+/// TWIN: src/ops/elementwise/cpu.rs::elementwise_sgd_f32.
+/// Kernel args: (params, param, grad, v).
+pub(crate) fn elementwise_sgd_f32(
+    device: &Device,
+    p: &ss_elementwise_sgd_params,
+    param: ViewMut<'_, f32>,
+    grad: View<'_, f32>,
+    v: ViewMut<'_, f32>,
+) -> Result<()> {
+    let launch = Launch::new(device, FAMILY, "elementwise_sgd_f32", config(p.n, DEFAULT_SHAPE))
+        .param(p)
+        .buffer_mut(param)?
+        .buffer(grad)?
+        .buffer_mut(v)?;
+    // SAFETY: (params, param, grad, v) as elementwise.cu declares them; mod.rs
+    // checked all three hold `p.n` floats.
+    unsafe { launch.run() }
+}
+
+/// TWIN: src/ops/elementwise/cpu.rs::elementwise_scale_by_f32.
+/// Kernel args: (params, s, x).
+pub(crate) fn elementwise_scale_by_f32(
+    device: &Device,
+    p: &ss_elementwise_params,
+    s: View<'_, f32>,
+    x: ViewMut<'_, f32>,
+) -> Result<()> {
+    let launch = Launch::new(
+        device,
+        FAMILY,
+        "elementwise_scale_by_f32",
+        config(p.n, DEFAULT_SHAPE),
+    )
+    .param(p)
+    .buffer(s)?
+    .buffer_mut(x)?;
+    // SAFETY: (params, s, x) as elementwise.cu declares them; mod.rs checked
+    // s holds one float and x `p.n`.
+    unsafe { launch.run() }
+}
+
+/// TWIN: src/ops/elementwise/cpu.rs::elementwise_clip_coef_f32.
+/// Kernel args: (params, sumsq, coef, status). One thread.
+pub(crate) fn elementwise_clip_coef_f32(
+    device: &Device,
+    p: &ss_elementwise_params,
+    sumsq: View<'_, f32>,
+    coef: ViewMut<'_, f32>,
+    status: ViewMut<'_, u32>,
+) -> Result<()> {
+    let launch = Launch::new(device, FAMILY, "elementwise_clip_coef_f32", config(1, (1, 1)))
+        .param(p)
+        .buffer(sumsq)?
+        .buffer_mut(coef)?
+        .buffer_mut(status)?;
+    // SAFETY: (params, sumsq, coef, status) as elementwise.cu declares them;
+    // mod.rs checked sumsq and coef hold one float, status its words.
     unsafe { launch.run() }
 }

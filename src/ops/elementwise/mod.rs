@@ -25,7 +25,10 @@
 pub mod cpu;
 pub mod cuda;
 
-use crate::device::abi::{ss_elementwise_adam_params, ss_elementwise_params, SS_STATUS_FLAGS};
+use crate::device::abi::{
+    ss_elementwise_adam_params, ss_elementwise_copy_cols_params, ss_elementwise_params,
+    ss_elementwise_sgd_params, SS_STATUS_FLAGS,
+};
 use crate::device::{Device, DeviceBuffer, Element, View, ViewMut};
 use crate::error::{Error, Result};
 use crate::status::Status;
@@ -489,6 +492,235 @@ pub fn unscale_check_finite_with_shape<'a>(
     }
 }
 
+/// `y[i] = max(x[i], 0)` (ReLU): `x > 0 ? x : +0.0`, the canonical NaN for
+/// a NaN. Overwrites `y`.
+pub fn relu_fwd<'a>(
+    device: &Device,
+    x: impl Into<View<'a, f32>>,
+    y: impl Into<ViewMut<'a, f32>>,
+) -> Result<()> {
+    unary(
+        "elementwise_relu_fwd_f32",
+        cpu::elementwise_relu_fwd_f32,
+        0.0,
+        device,
+        x.into(),
+        y.into(),
+        DEFAULT_SHAPE,
+    )
+}
+
+/// Backward of [`relu_fwd`]: `dx[i] = x[i] > 0 ? dy[i] : +0.0`, from the
+/// forward's input `x`. Overwrites `dx`.
+pub fn relu_bwd<'a>(
+    device: &Device,
+    x: impl Into<View<'a, f32>>,
+    dy: impl Into<View<'a, f32>>,
+    dx: impl Into<ViewMut<'a, f32>>,
+) -> Result<()> {
+    const OP: &str = "elementwise_relu_bwd_f32";
+    let (x, dy, mut dx) = (x.into(), dy.into(), dx.into());
+    let n = x.len();
+    x.check(OP, "x", device, n)?;
+    dy.check(OP, "dy", device, n)?;
+    dx.check(OP, "dx", device, n)?;
+    if n == 0 {
+        return Ok(());
+    }
+    let p = params(n, 0.0);
+    match device {
+        Device::Cpu => {
+            cpu::elementwise_relu_bwd_f32(&p, x.host(OP)?, dy.host(OP)?, dx.host_mut(OP)?);
+            Ok(())
+        }
+        Device::Cuda(_) | Device::Sim(_) => cuda::elementwise_relu_bwd_f32(device, &p, x, dy, dx),
+    }
+}
+
+/// Where a run of columns sits in each row of a row-major matrix: `ld`
+/// elements per row, the run starting at column `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Columns {
+    /// Elements per row of the whole matrix.
+    pub ld: usize,
+    /// The first column of the run.
+    pub offset: usize,
+}
+
+/// A bit copy of `cols` columns of each of `rows` rows: `dst[r, dst_at.offset
+/// + c] = src[r, src_at.offset + c]` (concatenating or splitting features).
+/// Overwrites those elements of `dst` only.
+pub fn copy_cols<'a>(
+    device: &Device,
+    (rows, cols): (usize, usize),
+    src: impl Into<View<'a, f32>>,
+    src_at: Columns,
+    dst: impl Into<ViewMut<'a, f32>>,
+    dst_at: Columns,
+) -> Result<()> {
+    const OP: &str = "elementwise_copy_cols_f32";
+    let (src, mut dst) = (src.into(), dst.into());
+    for (name, at, len) in [("src", src_at, src.len()), ("dst", dst_at, dst.len())] {
+        let fits = at.offset.checked_add(cols).is_some_and(|e| e <= at.ld)
+            && rows.checked_mul(at.ld).is_some_and(|n| n <= len);
+        if !fits {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "`{name}`: {rows} rows of columns {}..{} at row stride {} do not fit {len} elements",
+                    at.offset,
+                    at.offset.saturating_add(cols),
+                    at.ld
+                ),
+            ));
+        }
+    }
+    src.check(OP, "src", device, src.len())?;
+    dst.check(OP, "dst", device, dst.len())?;
+    if rows == 0 || cols == 0 {
+        return Ok(());
+    }
+    let p = ss_elementwise_copy_cols_params {
+        rows: rows as u64,
+        cols: cols as u64,
+        src_ld: src_at.ld as u64,
+        src_off: src_at.offset as u64,
+        dst_ld: dst_at.ld as u64,
+        dst_off: dst_at.offset as u64,
+    };
+    match device {
+        Device::Cpu => {
+            cpu::elementwise_copy_cols_f32(&p, src.host(OP)?, dst.host_mut(OP)?);
+            Ok(())
+        }
+        Device::Cuda(_) | Device::Sim(_) => cuda::elementwise_copy_cols_f32(device, &p, src, dst),
+    }
+}
+
+/// SGD hyper-parameters: momentum and coupled weight decay, as
+/// `torch.optim.SGD` (no dampening, no Nesterov).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdParams {
+    /// Learning rate.
+    pub lr: f32,
+    /// Velocity decay, in `[0, 1)`.
+    pub momentum: f32,
+    /// Added to the gradient as `weight_decay * param`.
+    pub weight_decay: f32,
+}
+
+/// One SGD step in place on `param` and the velocity `v` given `grad`, all of
+/// one length: `g = fma(wd, w, grad)`, `v = fma(momentum, v, g)`,
+/// `w = fma(-lr, v, w)`. Updates `param` and `v` in place.
+pub fn sgd_step<'a>(
+    device: &Device,
+    hp: &SgdParams,
+    param: impl Into<ViewMut<'a, f32>>,
+    grad: impl Into<View<'a, f32>>,
+    v: impl Into<ViewMut<'a, f32>>,
+) -> Result<()> {
+    const OP: &str = "elementwise_sgd_f32";
+    let (mut param, grad, mut v) = (param.into(), grad.into(), v.into());
+    if !(hp.lr.is_finite()
+        && (0.0..1.0).contains(&hp.momentum)
+        && hp.weight_decay.is_finite()
+        && hp.weight_decay >= 0.0)
+    {
+        return Err(Error::invalid(
+            OP,
+            format!("lr must be finite, momentum in [0, 1), weight_decay finite and >= 0: {hp:?}"),
+        ));
+    }
+    let n = param.len();
+    param.check(OP, "param", device, n)?;
+    grad.check(OP, "grad", device, n)?;
+    v.check(OP, "v", device, n)?;
+    if n == 0 {
+        return Ok(());
+    }
+    let p = ss_elementwise_sgd_params {
+        n: n as u64,
+        lr: hp.lr,
+        momentum: hp.momentum,
+        weight_decay: hp.weight_decay,
+        reserved: 0,
+    };
+    match device {
+        Device::Cpu => {
+            cpu::elementwise_sgd_f32(&p, param.host_mut(OP)?, grad.host(OP)?, v.host_mut(OP)?);
+            Ok(())
+        }
+        Device::Cuda(_) | Device::Sim(_) => cuda::elementwise_sgd_f32(device, &p, param, grad, v),
+    }
+}
+
+/// `x[i] *= s[0]` in place, `s` one float on the device (a coefficient
+/// computed there, such as [`clip_coef`]'s: no host read).
+pub fn scale_by<'a>(
+    device: &Device,
+    s: impl Into<View<'a, f32>>,
+    x: impl Into<ViewMut<'a, f32>>,
+) -> Result<()> {
+    const OP: &str = "elementwise_scale_by_f32";
+    let (s, mut x) = (s.into(), x.into());
+    s.check(OP, "s", device, 1)?;
+    let n = x.len();
+    x.check(OP, "x", device, n)?;
+    if n == 0 {
+        return Ok(());
+    }
+    let p = params(n, 0.0);
+    match device {
+        Device::Cpu => {
+            let s = s.host(OP)?[0];
+            cpu::elementwise_scale_by_f32(&p, s, x.host_mut(OP)?);
+            Ok(())
+        }
+        Device::Cuda(_) | Device::Sim(_) => cuda::elementwise_scale_by_f32(device, &p, s, x),
+    }
+}
+
+/// The gradient-clipping coefficient from a total sum of squares `sumsq`
+/// (one float on the device): `coef = min(1, max_norm / (sqrt(sumsq) +
+/// 1e-6))`, and the norm into the status block's grad-norm word. A norm that
+/// is not finite makes `coef` NaN and raises the overflow bit (skip the step).
+/// Overwrites `coef` (one float).
+pub fn clip_coef<'a>(
+    device: &Device,
+    max_norm: f32,
+    sumsq: impl Into<View<'a, f32>>,
+    coef: impl Into<ViewMut<'a, f32>>,
+    status: &mut Status,
+) -> Result<()> {
+    const OP: &str = "elementwise_clip_coef_f32";
+    let (sumsq, mut coef) = (sumsq.into(), coef.into());
+    if !(max_norm.is_finite() && max_norm > 0.0) {
+        return Err(Error::invalid(
+            OP,
+            format!("max_norm = {max_norm} is not finite and > 0"),
+        ));
+    }
+    sumsq.check(OP, "sumsq", device, 1)?;
+    coef.check(OP, "coef", device, 1)?;
+    status.check(OP, device)?;
+    let p = params(1, max_norm);
+    match device {
+        Device::Cpu => {
+            let t = sumsq.host(OP)?[0];
+            cpu::elementwise_clip_coef_f32(
+                &p,
+                t,
+                &mut coef.host_mut(OP)?[0],
+                status.host_words_mut(OP)?,
+            );
+            Ok(())
+        }
+        Device::Cuda(_) | Device::Sim(_) => {
+            cuda::elementwise_clip_coef_f32(device, &p, sumsq, coef, status.words_mut())
+        }
+    }
+}
+
 /// `shoestring verify`: every elementwise kernel on `device` against the CPU
 /// twin, on Philox-drawn inputs with specials (inf, NaN, subnormals, f16
 /// overflow and rounding ties) mixed in.
@@ -574,6 +806,24 @@ fn run_all(device: &Device, x: &VerifyInputs) -> Result<Vec<(&'static str, Vec<u
     let mut y = DeviceBuffer::copy_htod(device, &x.b)?;
     axpy(device, -1.75, &a, &mut y)?;
     res.push(("elementwise_axpy_f32", bits(y.copy_dtoh()?)));
+    relu_fwd(device, &a, &mut out)?;
+    res.push(("elementwise_relu_fwd_f32", bits(out.copy_dtoh()?)));
+    relu_bwd(device, &a, &b, &mut out)?;
+    res.push(("elementwise_relu_bwd_f32", bits(out.copy_dtoh()?)));
+    // Columns 1..n/2 of a two-row view into the second half of each row.
+    let half = n / 2;
+    if half >= 2 {
+        let mut dst = DeviceBuffer::copy_htod(device, &x.b)?;
+        let (src_at, dst_at) = (
+            Columns { ld: half, offset: 1 },
+            Columns {
+                ld: half,
+                offset: 0,
+            },
+        );
+        copy_cols(device, (2, half - 1), &a, src_at, &mut dst, dst_at)?;
+        res.push(("elementwise_copy_cols_f32", bits(dst.copy_dtoh()?)));
+    }
     let mut h = DeviceBuffer::zeros(device, n)?;
     cast_f32_to_f16(device, &a, &mut h)?;
     res.push((
@@ -603,6 +853,29 @@ fn run_all(device: &Device, x: &VerifyInputs) -> Result<Vec<(&'static str, Vec<u
     res.push(("elementwise_adam_f32 (param)", bits(param.copy_dtoh()?)));
     res.push(("elementwise_adam_f32 (m)", bits(m.copy_dtoh()?)));
     res.push(("elementwise_adam_f32 (v)", bits(v.copy_dtoh()?)));
+    let mut param = DeviceBuffer::copy_htod(device, &x.b)?;
+    let mut vel = DeviceBuffer::zeros(device, n)?;
+    let sgd = SgdParams {
+        lr: 0.1,
+        momentum: 0.9,
+        weight_decay: 0.01,
+    };
+    for _ in 0..3 {
+        sgd_step(device, &sgd, &mut param, &grad, &mut vel)?;
+    }
+    res.push(("elementwise_sgd_f32 (param)", bits(param.copy_dtoh()?)));
+    res.push(("elementwise_sgd_f32 (v)", bits(vel.copy_dtoh()?)));
+    // Clipping: the coefficient from a sum of squares, then the scale by it.
+    let mut status = Status::new(device)?;
+    let sumsq = DeviceBuffer::copy_htod(device, &[12.25f32])?;
+    let mut coef = DeviceBuffer::zeros(device, 1)?;
+    clip_coef(device, 0.7, &sumsq, &mut coef, &mut status)?;
+    let mut g = DeviceBuffer::copy_htod(device, &x.b)?;
+    scale_by(device, &coef, &mut g)?;
+    let mut got = bits(g.copy_dtoh()?);
+    got.extend(bits(coef.copy_dtoh()?));
+    got.push(status.read()?.grad_norm.to_bits());
+    res.push(("elementwise_clip_coef_f32 + scale_by", got));
     // Unscale: the specials make the flag rise; compare grads and the status word.
     let mut status = Status::new(device)?;
     let mut grads = DeviceBuffer::copy_htod(device, &x.a)?;

@@ -178,3 +178,16 @@ pub fn reduce_rows(op: ReduceOp, x: &[f32], width: usize, out: &mut [f32]) {
             }
         });
 }
+
+/// `out[c] = canonical_reduce(op, column c)` of the row-major `rows x cols`
+/// matrix `x`: each column gathered, then reduced (the kernels read it in
+/// place, strided, in the same order). Columns spread over rayon.
+/// TWIN: kernels/reduce.cu::reduce_{sum,max,sumsq}_cols_f32.
+pub fn reduce_cols(op: ReduceOp, x: &[f32], rows: usize, out: &mut [f32]) {
+    let cols = out.len();
+    debug_assert_eq!(x.len(), rows * cols);
+    out.par_iter_mut().enumerate().for_each(|(c, o)| {
+        let column: Vec<f32> = (0..rows).map(|r| x[r * cols + c]).collect();
+        *o = canonical_reduce(op, &column);
+    });
+}

@@ -116,6 +116,43 @@ pub fn reduce_all<'a>(
     reduce_rows(device, op, x, 1, x.len(), out)
 }
 
+/// `out[c]` = the canonical reduction by `op` of column `c` of `x`, a
+/// row-major `rows x cols` matrix: the bits [`reduce_rows`] gives for the
+/// transpose (bias gradients, batch statistics). `out` holds `cols` values;
+/// `rows == 0` gives the identity. Overwrites `out`.
+pub fn reduce_cols<'a>(
+    device: &Device,
+    op: ReduceOp,
+    x: impl Into<View<'a, f32>>,
+    rows: usize,
+    cols: usize,
+    out: impl Into<ViewMut<'a, f32>>,
+) -> Result<()> {
+    const OP: &str = "reduce_cols";
+    let (x, mut out) = (x.into(), out.into());
+    let len = rows
+        .checked_mul(cols)
+        .ok_or_else(|| Error::invalid(OP, format!("{rows} x {cols} elements overflow")))?;
+    if rows > cpu::CHUNK * cpu::CHUNK {
+        return Err(Error::invalid(
+            OP,
+            format!("{rows} rows: at most 2^28 (two levels of the canonical order)"),
+        ));
+    }
+    x.check(OP, "x", device, len)?;
+    out.check(OP, "out", device, cols)?;
+    if cols == 0 {
+        return Ok(());
+    }
+    match device {
+        Device::Cpu => {
+            cpu::reduce_cols(op, x.host(OP)?, rows, out.host_mut(OP)?);
+            Ok(())
+        }
+        Device::Cuda(_) | Device::Sim(_) => cuda::reduce_cols(device, op, x, rows, cols, out),
+    }
+}
+
 /// Philox-drawn floats uniform in `[-scale, scale)`, on the CPU.
 fn random_floats(n: usize, stream: u32, scale: f32) -> Result<Vec<f32>> {
     use crate::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
