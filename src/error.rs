@@ -1,4 +1,9 @@
 //! The crate's error type: one `thiserror` enum, sectioned by where things go wrong.
+//!
+//! Field names repeat across variants with one meaning each: `op` is the
+//! operation that refused (a kernel family's op or a method), `name` the
+//! argument at fault, `got` what it was and `expected` what the op needed.
+#![allow(missing_docs)] // variant fields: see the naming convention above
 
 use thiserror::Error;
 
@@ -16,6 +21,22 @@ pub enum Error {
         name: &'static str,
         got: usize,
         expected: usize,
+    },
+    /// A tensor has the wrong dimensions for an op.
+    #[error("{op}: `{name}` has dims {got:?}, expected {expected}")]
+    Dims {
+        op: &'static str,
+        name: &'static str,
+        got: Vec<usize>,
+        expected: String,
+    },
+    /// A tensor has the wrong element type for an op.
+    #[error("{op}: `{name}` is {got}, expected {expected}")]
+    DType {
+        op: &'static str,
+        name: &'static str,
+        got: &'static str,
+        expected: &'static str,
     },
     /// Buffers passed to one call live on different devices.
     #[error("{op}: buffer `{name}` lives on {got}, the call runs on {expected}")]
@@ -65,17 +86,19 @@ pub enum Error {
     Driver(#[from] cudarc::driver::DriverError),
 
     // ---- I/O and formats ----
+    /// Reading or writing `path` failed.
     #[error("{path}: {source}")]
     Io {
         path: String,
         #[source]
         source: std::io::Error,
     },
+    /// A file or string that does not parse: `what` it is, and why.
     #[error("{what}: {msg}")]
     Format { what: String, msg: String },
 }
 
-/// `Result` with [`Error`].
+/// `Result` with [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {

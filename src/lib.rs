@@ -4,7 +4,8 @@
 //! Layers, each depending only on the ones above it in this list
 //! (`../shared/DESIGN.md` has the whole map):
 //! - [`device`]: `Device = Cpu | Cuda | Sim`, probing that never panics, the
-//!   launcher shared by Cuda and Sim, device buffers, the kernel ABI.
+//!   launcher shared by Cuda and Sim, pooled device buffers and views, the
+//!   kernel ABI.
 //! - [`numerics`] and [`detmath`]: the Rust twins of the bit-level helpers
 //!   (one NaN, finiteness, f16 casts) and the transcendentals that every kernel
 //!   shares (`kernels/common/`).
@@ -15,16 +16,33 @@
 //! - [`seq`]: packed sequences (sorted by length, no padding) and the index
 //!   arrays kernels read.
 //! - [`ops`]: kernel families, each a CUDA kernel file plus its CPU twin.
+//! - [`tensor`]: [`Tensor`], dims, dtype and storage on a device.
+//! - [`amp`]: [`Precision`](amp::Precision) and the public, serialisable loss scaler.
+//! - [`autograd`]: the tape ([`Graph`](autograd::Graph)) and every op's backward.
+//! - [`nn`]: layers with parameters and the AWD-LSTM text classifier.
+//! - [`optim`]: Adam(W) and SGD by parameter group, gradient clipping.
+//! - [`step`]: one training step with one device read.
+//!
+//! `docs/autograd.md` walks through training a model with the public API.
 
+#![warn(missing_docs)]
+
+pub mod amp;
+pub mod autograd;
 pub mod detmath;
 pub mod device;
 pub mod error;
+pub mod nn;
 pub mod numerics;
 pub mod ops;
+pub mod optim;
 pub mod rng;
 pub mod seq;
 pub mod status;
+pub mod step;
+pub mod tensor;
 pub mod verify;
 
 pub use device::{Device, DeviceBuffer};
+pub use tensor::Tensor;
 pub use error::{Error, Result};

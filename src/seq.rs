@@ -14,7 +14,7 @@
 //!
 //! Because the active rows of a step are a prefix, a step's inputs, outputs
 //! and the previous step's state for those rows are contiguous windows
-//! ([`View`](crate::device::View)s), and a row's results never depend on
+//! ([`crate::device::View`]s), and a row's results never depend on
 //! which other rows are in the batch: a sequence packed with others gives the
 //! bits it gives alone.
 //!
@@ -223,10 +223,16 @@ mod tests {
         assert_eq!(p.step_rows(2), 6..7);
         assert_eq!(p.offsets_view().copy_dtoh().unwrap(), [0, 3, 6]);
         assert_eq!(p.lengths_view().copy_dtoh().unwrap(), [3, 2, 2]);
-        assert_eq!(p.row_step_view().copy_dtoh().unwrap(), [0, 0, 0, 1, 1, 1, 2]);
+        assert_eq!(
+            p.row_step_view().copy_dtoh().unwrap(),
+            [0, 0, 0, 1, 1, 1, 2]
+        );
         // (0,0)->(2,0)=6, (0,1)->(1,1)=4, (0,2)->(1,2)=5, (1,0)->(1,0)=3, ...
         assert_eq!(p.reverse_view().copy_dtoh().unwrap(), [6, 4, 5, 3, 1, 2, 0]);
-        assert_eq!(p.prev_row_view().copy_dtoh().unwrap(), [0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            p.prev_row_view().copy_dtoh().unwrap(),
+            [0, 1, 2, 3, 4, 5, 6]
+        );
         assert_eq!(p.last_row_view().copy_dtoh().unwrap(), [6, 4, 5]);
     }
 

@@ -17,6 +17,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Whether no element differed.
     pub fn is_bitwise_equal(&self) -> bool {
         self.mismatches == 0
     }

@@ -60,7 +60,11 @@ fn reduce_cols_equals_reduce_rows_of_the_transpose_on_every_device() {
                 let xb = DeviceBuffer::copy_htod(&dev, &x).unwrap();
                 let mut out = DeviceBuffer::zeros(&dev, cols).unwrap();
                 reduce::reduce_cols(&dev, op, &xb, rows, cols, &mut out).unwrap();
-                assert_eq!(bits(&out.copy_dtoh().unwrap()), want, "{dev} {op:?} {rows}x{cols}");
+                assert_eq!(
+                    bits(&out.copy_dtoh().unwrap()),
+                    want,
+                    "{dev} {op:?} {rows}x{cols}"
+                );
             }
         }
     }
@@ -116,7 +120,11 @@ fn pool_concat_matches_a_per_sequence_reference_and_devices_match_bitwise() {
         let mut out = DeviceBuffer::zeros(&dev, lengths.len() * 3 * f).unwrap();
         let mut am = DeviceBuffer::zeros(&dev, lengths.len() * f).unwrap();
         pool::pool_concat_fwd(&dev, &seq, f, &hb, &mut out, &mut am).unwrap();
-        assert_eq!(canon(out.copy_dtoh().unwrap()), canon(want_out.clone()), "{dev}");
+        assert_eq!(
+            canon(out.copy_dtoh().unwrap()),
+            canon(want_out.clone()),
+            "{dev}"
+        );
         assert_eq!(am.copy_dtoh().unwrap(), want_arg, "{dev}");
         let db = DeviceBuffer::copy_htod(&dev, &dout).unwrap();
         let mut dh = DeviceBuffer::zeros(&dev, total * f).unwrap();
@@ -187,8 +195,18 @@ fn batchnorm_is_close_to_f64_and_bitwise_equal_on_every_device() {
         let mut dx = DeviceBuffer::zeros(&dev, rows * f).unwrap();
         let mut dg = DeviceBuffer::zeros(&dev, f).unwrap();
         let mut db = DeviceBuffer::zeros(&dev, f).unwrap();
-        batchnorm::batchnorm_bwd(&dev, &spec, &xb, &gb, (&mean, &inv), &dyb, &mut dx, &mut dg, &mut db)
-            .unwrap();
+        batchnorm::batchnorm_bwd(
+            &dev,
+            &spec,
+            &xb,
+            &gb,
+            (&mean, &inv),
+            &dyb,
+            &mut dx,
+            &mut dg,
+            &mut db,
+        )
+        .unwrap();
         let y = y.copy_dtoh().unwrap();
         let dx = dx.copy_dtoh().unwrap();
         for c in 0..f {
@@ -204,10 +222,16 @@ fn batchnorm_is_close_to_f64_and_bitwise_equal_on_every_device() {
             for r in 0..rows {
                 let want = g * xh[r] + f64::from(beta[c]);
                 let got = f64::from(y[r * f + c]);
-                assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()), "{dev} y[{r},{c}]");
+                assert!(
+                    (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                    "{dev} y[{r},{c}]"
+                );
                 let wdx = g * inv64 / rows as f64 * (rows as f64 * dys[r] - sdy - xh[r] * sdyx);
                 let gdx = f64::from(dx[r * f + c]);
-                assert!((gdx - wdx).abs() <= 1e-4 * (1.0 + wdx.abs()), "{dev} dx[{r},{c}]: {gdx} vs {wdx}");
+                assert!(
+                    (gdx - wdx).abs() <= 1e-4 * (1.0 + wdx.abs()),
+                    "{dev} dx[{r},{c}]: {gdx} vs {wdx}"
+                );
             }
         }
         let mut all = bits(&y);
@@ -233,7 +257,13 @@ fn relu_copy_cols_sgd_and_clipping_match_scalar_loops_on_every_device() {
         v
     };
     let dy = floats(n, 9, 1.0);
-    let canon = |v: f32| if v.is_nan() { f32::from_bits(0x7fc0_0000) } else { v };
+    let canon = |v: f32| {
+        if v.is_nan() {
+            f32::from_bits(0x7fc0_0000)
+        } else {
+            v
+        }
+    };
     for dev in all_devices("relu_copy_cols_sgd_and_clipping_match_scalar_loops") {
         let xb = DeviceBuffer::copy_htod(&dev, &x).unwrap();
         let dyb = DeviceBuffer::copy_htod(&dev, &dy).unwrap();
@@ -241,7 +271,15 @@ fn relu_copy_cols_sgd_and_clipping_match_scalar_loops_on_every_device() {
         ew::relu_fwd(&dev, &xb, &mut y).unwrap();
         let want: Vec<f32> = x
             .iter()
-            .map(|&v| if v.is_nan() { canon(v) } else if v > 0.0 { v } else { 0.0 })
+            .map(|&v| {
+                if v.is_nan() {
+                    canon(v)
+                } else if v > 0.0 {
+                    v
+                } else {
+                    0.0
+                }
+            })
             .collect();
         assert_eq!(bits(&y.copy_dtoh().unwrap()), bits(&want), "{dev} relu");
         ew::relu_bwd(&dev, &xb, &dyb, &mut y).unwrap();
@@ -265,8 +303,16 @@ fn relu_copy_cols_sgd_and_clipping_match_scalar_loops_on_every_device() {
         let got = dst.copy_dtoh().unwrap();
         for r in 0..100 {
             for c in 0..6 {
-                let want = if (1..5).contains(&c) { x[r * 10 + 2 + c] } else { 9.0 };
-                assert_eq!(got[r * 6 + c].to_bits(), want.to_bits(), "{dev} copy ({r},{c})");
+                let want = if (1..5).contains(&c) {
+                    x[r * 10 + 2 + c]
+                } else {
+                    9.0
+                };
+                assert_eq!(
+                    got[r * 6 + c].to_bits(),
+                    want.to_bits(),
+                    "{dev} copy ({r},{c})"
+                );
             }
         }
         let e = ew::copy_cols(

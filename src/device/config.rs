@@ -30,8 +30,11 @@ pub const DEFAULT_LINEAR_SHAPE: (u32, u32) = (256, 65_535);
 /// Grid, block and dynamic shared memory of one launch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LaunchConfig {
+    /// Blocks per grid, x y z.
     pub grid: [u32; 3],
+    /// Threads per block, x y z.
     pub block: [u32; 3],
+    /// Dynamic shared memory per block, in bytes.
     pub dynamic_shared_bytes: u32,
 }
 
@@ -52,14 +55,14 @@ impl LaunchConfig {
 
     /// Refuses what a real GPU would refuse without an opt-in (at most
     /// [`MAX_DYNAMIC_SHARED_DEFAULT`] bytes of dynamic shared memory), with the
-    /// same text on every device. [`Launch::run`] validates against the
+    /// same text on every device. [`Launch::run`](super::Launch::run) validates against the
     /// device's opt-in limit instead ([`validate_for`](Self::validate_for)).
     pub fn validate(&self, kernel: &str) -> Result<()> {
         self.validate_for(kernel, MAX_DYNAMIC_SHARED_DEFAULT)
     }
 
     /// As [`validate`](Self::validate), with `max_dynamic_shared_bytes` as the
-    /// limit on dynamic shared memory: what [`Launch::run`] checks, with the
+    /// limit on dynamic shared memory: what [`Launch::run`](super::Launch::run) checks, with the
     /// device's opt-in maximum (Cuda) or [`MAX_DYNAMIC_SHARED_SIM`] (Sim). One
     /// text on every device.
     pub fn validate_for(&self, kernel: &str, max_dynamic_shared_bytes: u32) -> Result<()> {

@@ -13,9 +13,13 @@ use std::sync::{Arc, Mutex};
 /// What `shoestring doctor` prints about a GPU.
 #[derive(Debug, Clone)]
 pub struct CudaInfo {
+    /// The device's index.
     pub ordinal: usize,
+    /// The driver's name for it (`NVIDIA H100 80GB HBM3`, ...).
     pub name: String,
+    /// `(major, minor)`: 9.0 on Hopper.
     pub compute_capability: (i32, i32),
+    /// Global memory in bytes.
     pub total_memory_bytes: usize,
     /// As `cuDriverGetVersion` reports it: 13000 is CUDA 13.0.
     pub driver_version: i32,
@@ -108,6 +112,7 @@ impl CudaDevice {
         })
     }
 
+    /// What the driver says about the device.
     pub fn info(&self) -> &CudaInfo {
         &self.info
     }

@@ -123,9 +123,9 @@ impl<'a> Launch<'a> {
     /// hold every element the kernel reads or writes with these arguments and
     /// this configuration. Devices of buffers are checked; nothing else is.
     ///
-    /// Dynamic shared memory above [`MAX_DYNAMIC_SHARED_DEFAULT`] is opted in
+    /// Dynamic shared memory above [`MAX_DYNAMIC_SHARED_DEFAULT`](super::MAX_DYNAMIC_SHARED_DEFAULT) is opted in
     /// here: the limit checked is the device's opt-in maximum (Cuda) or
-    /// [`MAX_DYNAMIC_SHARED_SIM`] (Sim), and on Cuda the kernel's
+    /// [`MAX_DYNAMIC_SHARED_SIM`](super::MAX_DYNAMIC_SHARED_SIM) (Sim), and on Cuda the kernel's
     /// `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES` is raised to the
     /// request (once per kernel and size) before the launch; a refusal is an
     /// [`Error::LaunchConfig`] naming the kernel, never a failed launch.

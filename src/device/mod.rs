@@ -10,6 +10,7 @@
     non_camel_case_types,
     non_upper_case_globals,
     non_snake_case,
+    missing_docs,
     clippy::all
 )]
 #[rustfmt::skip] // bindgen output (prettyplease), checked by tests/abi_is_current.rs

@@ -22,6 +22,7 @@ impl PhiloxKey {
 }
 
 impl PhiloxCounter {
+    /// Block `block` of stream `stream` at step `step`.
     pub fn new(block: u64, stream: u32, step: u32) -> Self {
         PhiloxCounter {
             block_lo: block as u32,

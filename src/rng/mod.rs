@@ -26,10 +26,12 @@ pub struct RngState {
 }
 
 impl RngState {
+    /// The state of a run with `seed`, at step 0.
     pub fn new(seed: u64) -> Self {
         RngState { seed, step: 0 }
     }
 
+    /// The Philox key: the seed's two halves.
     pub fn key(&self) -> PhiloxKey {
         PhiloxKey::from_seed(self.seed)
     }
@@ -78,7 +80,9 @@ impl fmt::Display for RngState {
 /// family has 256 indexed streams (one per layer, say).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Stream {
+    /// The call site's family.
     pub family: StreamFamily,
+    /// Which one of the family (a layer, a head block).
     pub index: u8,
 }
 
@@ -109,6 +113,7 @@ pub enum StreamFamily {
 }
 
 impl StreamFamily {
+    /// Every family.
     pub const ALL: [StreamFamily; 9] = [
         StreamFamily::Init,
         StreamFamily::DataShuffle,
@@ -121,6 +126,7 @@ impl StreamFamily {
         StreamFamily::User,
     ];
 
+    /// The family's name in `Stream::parse` and in logs.
     pub fn name(self) -> &'static str {
         match self {
             StreamFamily::Init => "init",
@@ -137,6 +143,7 @@ impl StreamFamily {
 }
 
 impl Stream {
+    /// Stream `index` of `family`.
     pub const fn new(family: StreamFamily, index: u8) -> Self {
         Stream { family, index }
     }

@@ -24,7 +24,14 @@ struct TrainOut {
 }
 
 #[inline(always)]
-fn train_feature(p: &ss_batchnorm_params, col: &[f32], g: f32, b: f32, rm: f32, rv: f32) -> TrainOut {
+fn train_feature(
+    p: &ss_batchnorm_params,
+    col: &[f32],
+    g: f32,
+    b: f32,
+    rm: f32,
+    rv: f32,
+) -> TrainOut {
     let n = p.rows as f32;
     let mean = canonical_nan(canonical_sum(col) / n);
     let centered: Vec<f32> = col.iter().map(|&v| v - mean).collect();

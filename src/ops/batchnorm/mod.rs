@@ -42,7 +42,10 @@ impl BatchNormSpec {
         if self.rows == 0 || self.rows >= 1 << 24 {
             return Err(Error::invalid(
                 op,
-                format!("{} rows: the batch must have 1 ..= 2^24 - 1 rows", self.rows),
+                format!(
+                    "{} rows: the batch must have 1 ..= 2^24 - 1 rows",
+                    self.rows
+                ),
             ));
         }
         let features = u32::try_from(self.features)
@@ -150,7 +153,12 @@ pub fn batchnorm_fwd_eval<'a>(
     let (x, gamma, beta) = (x.into(), gamma.into(), beta.into());
     let (rm, rv, mut y) = (running_mean.into(), running_var.into(), y.into());
     x.check(OP, "x", device, n)?;
-    for (name, v) in [("gamma", gamma), ("beta", beta), ("running_mean", rm), ("running_var", rv)] {
+    for (name, v) in [
+        ("gamma", gamma),
+        ("beta", beta),
+        ("running_mean", rm),
+        ("running_var", rv),
+    ] {
         v.check(OP, name, device, f)?;
     }
     y.check(OP, "y", device, n)?;
@@ -266,13 +274,33 @@ pub fn verify(device: &Device, elements: usize) -> Result<crate::verify::Outcome
         let mut inv = DeviceBuffer::zeros(d, f)?;
         let mut rm = up(&beta)?;
         let mut rv = up(&gamma.iter().map(|g| g.abs()).collect::<Vec<_>>())?;
-        batchnorm_fwd_train(d, &spec, &xb, &gb, &bb, &mut y, &mut mean, &mut inv, (&mut rm, &mut rv))?;
+        batchnorm_fwd_train(
+            d,
+            &spec,
+            &xb,
+            &gb,
+            &bb,
+            &mut y,
+            &mut mean,
+            &mut inv,
+            (&mut rm, &mut rv),
+        )?;
         let mut ye = DeviceBuffer::zeros(d, rows * f)?;
         batchnorm_fwd_eval(d, &spec, &xb, &gb, &bb, &rm, &rv, &mut ye)?;
         let mut dx = DeviceBuffer::zeros(d, rows * f)?;
         let mut dg = DeviceBuffer::zeros(d, f)?;
         let mut db = DeviceBuffer::zeros(d, f)?;
-        batchnorm_bwd(d, &spec, &xb, &gb, (&mean, &inv), &dyb, &mut dx, &mut dg, &mut db)?;
+        batchnorm_bwd(
+            d,
+            &spec,
+            &xb,
+            &gb,
+            (&mean, &inv),
+            &dyb,
+            &mut dx,
+            &mut dg,
+            &mut db,
+        )?;
         let mut bits = Vec::new();
         for b in [&y, &mean, &inv, &rm, &rv, &ye, &dx, &dg, &db] {
             bits.extend(b.copy_dtoh()?.iter().map(|v| v.to_bits()));

@@ -30,10 +30,15 @@ use crate::ops::philox::{self, PhiloxCounter, PhiloxKey};
 /// Which detmath function to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DetmathOp {
+    /// `e^x`.
     Exp,
+    /// The natural logarithm.
     Log,
+    /// `log(1 + x)`.
     Log1p,
+    /// The hyperbolic tangent.
     Tanh,
+    /// `1 / (1 + e^-x)`.
     Sigmoid,
 }
 

@@ -39,6 +39,7 @@ use crate::rng::{RngState, Stream};
 pub struct DropoutMask {
     /// Probability of dropping an entry, in `[0, 1]`.
     pub p: f32,
+    /// The Philox key (the run's seed).
     pub key: PhiloxKey,
     /// Counter word 2: the call site's stream id ([`Stream::id`]).
     pub stream: u32,
@@ -130,16 +131,30 @@ pub enum Variant {
     /// N is the buffers' length.
     Elementwise,
     /// `x[t][b][f]`, time-major: mask entry `b*F + f`, shared along `t`.
-    Variational { t: usize, b: usize, f: usize },
+    Variational {
+        /// T: time steps.
+        t: usize,
+        /// B: batch rows.
+        b: usize,
+        /// F: features.
+        f: usize,
+    },
     /// `W[v][e]`, `v` rows of width `e`: mask entry `v` drops a whole row.
-    Embedding { v: usize, e: usize },
+    Embedding {
+        /// V: rows.
+        v: usize,
+        /// E: row width.
+        e: usize,
+    },
 }
 
 /// Forward (`out` from `x`) or backward (`dx` from `dy`): the same map, with
 /// the mask regenerated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pass {
+    /// The forward map.
     Fwd,
+    /// The backward map.
     Bwd,
 }
 

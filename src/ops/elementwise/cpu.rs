@@ -215,7 +215,11 @@ pub fn elementwise_relu_bwd_f32(p: &ss_elementwise_params, x: &[f32], dy: &[f32]
 
 /// TWIN: kernels/elementwise.cu::elementwise_copy_cols_f32. A bit copy of
 /// `cols` columns of each of `rows` rows between strided windows.
-pub fn elementwise_copy_cols_f32(p: &ss_elementwise_copy_cols_params, src: &[f32], dst: &mut [f32]) {
+pub fn elementwise_copy_cols_f32(
+    p: &ss_elementwise_copy_cols_params,
+    src: &[f32],
+    dst: &mut [f32],
+) {
     let (rows, cols) = (p.rows as usize, p.cols as usize);
     let (sld, soff, dld, doff) = (
         p.src_ld as usize,
@@ -230,11 +234,20 @@ pub fn elementwise_copy_cols_f32(p: &ss_elementwise_copy_cols_params, src: &[f32
 
 /// TWIN: kernels/elementwise.cu::elementwise_sgd_f32 (the same three fmas per
 /// element), under [`with_fma`].
-pub fn elementwise_sgd_f32(p: &ss_elementwise_sgd_params, param: &mut [f32], grad: &[f32], v: &mut [f32]) {
+pub fn elementwise_sgd_f32(
+    p: &ss_elementwise_sgd_params,
+    param: &mut [f32],
+    grad: &[f32],
+    v: &mut [f32],
+) {
     let n = p.n as usize;
     param[..n]
         .par_chunks_mut(CHUNK)
-        .zip(grad[..n].par_chunks(CHUNK).zip(v[..n].par_chunks_mut(CHUNK)))
+        .zip(
+            grad[..n]
+                .par_chunks(CHUNK)
+                .zip(v[..n].par_chunks_mut(CHUNK)),
+        )
         .for_each(|(param, (grad, v))| {
             with_fma(
                 #[inline(always)]
@@ -262,7 +275,12 @@ pub fn elementwise_scale_by_f32(p: &ss_elementwise_params, s: f32, x: &mut [f32]
 
 /// TWIN: kernels/elementwise.cu::elementwise_clip_coef_f32. `alpha` is the
 /// largest norm allowed; writes the coefficient, and the norm into `status`.
-pub fn elementwise_clip_coef_f32(p: &ss_elementwise_params, sumsq: f32, coef: &mut f32, status: &mut [u32]) {
+pub fn elementwise_clip_coef_f32(
+    p: &ss_elementwise_params,
+    sumsq: f32,
+    coef: &mut f32,
+    status: &mut [u32],
+) {
     let norm = canonical_nan(sumsq.sqrt());
     let q = p.alpha / (norm + 1e-6);
     status[SS_STATUS_GRAD_NORM as usize] = norm.to_bits();

@@ -192,11 +192,16 @@ pub(crate) fn elementwise_sgd_f32(
     grad: View<'_, f32>,
     v: ViewMut<'_, f32>,
 ) -> Result<()> {
-    let launch = Launch::new(device, FAMILY, "elementwise_sgd_f32", config(p.n, DEFAULT_SHAPE))
-        .param(p)
-        .buffer_mut(param)?
-        .buffer(grad)?
-        .buffer_mut(v)?;
+    let launch = Launch::new(
+        device,
+        FAMILY,
+        "elementwise_sgd_f32",
+        config(p.n, DEFAULT_SHAPE),
+    )
+    .param(p)
+    .buffer_mut(param)?
+    .buffer(grad)?
+    .buffer_mut(v)?;
     // SAFETY: (params, param, grad, v) as elementwise.cu declares them; mod.rs
     // checked all three hold `p.n` floats.
     unsafe { launch.run() }
@@ -233,11 +238,16 @@ pub(crate) fn elementwise_clip_coef_f32(
     coef: ViewMut<'_, f32>,
     status: ViewMut<'_, u32>,
 ) -> Result<()> {
-    let launch = Launch::new(device, FAMILY, "elementwise_clip_coef_f32", config(1, (1, 1)))
-        .param(p)
-        .buffer(sumsq)?
-        .buffer_mut(coef)?
-        .buffer_mut(status)?;
+    let launch = Launch::new(
+        device,
+        FAMILY,
+        "elementwise_clip_coef_f32",
+        config(1, (1, 1)),
+    )
+    .param(p)
+    .buffer(sumsq)?
+    .buffer_mut(coef)?
+    .buffer_mut(status)?;
     // SAFETY: (params, sumsq, coef, status) as elementwise.cu declares them;
     // mod.rs checked sumsq and coef hold one float, status its words.
     unsafe { launch.run() }

@@ -294,10 +294,15 @@ pub fn cast_f16_to_f32_with_shape<'a>(
 /// AdamW hyper-parameters (decoupled weight decay, Loshchilov & Hutter).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamParams {
+    /// Learning rate.
     pub lr: f32,
+    /// First-moment decay.
     pub beta1: f32,
+    /// Second-moment decay.
     pub beta2: f32,
+    /// Added to the denominator's square root.
     pub eps: f32,
+    /// Decoupled weight decay (0: Adam).
     pub weight_decay: f32,
 }
 
@@ -815,7 +820,10 @@ fn run_all(device: &Device, x: &VerifyInputs) -> Result<Vec<(&'static str, Vec<u
     if half >= 2 {
         let mut dst = DeviceBuffer::copy_htod(device, &x.b)?;
         let (src_at, dst_at) = (
-            Columns { ld: half, offset: 1 },
+            Columns {
+                ld: half,
+                offset: 1,
+            },
             Columns {
                 ld: half,
                 offset: 0,

@@ -32,7 +32,7 @@
 //!
 //! Threads: C is cut into tasks that rayon runs in any order in one parallel
 //! region per GEMM; each task owns its outputs' whole chains, so the bits do
-//! not depend on the pool size. Products under [`PARALLEL_MIN_FLOPS`] stay on
+//! not depend on the pool size. Products under `PARALLEL_MIN_FLOPS` stay on
 //! the calling thread. Each thread keeps its packing and scratch buffers
 //! (up to about 1.6 MiB) for the next call.
 

@@ -44,17 +44,24 @@ use crate::status::Status;
 /// Whether an operand is used as stored (`N`) or transposed (`T`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
+    /// As stored.
     N,
+    /// Transposed.
     T,
 }
 
 /// The shape of one GEMM: C is `m x n`, the reduction runs over `k`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Gemm {
+    /// Rows of C and op(A).
     pub m: usize,
+    /// Columns of C and op(B).
     pub n: usize,
+    /// The reduction length.
     pub k: usize,
+    /// How A is read.
     pub a: Op,
+    /// How B is read.
     pub b: Op,
     /// Scales `op(A) op(B)`, never the bias.
     pub alpha: f32,

@@ -38,11 +38,14 @@ use crate::error::{Error, Result};
 /// B rows (batch) of H hidden units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LstmShape {
+    /// B: rows.
     pub batch: usize,
+    /// H: hidden units.
     pub hidden: usize,
 }
 
 impl LstmShape {
+    /// B rows of H units.
     pub fn new(batch: usize, hidden: usize) -> Self {
         LstmShape { batch, hidden }
     }

@@ -56,22 +56,20 @@ pub fn pool_concat_bwd_f32(
     dout: &[f32],
     dh: &mut [f32],
 ) {
-    dh.par_chunks_mut(f_len)
-        .enumerate()
-        .for_each(|(r, row)| {
-            let t = row_step[r];
-            let b = r - offsets[t as usize] as usize;
-            let n = lengths[b];
-            let d = &dout[b * 3 * f_len..(b + 1) * 3 * f_len];
-            for (f, out) in row.iter_mut().enumerate() {
-                let mut g = d[2 * f_len + f] / n as f32;
-                if argmax[b * f_len + f] == t {
-                    g += d[f_len + f];
-                }
-                if t == n - 1 {
-                    g += d[f];
-                }
-                *out = canonical_nan(g);
+    dh.par_chunks_mut(f_len).enumerate().for_each(|(r, row)| {
+        let t = row_step[r];
+        let b = r - offsets[t as usize] as usize;
+        let n = lengths[b];
+        let d = &dout[b * 3 * f_len..(b + 1) * 3 * f_len];
+        for (f, out) in row.iter_mut().enumerate() {
+            let mut g = d[2 * f_len + f] / n as f32;
+            if argmax[b * f_len + f] == t {
+                g += d[f_len + f];
             }
-        });
+            if t == n - 1 {
+                g += d[f];
+            }
+            *out = canonical_nan(g);
+        }
+    });
 }

@@ -2,7 +2,9 @@
 //! devices and the layout are checked by the caller in mod.rs.
 
 use crate::device::abi::ss_pool_params;
-use crate::device::{Device, KernelParam, Launch, LaunchConfig, View, ViewMut, DEFAULT_LINEAR_SHAPE};
+use crate::device::{
+    Device, KernelParam, Launch, LaunchConfig, View, ViewMut, DEFAULT_LINEAR_SHAPE,
+};
 use crate::error::Result;
 use crate::seq::PackedSeq;
 

@@ -41,6 +41,7 @@ pub enum ReduceOp {
 }
 
 impl ReduceOp {
+    /// Every op, for tests and `verify`.
     pub const ALL: [ReduceOp; 3] = [ReduceOp::Sum, ReduceOp::Max, ReduceOp::SumSquares];
 
     /// The result for an empty input: `0.0`, or `-inf` for max.

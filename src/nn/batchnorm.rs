@@ -1,0 +1,76 @@
+//! `BatchNorm1d` over the batch (the classifier head's): `gamma` (ones) and
+//! `beta` (zeros) are parameters; the running mean (zeros) and variance
+//! (ones) are buffers, updated while training with `momentum` 0.1 and saved
+//! with the model. `eps` 1e-5 (PyTorch's defaults).
+
+use super::params::{constant, Init, Params};
+use crate::autograd::{Graph, ParamId, Var};
+use crate::device::Device;
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+/// A batch normalisation over features.
+#[derive(Debug, Clone)]
+pub struct BatchNorm1d {
+    /// `[features]`, initially 1.
+    pub gamma: ParamId,
+    /// `[features]`, initially 0.
+    pub beta: ParamId,
+    /// The running mean (a buffer, not a parameter).
+    pub running_mean: Tensor,
+    /// The running (unbiased) variance (a buffer).
+    pub running_var: Tensor,
+    /// Added to the variance.
+    pub eps: f32,
+    /// The running statistics' update weight.
+    pub momentum: f32,
+}
+
+impl BatchNorm1d {
+    /// `{name}.gamma` and `{name}.beta` in `group`.
+    pub fn new(
+        params: &mut Params,
+        device: &Device,
+        name: &str,
+        features: usize,
+        group: usize,
+    ) -> Result<Self> {
+        let gamma = params.add(
+            device,
+            &format!("{name}.gamma"),
+            &[features],
+            group,
+            Init::Constant(1.0),
+        )?;
+        let beta = params.add(
+            device,
+            &format!("{name}.beta"),
+            &[features],
+            group,
+            Init::Constant(0.0),
+        )?;
+        Ok(BatchNorm1d {
+            gamma,
+            beta,
+            running_mean: constant(device, &[features], 0.0)?,
+            running_var: constant(device, &[features], 1.0)?,
+            eps: 1e-5,
+            momentum: 0.1,
+        })
+    }
+
+    /// Normalises `x` (`[n, features]`): batch statistics while training
+    /// (updating the running ones), the running statistics otherwise.
+    pub fn forward(&mut self, g: &mut Graph, params: &Params, x: Var) -> Result<Var> {
+        let gamma = g.param(self.gamma, &params.get(self.gamma).value)?;
+        let beta = g.param(self.beta, &params.get(self.beta).value)?;
+        g.batchnorm(
+            x,
+            gamma,
+            beta,
+            (&mut self.running_mean, &mut self.running_var),
+            self.eps,
+            self.momentum,
+        )
+    }
+}

@@ -1,0 +1,287 @@
+//! The text classifier: an AWD-LSTM encoder and a head like fastai's
+//! `PoolingLinearClassifier`:
+//!
+//! ```text
+//! tokens -> Embedding (embed_p) -> Lstm (input_p, hidden_p, weight_p)
+//!        -> masked concat pool [last | max | mean]
+//!        -> [BatchNorm1d -> Dropout -> Linear -> ReLU] * len(head_hidden)
+//!        -> BatchNorm1d -> Dropout -> Linear -> logits
+//! ```
+//!
+//! Parameter groups (for discriminative learning rates and gradual
+//! unfreezing, fastai's `awd_lstm_clas_split`): 0 the embedding, `1 ..= L`
+//! the LSTM layers, `L + 1` the head. Dropout streams: `embedding_dropout[0]`,
+//! the [`Lstm`]'s, and `classifier_dropout[k]` for head block `k`.
+
+use super::batchnorm::BatchNorm1d;
+use super::embedding::Embedding;
+use super::linear::Linear;
+use super::lstm::{Lstm, LstmConfig};
+use super::params::Params;
+use crate::autograd::{Graph, Var};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::ops::dropout::DropoutMask;
+use crate::rng::{RngState, Stream, StreamFamily};
+use crate::seq::PackedSeq;
+use crate::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Sizes and dropouts of a [`TextClassifier`], serialisable into a run's
+/// manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassifierConfig {
+    /// Vocabulary size (rows of the embedding).
+    pub vocab: usize,
+    /// Classes (the logits' width).
+    pub classes: usize,
+    /// Embedding width.
+    pub emb: usize,
+    /// Hidden units of each LSTM layer (per direction).
+    pub hidden: Vec<usize>,
+    /// A bidirectional encoder.
+    pub bidirectional: bool,
+    /// Embedding dropout (whole rows of the table).
+    pub embed_p: f32,
+    /// Variational dropout on the embeddings.
+    pub input_p: f32,
+    /// Variational dropout between LSTM layers.
+    pub hidden_p: f32,
+    /// DropConnect on the hidden-to-hidden weights.
+    pub weight_p: f32,
+    /// Hidden widths of the head (between the pooled features and the logits).
+    pub head_hidden: Vec<usize>,
+    /// Dropout before each of the head's linear layers (`head_hidden.len() + 1`).
+    pub head_dropouts: Vec<f32>,
+    /// Gradient checkpointing of the LSTM (0: off; see [`LstmConfig`]).
+    pub checkpoint_segments: usize,
+}
+
+impl ClassifierConfig {
+    /// fastai's AWD-LSTM classifier (`awd_lstm_clas_config`): embeddings of
+    /// 400, three layers of 1152, 1152 and 400, input_p 0.4, hidden_p 0.3,
+    /// weight_p 0.5, embed_p 0.05, output_p 0.4; head `[1200, 50, classes]`
+    /// with dropouts `[0.4, 0.1]`.
+    pub fn fastai_awd_lstm(vocab: usize, classes: usize) -> Self {
+        ClassifierConfig {
+            vocab,
+            classes,
+            emb: 400,
+            hidden: vec![1152, 1152, 400],
+            bidirectional: false,
+            embed_p: 0.05,
+            input_p: 0.4,
+            hidden_p: 0.3,
+            weight_p: 0.5,
+            head_hidden: vec![50],
+            head_dropouts: vec![0.4, 0.1],
+            checkpoint_segments: 0,
+        }
+    }
+
+    /// The small default that trains on two CPU cores: embeddings of 64, one
+    /// layer of 128, dropout 0.2 on the embeddings (variational) and before
+    /// the head, head `[384, 50, classes]`.
+    pub fn small(vocab: usize, classes: usize) -> Self {
+        ClassifierConfig {
+            vocab,
+            classes,
+            emb: 64,
+            hidden: vec![128],
+            bidirectional: false,
+            embed_p: 0.0,
+            input_p: 0.2,
+            hidden_p: 0.0,
+            weight_p: 0.0,
+            head_hidden: vec![50],
+            head_dropouts: vec![0.2, 0.0],
+            checkpoint_segments: 0,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let ps = [self.embed_p, self.input_p, self.hidden_p, self.weight_p];
+        let ok = self.vocab > 0
+            && self.classes > 0
+            && self.emb > 0
+            && self.head_dropouts.len() == self.head_hidden.len() + 1
+            && ps
+                .iter()
+                .chain(&self.head_dropouts)
+                .all(|p| (0.0..1.0).contains(p));
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "ClassifierConfig",
+                format!(
+                    "sizes must be positive, dropouts in [0, 1), and head_dropouts one longer \
+                     than head_hidden: {self:?}"
+                ),
+            ))
+        }
+    }
+}
+
+/// A batch of token sequences and labels, packed for the encoder: sorted
+/// longest first (ties keep their order), positions time-major without
+/// padding ([`PackedSeq`]).
+pub struct TextBatch {
+    /// The layout.
+    pub seq: Arc<PackedSeq>,
+    /// Token ids in packed order, u32 `[P]`.
+    pub tokens: Tensor,
+    /// Labels in the sorted order, u32 `[B]`.
+    pub labels: Tensor,
+    /// `order[i]` is the input index of sorted row `i`.
+    pub order: Vec<usize>,
+}
+
+impl TextBatch {
+    /// Packs `texts` (token ids, each at least one) and their `labels` on
+    /// `device`.
+    pub fn new(device: &Device, texts: &[Vec<u32>], labels: &[u32]) -> Result<TextBatch> {
+        if texts.len() != labels.len() {
+            return Err(Error::invalid(
+                "TextBatch",
+                format!("{} texts but {} labels", texts.len(), labels.len()),
+            ));
+        }
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by(|&a, &b| texts[b].len().cmp(&texts[a].len()));
+        let lengths: Vec<usize> = order.iter().map(|&i| texts[i].len()).collect();
+        let seq = PackedSeq::new(device, &lengths)?;
+        let mut packed = Vec::with_capacity(seq.total());
+        for (t, &bs) in seq.batch_sizes().iter().enumerate() {
+            packed.extend(order[..bs].iter().map(|&i| texts[i][t]));
+        }
+        let sorted_labels: Vec<u32> = order.iter().map(|&i| labels[i]).collect();
+        Ok(TextBatch {
+            tokens: Tensor::from_u32(device, &[packed.len()], &packed)?,
+            labels: Tensor::from_u32(device, &[sorted_labels.len()], &sorted_labels)?,
+            seq: Arc::new(seq),
+            order,
+        })
+    }
+}
+
+/// One block of the head: BatchNorm1d, dropout, Linear (ReLU after all but
+/// the last block).
+#[derive(Debug, Clone)]
+pub struct HeadBlock {
+    /// Normalises the block's input.
+    pub bn: BatchNorm1d,
+    /// Dropout before the linear layer.
+    pub p: f32,
+    /// The linear layer.
+    pub linear: Linear,
+}
+
+/// The AWD-LSTM text classifier.
+#[derive(Debug, Clone)]
+pub struct TextClassifier {
+    /// Sizes and dropouts.
+    pub config: ClassifierConfig,
+    /// Every parameter, in registration order.
+    pub params: Params,
+    /// The token embedding.
+    pub embedding: Embedding,
+    /// The encoder.
+    pub lstm: Lstm,
+    /// The head blocks, the last one producing the logits.
+    pub head: Vec<HeadBlock>,
+}
+
+impl TextClassifier {
+    /// A classifier on `device`, its parameters drawn from `seed`
+    /// ([`Params`]: the values depend on the seed and the config alone).
+    pub fn new(device: &Device, config: &ClassifierConfig, seed: u64) -> Result<TextClassifier> {
+        config.validate()?;
+        let mut params = Params::new();
+        let embedding = Embedding::new(
+            &mut params,
+            device,
+            "encoder.embedding",
+            (config.vocab, config.emb),
+            0,
+            seed,
+        )?;
+        let lstm_config = LstmConfig {
+            input: config.emb,
+            hidden: config.hidden.clone(),
+            bidirectional: config.bidirectional,
+            input_p: config.input_p,
+            hidden_p: config.hidden_p,
+            weight_p: config.weight_p,
+            checkpoint_segments: config.checkpoint_segments,
+        };
+        let lstm = Lstm::new(&mut params, device, "encoder.lstm", &lstm_config, 1, seed)?;
+        let head_group = 1 + config.hidden.len();
+        let mut widths = vec![3 * lstm.output_size()];
+        widths.extend(&config.head_hidden);
+        widths.push(config.classes);
+        let mut head = Vec::with_capacity(widths.len() - 1);
+        for (k, pair) in widths.windows(2).enumerate() {
+            let name = format!("head.{k}");
+            head.push(HeadBlock {
+                bn: BatchNorm1d::new(
+                    &mut params,
+                    device,
+                    &format!("{name}.bn"),
+                    pair[0],
+                    head_group,
+                )?,
+                p: config.head_dropouts[k],
+                linear: Linear::new(
+                    &mut params,
+                    device,
+                    &format!("{name}.linear"),
+                    (pair[0], pair[1]),
+                    head_group,
+                    seed,
+                )?,
+            });
+        }
+        Ok(TextClassifier {
+            config: config.clone(),
+            params,
+            embedding,
+            lstm,
+            head,
+        })
+    }
+
+    /// The logits `[B, classes]` of `batch` (in its sorted order), drawing
+    /// every dropout mask from `rng`'s step.
+    pub fn forward(&mut self, g: &mut Graph, batch: &TextBatch, rng: &RngState) -> Result<Var> {
+        let c = &self.config;
+        let emb_stream = Stream::new(StreamFamily::EmbeddingDropout, 0);
+        let x =
+            self.embedding
+                .forward(g, &self.params, &batch.tokens, c.embed_p, rng, emb_stream)?;
+        let (h, _) = self
+            .lstm
+            .forward(g, &self.params, x, &batch.seq, rng, None)?;
+        let mut z = g.concat_pool(h, &batch.seq)?;
+        let last = self.head.len() - 1;
+        for (k, block) in self.head.iter_mut().enumerate() {
+            z = block.bn.forward(g, &self.params, z)?;
+            if block.p > 0.0 && g.is_training() {
+                let s = Stream::new(StreamFamily::ClassifierDropout, k as u8);
+                z = g.dropout(z, &DropoutMask::new(block.p, rng, s)?)?;
+            }
+            z = block.linear.forward(g, &self.params, z)?;
+            if k < last {
+                z = g.relu(z)?;
+            }
+        }
+        Ok(z)
+    }
+
+    /// The mean cross-entropy of `batch` (its forward, then the loss).
+    pub fn loss(&mut self, g: &mut Graph, batch: &TextBatch, rng: &RngState) -> Result<Var> {
+        let logits = self.forward(g, batch, rng)?;
+        g.cross_entropy(logits, &batch.labels)
+    }
+}

@@ -1,0 +1,89 @@
+//! One training step of a [`TextClassifier`], the sequence every trainer
+//! runs: forward and backward on a fresh [`Graph`], (mixed precision) the
+//! unscale check, optional gradient clipping, then the step's **one**
+//! device-to-host read (the status block: flags, loss, gradient norm), the
+//! loss scaler's verdict, and the optimizer update unless the step
+//! overflowed. The RNG step advances either way, so a skipped step draws no
+//! mask twice.
+
+use crate::amp::{LossScaler, Precision, ScaleStep};
+use crate::autograd::Graph;
+use crate::error::Result;
+use crate::nn::{TextBatch, TextClassifier};
+use crate::optim::Optimizer;
+use crate::rng::RngState;
+use crate::status::StatusReport;
+
+/// How steps run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepConfig {
+    /// F32, or Mixed with a loss scaler.
+    pub precision: Precision,
+    /// Clip the gradient norm to this (None: no clipping).
+    pub clip: Option<f32>,
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepOutcome {
+    /// The status block as read at the end of the step (the loss is
+    /// `report.loss`).
+    pub report: StatusReport,
+    /// Whether the optimizer update was applied (false on overflow).
+    pub applied: bool,
+    /// Mixed precision: the scaler's verdict.
+    pub scale: Option<ScaleStep>,
+}
+
+/// One step on `batch`; `scaler` is required in Mixed precision and unused
+/// in F32. Bad token ids or labels are an error (nothing is updated).
+pub fn train_step(
+    model: &mut TextClassifier,
+    opt: &mut Optimizer,
+    scaler: Option<&mut LossScaler>,
+    config: &StepConfig,
+    batch: &TextBatch,
+    rng: &mut RngState,
+) -> Result<StepOutcome> {
+    let device = batch.tokens.device().clone();
+    let mut g = Graph::with_precision(&device, config.precision)?;
+    let loss = model.loss(&mut g, batch, rng)?;
+    let mixed = config.precision == Precision::Mixed;
+    let seed = match (&scaler, mixed) {
+        (Some(s), true) => s.scale,
+        (None, true) => {
+            return Err(crate::error::Error::invalid(
+                "train_step",
+                "mixed precision needs a LossScaler",
+            ))
+        }
+        _ => 1.0,
+    };
+    let mut grads = g.backward_scaled(loss, seed)?;
+    if mixed {
+        grads.unscale(&device, 1.0 / seed, g.status_mut())?;
+    }
+    if let Some(max_norm) = config.clip {
+        opt.clip_grad_norm(&device, &model.params, &mut grads, max_norm, g.status_mut())?;
+    }
+    let report = g.read_status()?;
+    drop(g); // releases the graph's references to the parameters
+    report.check_inputs()?;
+    let verdict = match (scaler, mixed) {
+        (Some(s), true) => Some(s.update(&report)),
+        _ => None,
+    };
+    let applied = match verdict {
+        Some(v) => v.applies(),
+        None => !report.overflow(),
+    };
+    if applied {
+        opt.step(&mut model.params, &grads)?;
+    }
+    rng.advance()?;
+    Ok(StepOutcome {
+        report,
+        applied,
+        scale: verdict,
+    })
+}
