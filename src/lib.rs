@@ -44,5 +44,5 @@ pub mod tensor;
 pub mod verify;
 
 pub use device::{Device, DeviceBuffer};
-pub use tensor::Tensor;
 pub use error::{Error, Result};
+pub use tensor::Tensor;

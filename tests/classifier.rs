@@ -492,3 +492,85 @@ fn a_forced_overflow_skips_exactly_that_step_and_leaves_every_weight_bit() {
     let back: LossScaler = serde_json::from_str(&json).unwrap();
     assert_eq!(back, scaler, "the scaler's whole state round-trips: {json}");
 }
+
+// ---------------------------------------------------------------------------
+// Saving and loading.
+// ---------------------------------------------------------------------------
+
+fn logits_bits(model: &mut TextClassifier, dev: &Device, batch: &TextBatch) -> Vec<u32> {
+    let mut g = Graph::inference(dev, Precision::F32).unwrap();
+    let z = model.forward(&mut g, batch, &RngState::new(0)).unwrap();
+    bits(&g.value(z).to_vec_f32().unwrap())
+}
+
+#[test]
+fn a_saved_classifier_loads_with_every_bit_on_every_device() {
+    let path = support::scratch_dir("a_saved_classifier_loads").join("classifier.safetensors");
+    let (mut model, mut opt, batch) = small_setup(&Device::Cpu);
+    // Train a step so the head's running statistics are not their initial values.
+    let config = StepConfig {
+        precision: Precision::F32,
+        clip: None,
+    };
+    train_step(
+        &mut model,
+        &mut opt,
+        None,
+        &config,
+        &batch,
+        &mut RngState::new(4),
+    )
+    .unwrap();
+    model.save(&path).unwrap();
+    let want_tensors = model.tensors().unwrap();
+    let want_logits = logits_bits(&mut model, &Device::Cpu, &batch);
+    let devices = std::iter::once(Device::Cpu).chain(test_devices("saved_classifier_loads"));
+    for dev in devices {
+        let mut loaded = TextClassifier::load(&dev, &path).unwrap();
+        assert_eq!(loaded.config, model.config);
+        let got = loaded.tensors().unwrap();
+        assert_eq!(got.len(), want_tensors.len());
+        for (a, b) in got.iter().zip(&want_tensors) {
+            assert_eq!((&a.name, &a.dims), (&b.name, &b.dims));
+            assert!(bits(&a.values) == bits(&b.values), "{dev}: `{}`", a.name);
+        }
+        let (texts, labels) = texts(12, model.config.vocab, 20);
+        let labels: Vec<u32> = labels.iter().map(|l| l % 4).collect();
+        let batch = TextBatch::new(&dev, &texts, &labels).unwrap();
+        assert_eq!(
+            logits_bits(&mut loaded, &dev, &batch),
+            want_logits,
+            "{dev}: logits"
+        );
+    }
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+#[test]
+fn loading_a_damaged_or_foreign_file_is_an_error_naming_the_file() {
+    let dir = support::scratch_dir("loading_a_damaged_file");
+    let good = dir.join("classifier-good.safetensors");
+    let model = TextClassifier::new(&Device::Cpu, &tiny_config(false), 1).unwrap();
+    model.save(&good).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+
+    let truncated = dir.join("classifier-truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 7]).unwrap();
+    let foreign = dir.join("classifier-foreign.safetensors");
+    shoestring::nn::save::save_tensors(&foreign, &model.tensors().unwrap(), &Default::default())
+        .unwrap();
+    let missing = dir.join("classifier-does-not-exist.safetensors");
+
+    for (path, says) in [
+        (&truncated, ""),
+        (&foreign, "not a shoestring-text-classifier-v1 file"),
+        (&missing, ""),
+    ] {
+        let err = TextClassifier::load(&Device::Cpu, path)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

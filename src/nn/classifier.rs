@@ -17,7 +17,8 @@ use super::batchnorm::BatchNorm1d;
 use super::embedding::Embedding;
 use super::linear::Linear;
 use super::lstm::{Lstm, LstmConfig};
-use super::params::Params;
+use super::params::{HostTensor, Params};
+use super::save::{load_tensors, save_tensors};
 use crate::autograd::{Graph, Var};
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -26,7 +27,12 @@ use crate::rng::{RngState, Stream, StreamFamily};
 use crate::seq::PackedSeq;
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
+
+/// The `format` metadata of a saved classifier.
+const FORMAT: &str = "shoestring-text-classifier-v1";
 
 /// Sizes and dropouts of a [`TextClassifier`], serialisable into a run's
 /// manifest.
@@ -277,6 +283,76 @@ impl TextClassifier {
             }
         }
         Ok(z)
+    }
+
+    /// Every tensor that defines the model: the parameters in order, then
+    /// each head BatchNorm's running statistics (`head.k.bn.running_mean`,
+    /// `running_var`).
+    pub fn tensors(&self) -> Result<Vec<HostTensor>> {
+        let mut all = self.params.to_host()?;
+        for (k, block) in self.head.iter().enumerate() {
+            for (name, t) in [
+                ("running_mean", &block.bn.running_mean),
+                ("running_var", &block.bn.running_var),
+            ] {
+                all.push(HostTensor {
+                    name: format!("head.{k}.bn.{name}"),
+                    dims: t.dims().to_vec(),
+                    values: t.to_vec_f32()?,
+                });
+            }
+        }
+        Ok(all)
+    }
+
+    /// Saves the model (every tensor of [`tensors`](Self::tensors) and the
+    /// config, as JSON metadata) to a safetensors file, atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut meta = BTreeMap::new();
+        meta.insert("format".to_string(), FORMAT.to_string());
+        let config = serde_json::to_string(&self.config).map_err(|e| Error::Format {
+            what: "classifier config".into(),
+            msg: e.to_string(),
+        })?;
+        meta.insert("config".to_string(), config);
+        save_tensors(path, &self.tensors()?, &meta)
+    }
+
+    /// Loads a model that [`save`](Self::save) wrote, onto `device`.
+    pub fn load(device: &Device, path: &Path) -> Result<TextClassifier> {
+        let (tensors, meta) = load_tensors(path)?;
+        let bad = |msg: String| Error::Format {
+            what: path.display().to_string(),
+            msg,
+        };
+        if meta.get("format").map(String::as_str) != Some(FORMAT) {
+            return Err(bad(format!("not a {FORMAT} file (metadata `format`)")));
+        }
+        let config: ClassifierConfig = serde_json::from_str(
+            meta.get("config")
+                .ok_or_else(|| bad("no `config` metadata".into()))?,
+        )
+        .map_err(|e| bad(format!("config: {e}")))?;
+        let mut model = TextClassifier::new(device, &config, 0)?;
+        let (stats, params): (Vec<HostTensor>, Vec<HostTensor>) = tensors
+            .into_iter()
+            .partition(|t| t.name.contains(".bn.running_"));
+        model.params.load_host(&params)?;
+        for (k, block) in model.head.iter_mut().enumerate() {
+            for (name, t) in [
+                ("running_mean", &mut block.bn.running_mean),
+                ("running_var", &mut block.bn.running_var),
+            ] {
+                let full = format!("head.{k}.bn.{name}");
+                let h = stats
+                    .iter()
+                    .find(|s| s.name == full)
+                    .ok_or_else(|| bad(format!("no tensor `{full}`")))?;
+                t.check_dims("load", "running statistics", &h.dims)?;
+                *t = Tensor::from_f32(device, &h.dims, &h.values)?;
+            }
+        }
+        Ok(model)
     }
 
     /// The mean cross-entropy of `batch` (its forward, then the loss).

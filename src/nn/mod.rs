@@ -15,6 +15,7 @@ pub mod embedding;
 pub mod linear;
 pub mod lstm;
 pub mod params;
+pub mod save;
 
 pub use batchnorm::BatchNorm1d;
 pub use classifier::{ClassifierConfig, TextBatch, TextClassifier};

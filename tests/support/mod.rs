@@ -84,3 +84,12 @@ pub fn test_devices(test: &str) -> Vec<Device> {
     out.extend(gpu_for_test(test));
     out
 }
+
+/// A fresh folder for `test`'s files under the system's temp dir (not
+/// `CARGO_TARGET_TMPDIR`: that is a build-machine path, absent where the GPU
+/// bundle runs), unique to this process.
+pub fn scratch_dir(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("shoestring-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{test}: {}: {e}", dir.display()));
+    dir
+}
