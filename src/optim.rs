@@ -56,6 +56,22 @@ pub enum Method {
     },
 }
 
+/// One group's update rule with its settings, as the kernels take them.
+enum Rule {
+    Adam(AdamParams),
+    Sgd(SgdParams),
+}
+
+impl Rule {
+    /// Errors unless the kernel would accept these settings.
+    fn check(&self) -> Result<()> {
+        match self {
+            Rule::Adam(hp) => hp.kernel_params(1, 0).map(drop),
+            Rule::Sgd(hp) => hp.kernel_params(0).map(drop),
+        }
+    }
+}
+
 /// Per-parameter state: Adam's moments and step count, or SGD's velocity.
 #[derive(Debug, Clone)]
 struct Slot {
@@ -150,6 +166,16 @@ impl Optimizer {
     }
 
     fn group_of(&self, params: &Params, id: ParamId) -> Result<Group> {
+        if id.0 >= params.len() {
+            return Err(Error::invalid(
+                "optimizer",
+                format!(
+                    "a gradient for parameter {} of a model with {}: gradients of another model?",
+                    id.0,
+                    params.len()
+                ),
+            ));
+        }
         let g = params.get(id).group;
         self.groups.get(g).copied().ok_or_else(|| {
             Error::invalid(
@@ -161,6 +187,65 @@ impl Optimizer {
                 ),
             )
         })
+    }
+
+    /// The ids of the parameters [`step`](Self::step) updates, after checking
+    /// everything that could make an update fail: each id belongs to
+    /// `params`, its group's settings are valid, its gradient has its shape,
+    /// and no one else holds its storage.
+    fn updates(&self, params: &Params, grads: &Grads) -> Result<Vec<ParamId>> {
+        if self.slots.len() != params.len() {
+            return Err(Error::invalid(
+                "optimizer",
+                format!(
+                    "built for {} parameters, given {}",
+                    self.slots.len(),
+                    params.len()
+                ),
+            ));
+        }
+        let mut ids = Vec::new();
+        for (id, grad) in grads.iter() {
+            let group = self.group_of(params, id)?;
+            if group.frozen {
+                continue;
+            }
+            let p = params.get(id);
+            grad.check_dims("optimizer", "gradient", p.value.dims())?;
+            grad.check_dtype("optimizer", "gradient", DType::F32)?;
+            p.value.check_dtype("optimizer", "parameter", DType::F32)?;
+            if !p.value.is_exclusive() {
+                return Err(Error::invalid(
+                    "optimizer",
+                    format!(
+                        "parameter `{}` is shared (a live graph or a clone holds it); drop the \
+                         step's graph before the update",
+                        p.name
+                    ),
+                ));
+            }
+            self.rule(&group).check()?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// The kernel settings of `group` under this optimizer's method.
+    fn rule(&self, group: &Group) -> Rule {
+        match self.method {
+            Method::Adam { beta1, beta2, eps } => Rule::Adam(AdamParams {
+                lr: group.lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay: group.weight_decay,
+            }),
+            Method::Sgd { momentum } => Rule::Sgd(SgdParams {
+                lr: group.lr,
+                momentum,
+                weight_decay: group.weight_decay,
+            }),
+        }
     }
 
     /// Scales every trainable gradient so that their global L2 norm is at
@@ -210,80 +295,54 @@ impl Optimizer {
     }
 
     /// One update of every trainable parameter that has a gradient, in id
-    /// order. The parameters must not be shared (drop the step's graph first).
+    /// order. The parameters must not be shared (drop the step's graph
+    /// first). Everything checkable is checked before the first update, so
+    /// an error leaves every parameter and step count as it was.
     pub fn step(&mut self, params: &mut Params, grads: &Grads) -> Result<()> {
-        if self.slots.len() != params.len() {
-            return Err(Error::invalid(
-                "optimizer",
-                format!(
-                    "built for {} parameters, given {}",
-                    self.slots.len(),
-                    params.len()
-                ),
-            ));
-        }
-        let ids: Vec<ParamId> = grads.iter().map(|(id, _)| id).collect();
-        for id in ids {
-            let group = self.group_of(params, id)?;
-            if group.frozen {
-                continue;
-            }
+        for id in self.updates(params, grads)? {
+            let rule = self.rule(&self.group_of(params, id)?);
             let grad = grads
                 .get(id)
                 .ok_or_else(|| Error::invalid("optimizer", "gradient vanished"))?;
             let p = params.get_mut(id);
-            grad.check_dims("optimizer", "gradient", p.value.dims())?;
             let device = p.value.device().clone();
             let dims = p.value.dims().to_vec();
             let slot = match &mut self.slots[id.0] {
                 Some(s) => s,
                 s @ None => s.insert(Slot {
                     m: Tensor::zeros(&device, &dims, DType::F32)?,
-                    v: match self.method {
-                        Method::Adam { .. } => Some(Tensor::zeros(&device, &dims, DType::F32)?),
-                        Method::Sgd { .. } => None,
+                    v: match rule {
+                        Rule::Adam(_) => Some(Tensor::zeros(&device, &dims, DType::F32)?),
+                        Rule::Sgd(_) => None,
                     },
                     t: 0,
                 }),
             };
-            slot.t += 1;
-            match self.method {
-                Method::Adam { beta1, beta2, eps } => {
-                    let hp = AdamParams {
-                        lr: group.lr,
-                        beta1,
-                        beta2,
-                        eps,
-                        weight_decay: group.weight_decay,
-                    };
+            let t = slot.t + 1;
+            match &rule {
+                Rule::Adam(hp) => {
                     let v = slot.v.as_mut().ok_or_else(|| {
                         Error::invalid("optimizer", "Adam without a second moment")
                     })?;
                     elementwise::adam_step(
                         &device,
-                        &hp,
-                        slot.t,
+                        hp,
+                        t,
                         p.value.f32_mut("optimizer")?,
                         grad.f32("optimizer")?,
                         slot.m.f32_mut("optimizer")?,
                         v.f32_mut("optimizer")?,
                     )?;
                 }
-                Method::Sgd { momentum } => {
-                    let hp = SgdParams {
-                        lr: group.lr,
-                        momentum,
-                        weight_decay: group.weight_decay,
-                    };
-                    elementwise::sgd_step(
-                        &device,
-                        &hp,
-                        p.value.f32_mut("optimizer")?,
-                        grad.f32("optimizer")?,
-                        slot.m.f32_mut("optimizer")?,
-                    )?;
-                }
+                Rule::Sgd(hp) => elementwise::sgd_step(
+                    &device,
+                    hp,
+                    p.value.f32_mut("optimizer")?,
+                    grad.f32("optimizer")?,
+                    slot.m.f32_mut("optimizer")?,
+                )?,
             }
+            slot.t = t;
         }
         Ok(())
     }

@@ -2,9 +2,11 @@
 //! runs: forward and backward on a fresh [`Graph`], (mixed precision) the
 //! unscale check, optional gradient clipping, then the step's **one**
 //! device-to-host read (the status block: flags, loss, gradient norm), the
-//! loss scaler's verdict, and the optimizer update unless the step
-//! overflowed. The RNG step advances either way, so a skipped step draws no
-//! mask twice.
+//! loss scaler's verdict, and the optimizer update (with the BatchNorm
+//! running statistics this batch gave) unless the step overflowed. A skipped
+//! or failed step leaves every parameter and buffer bit as it was. The RNG
+//! step advances on an applied or skipped step, so no mask is drawn twice;
+//! after an error it stays, and a retry draws the same masks.
 
 use crate::amp::{LossScaler, Precision, ScaleStep};
 use crate::autograd::Graph;
@@ -36,7 +38,8 @@ pub struct StepOutcome {
 }
 
 /// One step on `batch`; `scaler` is required in Mixed precision and unused
-/// in F32. Bad token ids or labels are an error (nothing is updated).
+/// in F32. Bad token ids or labels are an error (nothing is updated, the
+/// RNG state included).
 pub fn train_step(
     model: &mut TextClassifier,
     opt: &mut Optimizer,
@@ -68,7 +71,10 @@ pub fn train_step(
     }
     let report = g.read_status()?;
     drop(g); // releases the graph's references to the parameters
-    report.check_inputs()?;
+    if let Err(e) = report.check_inputs() {
+        model.discard_running_stats();
+        return Err(e);
+    }
     let verdict = match (scaler, mixed) {
         (Some(s), true) => Some(s.update(&report)),
         _ => None,
@@ -79,6 +85,9 @@ pub fn train_step(
     };
     if applied {
         opt.step(&mut model.params, &grads)?;
+        model.commit_running_stats();
+    } else {
+        model.discard_running_stats();
     }
     rng.advance()?;
     Ok(StepOutcome {

@@ -439,6 +439,12 @@ impl Tensor {
     pub fn shares_storage(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.storage, &other.storage)
     }
+
+    /// Whether this tensor is its storage's only holder, so that the `_mut`
+    /// accessors will succeed.
+    pub fn is_exclusive(&self) -> bool {
+        Arc::strong_count(&self.storage) == 1 && Arc::weak_count(&self.storage) == 0
+    }
 }
 
 impl fmt::Debug for Tensor {

@@ -34,6 +34,17 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
+/// The bits of every tensor that defines the model: parameters, then the
+/// head's BatchNorm running statistics (last).
+fn state_bits(model: &TextClassifier) -> Vec<Vec<u32>> {
+    model
+        .tensors()
+        .unwrap()
+        .iter()
+        .map(|t| bits(&t.values))
+        .collect()
+}
+
 fn grads_bits(
     model: &mut TextClassifier,
     dev: &Device,
@@ -445,11 +456,7 @@ fn a_forced_overflow_skips_exactly_that_step_and_leaves_every_weight_bit() {
         growth_interval: 3,
         ..LossScaler::default()
     };
-    let before: Vec<Vec<u32>> = model
-        .params
-        .iter()
-        .map(|(_, p)| bits(&p.value.to_vec_f32().unwrap()))
-        .collect();
+    let before = state_bits(&model);
     let s = train_step(
         &mut model,
         &mut opt,
@@ -464,13 +471,13 @@ fn a_forced_overflow_skips_exactly_that_step_and_leaves_every_weight_bit() {
         (scaler.scale, scaler.skipped_steps, scaler.good_steps),
         (5e35, 1, 0)
     );
-    let after: Vec<Vec<u32>> = model
-        .params
-        .iter()
-        .map(|(_, p)| bits(&p.value.to_vec_f32().unwrap()))
-        .collect();
-    assert!(before == after, "an overflowed step changed a weight");
-    // A sane scale: exactly growth_interval good steps, then it doubles.
+    assert!(
+        state_bits(&model) == before,
+        "an overflowed step changed a weight or a BatchNorm running statistic"
+    );
+    // A sane scale: an applied step moves the running statistics (so the
+    // comparison above could fail), and exactly growth_interval good steps
+    // double the scale.
     scaler.scale = 256.0;
     for i in 1..=3u32 {
         let s = train_step(
@@ -483,6 +490,11 @@ fn a_forced_overflow_skips_exactly_that_step_and_leaves_every_weight_bit() {
         )
         .unwrap();
         assert!(s.applied);
+        if i == 1 {
+            let moved = state_bits(&model);
+            let n = moved.len();
+            assert_ne!(moved[n - 2..], before[n - 2..], "running statistics move");
+        }
         if i < 3 {
             assert_eq!((scaler.scale, scaler.good_steps), (256.0, i));
         }
@@ -573,4 +585,108 @@ fn loading_a_damaged_or_foreign_file_is_an_error_naming_the_file() {
         assert!(err.contains(says), "{err}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn saving_the_same_model_gives_the_same_bytes_every_time() {
+    let dir = support::scratch_dir("saving_the_same_model");
+    let model = TextClassifier::new(&Device::Cpu, &tiny_config(true), 1).unwrap();
+    let twin = TextClassifier::new(&Device::Cpu, &tiny_config(true), 1).unwrap();
+    let first = dir.join("first.safetensors");
+    model.save(&first).unwrap();
+    let want = std::fs::read(&first).unwrap();
+    // Eight saves of the model and of a twin built from the same seed: a
+    // metadata map written in hash order would differ in some of them.
+    for i in 0..8 {
+        let path = dir.join(format!("again-{i}.safetensors"));
+        if i % 2 == 0 { &model } else { &twin }.save(&path).unwrap();
+        assert!(std::fs::read(&path).unwrap() == want, "save {i} differs");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn parameter_count_predicts_the_built_model() {
+    let mut deep = tiny_config(true);
+    deep.hidden = vec![3, 5, 2];
+    deep.head_hidden = vec![4, 6];
+    deep.head_dropouts = vec![0.1, 0.0, 0.2];
+    for cfg in [
+        tiny_config(false),
+        tiny_config(true),
+        deep,
+        ClassifierConfig::small(300, 4),
+        ClassifierConfig::fastai_awd_lstm(100, 2),
+    ] {
+        let model = TextClassifier::new(&Device::Cpu, &cfg, 0).unwrap();
+        assert_eq!(cfg.parameter_count(), Some(model.params.numel()), "{cfg:?}");
+    }
+    let huge = ClassifierConfig {
+        vocab: usize::MAX / 2,
+        ..tiny_config(false)
+    };
+    assert_eq!(huge.parameter_count(), None);
+}
+
+#[test]
+fn a_file_whose_config_does_not_describe_its_tensors_is_refused_before_allocating() {
+    let dir = support::scratch_dir("config_does_not_describe");
+    let model = TextClassifier::new(&Device::Cpu, &tiny_config(false), 1).unwrap();
+    // A config claiming a vast vocabulary next to the tiny model's tensors:
+    // building from it first would try to allocate terabytes.
+    for vocab in [1usize << 40, 24] {
+        let lie = ClassifierConfig {
+            vocab,
+            ..tiny_config(false)
+        };
+        let meta = std::collections::BTreeMap::from([
+            (
+                "format".to_string(),
+                "shoestring-text-classifier-v1".to_string(),
+            ),
+            ("config".to_string(), serde_json::to_string(&lie).unwrap()),
+        ]);
+        let path = dir.join(format!("lie-{vocab}.safetensors"));
+        shoestring::nn::save::save_tensors(&path, &model.tensors().unwrap(), &meta).unwrap();
+        let err = TextClassifier::load(&Device::Cpu, &path)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the config describes"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_training_batch_of_one_text_is_refused_and_changes_nothing() {
+    let dev = Device::Cpu;
+    let (mut model, mut opt, _) = small_setup(&dev);
+    let one = TextBatch::new(&dev, &[vec![1, 2, 3]], &[0]).unwrap();
+    let before = state_bits(&model);
+    let mut rng = RngState::new(1);
+    let config = StepConfig {
+        precision: Precision::F32,
+        clip: None,
+    };
+    let err = train_step(&mut model, &mut opt, None, &config, &one, &mut rng).unwrap_err();
+    assert!(err.to_string().contains("at least 2 rows"), "{err}");
+    assert!(state_bits(&model) == before);
+    assert_eq!(
+        rng,
+        RngState::new(1),
+        "a failed step does not advance the RNG"
+    );
+    // Inference on one text is fine (running statistics, not batch ones).
+    assert_eq!(logits_bits(&mut model, &dev, &one).len(), 4);
+}
+
+#[test]
+fn more_layers_than_the_dropout_streams_can_name_is_an_error_at_construction() {
+    let cfg = ClassifierConfig {
+        hidden: vec![1; 129],
+        ..tiny_config(true)
+    };
+    let err = TextClassifier::new(&Device::Cpu, &cfg, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("at most 128"), "{err}");
 }

@@ -283,3 +283,82 @@ fn optimizer_state_for_another_model_is_refused() {
     let err = Optimizer::from_state(&model.params, &state).unwrap_err();
     assert!(err.to_string().contains("slots for"), "{err}");
 }
+
+/// A step that cannot complete (the graph still holds the parameters, or
+/// the gradients belong to another model) fails before touching anything.
+#[test]
+fn a_step_that_cannot_complete_changes_nothing() {
+    let dev = Device::Cpu;
+    let (mut model, batch) = setup(&dev);
+    let mut opt = Optimizer::adam(&model.params, 1e-2, 0.0);
+    let before = bits(&param_values(&model));
+
+    let mut g = Graph::new(&dev).unwrap();
+    let loss = model.loss(&mut g, &batch, &RngState::new(5)).unwrap();
+    let grads = g.backward(loss).unwrap();
+    let err = opt.step(&mut model.params, &grads).unwrap_err().to_string();
+    assert!(err.contains("shared"), "{err}");
+    assert!(bits(&param_values(&model)) == before);
+    assert!(opt.state().unwrap().slots.iter().all(Option::is_none));
+    drop(g);
+
+    // Gradients of a bigger model: ids past this model's parameters.
+    let cfg = ClassifierConfig {
+        hidden: vec![8, 8],
+        ..ClassifierConfig::small(200, 3)
+    };
+    let mut other = TextClassifier::new(&dev, &cfg, 1).unwrap();
+    let foreign = gradients(&mut other, &dev, &batch);
+    assert!(foreign.len() > model.params.len());
+    let err = opt
+        .step(&mut model.params, &foreign)
+        .unwrap_err()
+        .to_string();
+    // Refused for the first mismatch it meets (a shape here, before the ids
+    // run past this model's), with nothing updated.
+    assert!(
+        err.contains("another model") || err.contains("expected"),
+        "{err}"
+    );
+    assert!(bits(&param_values(&model)) == before);
+    assert!(opt.state().unwrap().slots.iter().all(Option::is_none));
+
+    // Then the real step goes through, each step count at 1.
+    opt.step(&mut model.params, &grads).unwrap();
+    assert!(bits(&param_values(&model)) != before);
+    let state = opt.state().unwrap();
+    assert!(state.slots.iter().flatten().all(|s| s.steps == 1));
+}
+
+#[test]
+fn gradients_for_ids_past_the_model_are_an_error_not_a_panic() {
+    let dev = Device::Cpu;
+    let (mut model, batch) = setup(&dev);
+    let mut opt = Optimizer::sgd(&model.params, 0.1, 0.0);
+    let grads = gradients(&mut model, &dev, &batch);
+    // The same model minus its last parameter: the last gradient's id is
+    // past it.
+    let mut fewer = shoestring::nn::Params::new();
+    for (_, p) in model.params.iter().take(model.params.len() - 1) {
+        fewer
+            .add(
+                &dev,
+                &p.name,
+                p.value.dims(),
+                p.group,
+                shoestring::nn::Init::Constant(0.0),
+            )
+            .unwrap();
+    }
+    let mut opt_fewer = Optimizer::sgd(&fewer, 0.1, 0.0);
+    let err = opt_fewer.step(&mut fewer, &grads).unwrap_err().to_string();
+    assert!(err.contains("another model"), "{err}");
+    let mut status = Status::new(&dev).unwrap();
+    let mut grads = grads;
+    let err = opt_fewer
+        .clip_grad_norm(&dev, &fewer, &mut grads, 1.0, &mut status)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("another model"), "{err}");
+    opt.step(&mut model.params, &grads).unwrap();
+}

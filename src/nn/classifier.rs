@@ -106,12 +106,43 @@ impl ClassifierConfig {
         }
     }
 
+    /// How many parameter values (not buffers) a classifier of this config
+    /// has, without building it; `None` if the count overflows `usize`.
+    pub fn parameter_count(&self) -> Option<usize> {
+        let dirs = if self.bidirectional { 2 } else { 1 };
+        let mut n = self.vocab.checked_mul(self.emb)?;
+        let mut input = self.emb;
+        for &h in &self.hidden {
+            let h4 = h.checked_mul(4)?;
+            // w_ih [4h, input], w_hh [4h, h], bias [4h], per direction.
+            let per_dir = h4
+                .checked_mul(input)?
+                .checked_add(h4.checked_mul(h)?)?
+                .checked_add(h4)?;
+            n = n.checked_add(per_dir.checked_mul(dirs)?)?;
+            input = h.checked_mul(dirs)?;
+        }
+        let mut widths = vec![input.checked_mul(3)?];
+        widths.extend(&self.head_hidden);
+        widths.push(self.classes);
+        for pair in widths.windows(2) {
+            // BatchNorm gamma and beta [in]; Linear weight [out, in], bias [out].
+            let block = pair[0]
+                .checked_mul(2)?
+                .checked_add(pair[0].checked_mul(pair[1])?)?
+                .checked_add(pair[1])?;
+            n = n.checked_add(block)?;
+        }
+        Some(n)
+    }
+
     fn validate(&self) -> Result<()> {
         let ps = [self.embed_p, self.input_p, self.hidden_p, self.weight_p];
         let ok = self.vocab > 0
             && self.classes > 0
             && self.emb > 0
             && self.head_dropouts.len() == self.head_hidden.len() + 1
+            && self.head_dropouts.len() <= 256
             && ps
                 .iter()
                 .chain(&self.head_dropouts)
@@ -123,7 +154,7 @@ impl ClassifierConfig {
                 "ClassifierConfig",
                 format!(
                     "sizes must be positive, dropouts in [0, 1), and head_dropouts one longer \
-                     than head_hidden: {self:?}"
+                     than head_hidden (at most 256 head blocks): {self:?}"
                 ),
             ))
         }
@@ -274,7 +305,7 @@ impl TextClassifier {
         for (k, block) in self.head.iter_mut().enumerate() {
             z = block.bn.forward(g, &self.params, z)?;
             if block.p > 0.0 && g.is_training() {
-                let s = Stream::new(StreamFamily::ClassifierDropout, k as u8);
+                let s = Stream::indexed(StreamFamily::ClassifierDropout, k)?;
                 z = g.dropout(z, &DropoutMask::new(block.p, rng, s)?)?;
             }
             z = block.linear.forward(g, &self.params, z)?;
@@ -283,6 +314,19 @@ impl TextClassifier {
             }
         }
         Ok(z)
+    }
+
+    /// Installs the running statistics of the last training forward (the
+    /// head's BatchNorms; see [`BatchNorm1d`]): call it when the step's
+    /// update is applied, as [`train_step`](crate::step::train_step) does.
+    pub fn commit_running_stats(&mut self) {
+        self.head.iter_mut().for_each(|b| b.bn.commit());
+    }
+
+    /// Drops the running statistics of the last training forward (a step
+    /// skipped on overflow, or failed).
+    pub fn discard_running_stats(&mut self) {
+        self.head.iter_mut().for_each(|b| b.bn.discard());
     }
 
     /// Every tensor that defines the model: the parameters in order, then
@@ -333,10 +377,21 @@ impl TextClassifier {
                 .ok_or_else(|| bad("no `config` metadata".into()))?,
         )
         .map_err(|e| bad(format!("config: {e}")))?;
-        let mut model = TextClassifier::new(device, &config, 0)?;
         let (stats, params): (Vec<HostTensor>, Vec<HostTensor>) = tensors
             .into_iter()
             .partition(|t| t.name.contains(".bn.running_"));
+        // The config decides what gets allocated: it must describe the
+        // tensors the file holds before anything is built from it.
+        let in_file: usize = params.iter().map(|t| t.values.len()).sum();
+        if config.parameter_count() != Some(in_file) {
+            return Err(bad(format!(
+                "the config describes {} parameter values, the file holds {in_file}",
+                config
+                    .parameter_count()
+                    .map_or("more than usize::MAX".to_string(), |n| n.to_string())
+            )));
+        }
+        let mut model = TextClassifier::new(device, &config, 0)?;
         model.params.load_host(&params)?;
         for (k, block) in model.head.iter_mut().enumerate() {
             for (name, t) in [

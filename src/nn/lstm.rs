@@ -83,6 +83,13 @@ impl Lstm {
                 format!("sizes must be positive, with at least one layer: {config:?}"),
             ));
         }
+        if config.hidden.len() > 128 {
+            // Weight-drop stream 2l + d of 256 per layer and direction.
+            return Err(Error::invalid(
+                "Lstm",
+                format!("{} layers; at most 128 are supported", config.hidden.len()),
+            ));
+        }
         let dirs = if config.bidirectional { 2 } else { 1 };
         let mut layers = Vec::with_capacity(config.hidden.len());
         let mut input = config.input;
@@ -157,7 +164,7 @@ impl Lstm {
             } else {
                 (
                     c.hidden_p,
-                    Stream::new(StreamFamily::HiddenDropout, (l - 1) as u8),
+                    Stream::indexed(StreamFamily::HiddenDropout, l - 1)?,
                 )
             };
             let input_dropout = if training && p > 0.0 {
@@ -171,7 +178,7 @@ impl Lstm {
                 let w_hh = g.param(dir.w_hh, &params.get(dir.w_hh).value)?;
                 let bias = g.param(dir.bias, &params.get(dir.bias).value)?;
                 let w_hh = if training && c.weight_p > 0.0 {
-                    let s = Stream::new(StreamFamily::WeightDrop, (2 * l + d) as u8);
+                    let s = Stream::indexed(StreamFamily::WeightDrop, 2 * l + d)?;
                     g.dropout(w_hh, &DropoutMask::new(c.weight_p, rng, s)?)?
                 } else {
                     w_hh

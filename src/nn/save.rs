@@ -1,9 +1,15 @@
 //! Saving and loading named f32 tensors as safetensors (the `safetensors`
 //! crate reads and writes the format; nothing here parses bytes by hand).
 //! A file is written to a temporary name in the same folder, flushed to disk
-//! and renamed over the target, so a crash leaves the old file or the new
-//! one, never half of one. Loading executes nothing: a safetensors file is a
-//! JSON header and raw little-endian numbers (unlike pickle-based formats).
+//! and renamed over the target (the folder is then flushed too), so a crash
+//! leaves the old file or the new one, never half of one. Loading executes
+//! nothing: a safetensors file is a JSON header and raw little-endian
+//! numbers (unlike pickle-based formats).
+//!
+//! The same tensors and metadata always give the same bytes: the crate
+//! writes its metadata map in the map's iteration order, which for its
+//! `HashMap` changes from process to process, so all of our metadata goes in
+//! as one entry, [`METADATA_KEY`], a JSON object with sorted keys.
 
 use super::params::HostTensor;
 use crate::error::{Error, Result};
@@ -26,8 +32,12 @@ fn format_error(path: &Path, msg: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Writes `tensors` (f32, in this order in the header's listing, which the
-/// format sorts by name) and `metadata` to `path`, atomically.
+/// The one safetensors metadata entry we write: a JSON object of the
+/// caller's metadata, keys sorted.
+pub const METADATA_KEY: &str = "shoestring";
+
+/// Writes `tensors` (f32; the format orders them by name) and `metadata` to
+/// `path`, atomically; byte-identical output for identical input.
 pub fn save_tensors(
     path: &Path,
     tensors: &[HostTensor],
@@ -46,21 +56,39 @@ pub fn save_tensors(
                 .map_err(|e| format_error(path, e))
         })
         .collect::<Result<Vec<_>>>()?;
-    let meta: HashMap<String, String> = metadata
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let json = serde_json::to_string(metadata).map_err(|e| format_error(path, e))?;
+    let meta = HashMap::from([(METADATA_KEY.to_string(), json)]);
     let data = safetensors::serialize(views, Some(meta)).map_err(|e| format_error(path, e))?;
-    let tmp = path.with_extension("safetensors.tmp");
+    write_atomically(path, &data)
+}
+
+/// Writes `data` to `path` through `<path>.tmp` in the same folder: write,
+/// fsync, rename, then fsync the folder so that the rename itself is durable.
+pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
     let mut f = std::fs::File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
-    f.write_all(&data).map_err(|e| io_error(&tmp, e))?;
+    f.write_all(data).map_err(|e| io_error(&tmp, e))?;
     f.sync_all().map_err(|e| io_error(&tmp, e))?;
     drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
+    std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // A folder opens read-only for fsync on Unix; elsewhere this may be
+    // refused, and the rename is as durable as the platform makes it.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 /// Reads every tensor (f32 only) and the metadata of the safetensors file at
-/// `path`; tensors come back sorted by name.
+/// `path`; tensors come back sorted by name. The metadata is ours (the
+/// [`METADATA_KEY`] entry) when present, else the file's entries as they are
+/// (a file from another tool).
 pub fn load_tensors(path: &Path) -> Result<(Vec<HostTensor>, BTreeMap<String, String>)> {
     let data = std::fs::read(path).map_err(|e| io_error(path, e))?;
     let st = SafeTensors::deserialize(&data).map_err(|e| format_error(path, e))?;
@@ -87,10 +115,11 @@ pub fn load_tensors(path: &Path) -> Result<(Vec<HostTensor>, BTreeMap<String, St
         });
     }
     let (_, meta) = SafeTensors::read_metadata(&data).map_err(|e| format_error(path, e))?;
-    let metadata = meta
-        .metadata()
-        .as_ref()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default();
+    let raw = meta.metadata().clone().unwrap_or_default();
+    let metadata = match raw.get(METADATA_KEY) {
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| format_error(path, format!("metadata `{METADATA_KEY}`: {e}")))?,
+        None => raw.into_iter().collect(),
+    };
     Ok((out, metadata))
 }

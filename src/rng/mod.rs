@@ -148,6 +148,22 @@ impl Stream {
         Stream { family, index }
     }
 
+    /// Stream `index` of `family` for a layer counted in `usize`; an error
+    /// past the family's 256 streams (two layers must never share one).
+    pub fn indexed(family: StreamFamily, index: usize) -> Result<Self> {
+        u8::try_from(index)
+            .map(|i| Stream::new(family, i))
+            .map_err(|_| {
+                Error::invalid(
+                    "rng stream",
+                    format!(
+                        "{} has 256 streams; index {index} is past them (too many layers)",
+                        family.name()
+                    ),
+                )
+            })
+    }
+
     /// Counter word 2.
     pub fn id(&self) -> u32 {
         ((self.family as u32) << 8) | u32::from(self.index)

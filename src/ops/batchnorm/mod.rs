@@ -75,8 +75,8 @@ impl BatchNormSpec {
 }
 
 /// Training forward: `y` normalised by the batch statistics, `mean` and
-/// `inv_std` saved for the backward, the running statistics updated.
-/// Overwrites `y`, `mean`, `inv_std`; updates `running_mean`, `running_var`.
+/// `inv_std` saved for the backward, the running statistics updated. Needs
+/// at least 2 rows. Overwrites `y`, `mean`, `inv_std`; updates `running_mean`, `running_var`.
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_fwd_train<'a>(
     device: &Device,
@@ -91,6 +91,14 @@ pub fn batchnorm_fwd_train<'a>(
 ) -> Result<()> {
     const OP: &str = "batchnorm_fwd_train";
     let p = spec.params(OP)?;
+    if spec.rows < 2 {
+        // One row has no spread: y would be beta whatever x is, dx zero, and
+        // the running variance pulled toward 0 (PyTorch refuses it too).
+        return Err(Error::invalid(
+            OP,
+            "training needs at least 2 rows (the batch statistics of one row are degenerate)",
+        ));
+    }
     let n = spec.elements(OP)?;
     let f = spec.features;
     let mut a = cuda::TrainArgs {

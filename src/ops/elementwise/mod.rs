@@ -614,6 +614,32 @@ pub struct SgdParams {
     pub weight_decay: f32,
 }
 
+impl SgdParams {
+    /// The kernel's parameters for `n` elements, or an error naming the
+    /// setting out of range.
+    pub fn kernel_params(&self, n: usize) -> Result<ss_elementwise_sgd_params> {
+        if !(self.lr.is_finite()
+            && (0.0..1.0).contains(&self.momentum)
+            && self.weight_decay.is_finite()
+            && self.weight_decay >= 0.0)
+        {
+            return Err(Error::invalid(
+                "elementwise_sgd_f32",
+                format!(
+                    "lr must be finite, momentum in [0, 1), weight_decay finite and >= 0: {self:?}"
+                ),
+            ));
+        }
+        Ok(ss_elementwise_sgd_params {
+            n: n as u64,
+            lr: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            reserved: 0,
+        })
+    }
+}
+
 /// One SGD step in place on `param` and the velocity `v` given `grad`, all of
 /// one length: `g = fma(wd, w, grad)`, `v = fma(momentum, v, g)`,
 /// `w = fma(-lr, v, w)`. Updates `param` and `v` in place.
@@ -626,30 +652,14 @@ pub fn sgd_step<'a>(
 ) -> Result<()> {
     const OP: &str = "elementwise_sgd_f32";
     let (mut param, grad, mut v) = (param.into(), grad.into(), v.into());
-    if !(hp.lr.is_finite()
-        && (0.0..1.0).contains(&hp.momentum)
-        && hp.weight_decay.is_finite()
-        && hp.weight_decay >= 0.0)
-    {
-        return Err(Error::invalid(
-            OP,
-            format!("lr must be finite, momentum in [0, 1), weight_decay finite and >= 0: {hp:?}"),
-        ));
-    }
     let n = param.len();
+    let p = hp.kernel_params(n)?;
     param.check(OP, "param", device, n)?;
     grad.check(OP, "grad", device, n)?;
     v.check(OP, "v", device, n)?;
     if n == 0 {
         return Ok(());
     }
-    let p = ss_elementwise_sgd_params {
-        n: n as u64,
-        lr: hp.lr,
-        momentum: hp.momentum,
-        weight_decay: hp.weight_decay,
-        reserved: 0,
-    };
     match device {
         Device::Cpu => {
             cpu::elementwise_sgd_f32(&p, param.host_mut(OP)?, grad.host(OP)?, v.host_mut(OP)?);
