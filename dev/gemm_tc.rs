@@ -19,6 +19,7 @@
 
 use shoestring::device::abi::ss_gemm_params;
 use shoestring::device::{Device, Launch, LaunchConfig, View, ViewMut};
+use shoestring::ops::gemm::fast::TcShape;
 use shoestring::ops::gemm::{Gemm, Op};
 use shoestring::status::Status;
 use shoestring::{Error, Result};
@@ -27,9 +28,6 @@ use shoestring::{Error, Result};
 pub const FAMILY: &str = "gemm_dev_tc";
 /// The name errors from [`gemm_dev`] carry.
 const OP: &str = "gemm_dev_tc";
-/// The shared-memory row padding, in halves (`TC_PAD` in
-/// `kernels/common/gemm_tc.cuh`).
-const PAD: u32 = 8;
 /// cp.async, ldmatrix and mma.m16n8k16 need sm_80.
 const MIN_COMPUTE_CAPABILITY: (i32, i32) = (8, 0);
 
@@ -94,106 +92,54 @@ impl Variant {
     /// grid, the kernel's block size (its `__launch_bounds__`) and its dynamic
     /// shared memory (`TcShape::SMEM_BYTES`).
     pub fn config(self, p: &ss_gemm_params) -> Result<LaunchConfig> {
-        self.shape().config(p)
+        self.shape().config(OP, p)
     }
 
-    fn shape(self) -> Shape {
+    /// The kernel's `TcShape` (`kernels/common/gemm_tc.cuh`, the typedefs in
+    /// `dev/kernels/gemm_dev_tc.cu`).
+    fn shape(self) -> TcShape {
         match self {
-            Variant::NoFlag | Variant::Pipe => Shape::MAIN,
-            Variant::Wide => Shape::WIDE,
-            Variant::Narrow => Shape::NARROW,
-            Variant::K64 => Shape::K64,
-            Variant::Big => Shape::BIG,
+            Variant::NoFlag | Variant::Pipe => TcShape::MAIN,
+            Variant::Wide => WIDE,
+            Variant::Narrow => NARROW,
+            Variant::K64 => K64,
+            Variant::Big => BIG,
         }
     }
 }
 
-/// A kernel's `TcShape` (`kernels/common/gemm_tc.cuh`, the typedefs in
-/// `dev/kernels/gemm_dev_tc.cu`): what its launch configuration needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Shape {
-    bm: u32,
-    bn: u32,
-    stages: u32,
-    /// Threads per block: 32 per warp tile (the kernel's `__launch_bounds__`).
-    threads: u32,
-    /// The k tile (`TcShape::BK`).
-    bk: u32,
-}
-
-impl Shape {
-    /// `TcMain` (and `TcPipe`): 128 x 128, 4 warps of 64 x 64, 4 stages.
-    const MAIN: Shape = Shape {
-        bm: 128,
-        bn: 128,
-        stages: 4,
-        threads: 128,
-        bk: 32,
-    };
-    /// `TcWide`: 128 x 256, 8 warps of 64 x 64, 4 stages.
-    const WIDE: Shape = Shape {
-        bm: 128,
-        bn: 256,
-        stages: 4,
-        threads: 256,
-        bk: 32,
-    };
-    /// `TcNarrow`: 128 x 128, 8 warps of 64 x 32, 4 stages.
-    const NARROW: Shape = Shape {
-        bm: 128,
-        bn: 128,
-        stages: 4,
-        threads: 256,
-        bk: 32,
-    };
-    /// `TcK64`: 128 x 128, 4 warps of 64 x 64, k tile 64, 3 stages.
-    const K64: Shape = Shape {
-        bm: 128,
-        bn: 128,
-        stages: 3,
-        threads: 128,
-        bk: 64,
-    };
-    /// `TcBig`: 256 x 128, 8 warps of 64 x 64, k tile 32, 4 stages.
-    const BIG: Shape = Shape {
-        bm: 256,
-        bn: 128,
-        stages: 4,
-        threads: 256,
-        bk: 32,
-    };
-
-    /// Dynamic shared memory: `TcShape::SMEM_BYTES`, each operand's region per
-    /// stage sized for the larger of its two layouts (padded rows).
-    const fn smem_bytes(self) -> u32 {
-        const fn max(a: u32, b: u32) -> u32 {
-            if a > b {
-                a
-            } else {
-                b
-            }
-        }
-        let bk = self.bk;
-        let a = max(self.bm * (bk + PAD), bk * (self.bm + PAD));
-        let b = max(self.bn * (bk + PAD), bk * (self.bn + PAD));
-        (a + b) * 2 * self.stages
-    }
-
-    /// A 1-D grid of one block per `bm x bn` tile of C (the kernel orders the
-    /// tiles itself); refused when that is more blocks than a grid holds.
-    fn config(self, p: &ss_gemm_params) -> Result<LaunchConfig> {
-        let tiles = u64::from(p.m.div_ceil(self.bm)) * u64::from(p.n.div_ceil(self.bn));
-        let blocks = u32::try_from(tiles)
-            .ok()
-            .filter(|&t| t <= i32::MAX as u32)
-            .ok_or_else(|| invalid(format!("{tiles} output tiles exceed the grid limit")))?;
-        Ok(LaunchConfig {
-            grid: [blocks.max(1), 1, 1],
-            block: [self.threads, 1, 1],
-            dynamic_shared_bytes: self.smem_bytes(),
-        })
-    }
-}
+/// `TcWide`: 128 x 256, 8 warps of 64 x 64, 4 stages.
+const WIDE: TcShape = TcShape {
+    bm: 128,
+    bn: 256,
+    stages: 4,
+    threads: 256,
+    bk: 32,
+};
+/// `TcNarrow`: 128 x 128, 8 warps of 64 x 32, 4 stages.
+const NARROW: TcShape = TcShape {
+    bm: 128,
+    bn: 128,
+    stages: 4,
+    threads: 256,
+    bk: 32,
+};
+/// `TcK64`: 128 x 128, 4 warps of 64 x 64, k tile 64, 3 stages.
+const K64: TcShape = TcShape {
+    bm: 128,
+    bn: 128,
+    stages: 3,
+    threads: 128,
+    bk: 64,
+};
+/// `TcBig`: 256 x 128, 8 warps of 64 x 64, k tile 32, 4 stages.
+const BIG: TcShape = TcShape {
+    bm: 256,
+    bn: 128,
+    stages: 4,
+    threads: 256,
+    bk: 32,
+};
 
 fn invalid(msg: String) -> Error {
     Error::InvalidArgument { op: OP, msg }

@@ -12,10 +12,11 @@ mod gemm_support;
 mod support;
 
 use dev_gemm_tc::{gemm_dev, mma_peak, mma_peak_flops, Variant, MMA_PEAK_THREADS};
-use gemm_support::fast::{assert_within_bound, magnitudes, operands, poisoned, run_exact};
+use gemm_support::fast::{
+    assert_within_bound, magnitudes, operands, poisoned, run_exact, run_fast,
+};
 use shoestring::device::{sim_available, Device, DeviceBuffer, SimOptions};
 use shoestring::numerics::float_to_half_rn;
-use shoestring::ops::gemm::fast::gemm_fast;
 use shoestring::ops::gemm::{Gemm, Op};
 use shoestring::status::Status;
 use shoestring::Error;
@@ -46,32 +47,6 @@ fn run_dev(
         &mut flag,
     )
     .unwrap_or_else(|e| panic!("{v:?} {g:?}: {e}"));
-    (c.copy_dtoh().unwrap(), flag.read().unwrap().overflow())
-}
-
-/// The product (`gemm_fast`, f16 output) on `dev`; returns C and the flag.
-fn run_product(
-    dev: &Device,
-    g: &Gemm,
-    a: &[u16],
-    b: &[u16],
-    bias: Option<&[f32]>,
-) -> (Vec<u16>, bool) {
-    let a = DeviceBuffer::copy_htod(dev, a).unwrap();
-    let b = DeviceBuffer::copy_htod(dev, b).unwrap();
-    let bias = bias.map(|x| DeviceBuffer::copy_htod(dev, x).unwrap());
-    let mut c = poisoned::<u16>(dev, g.m * g.n);
-    let mut flag = Status::new(dev).unwrap();
-    gemm_fast(
-        dev,
-        g,
-        &a,
-        &b,
-        bias.as_ref().map(|b| b.view()),
-        &mut c,
-        &mut flag,
-    )
-    .unwrap_or_else(|e| panic!("{g:?}: {e}"));
     (c.copy_dtoh().unwrap(), flag.read().unwrap().overflow())
 }
 
@@ -194,7 +169,7 @@ fn dev_kernels_are_bitwise_identical_over_repeated_launches() {
     // Several blocks in m and n, k not a multiple of the k tile.
     let g = Gemm::new(300, 520, 1000).alpha(0.5);
     let (a, b, _) = operands(&g, 700);
-    let (product, _) = run_product(&dev, &g, &a, &b, None);
+    let (product, _) = run_fast::<u16>(&dev, &g, &a, &b, None);
     // The no-flag kernel is the product's code without the check: same bits.
     let (noflag, _) = run_dev(&dev, Variant::NoFlag, &g, &a, &b, None);
     assert_eq!(noflag, product, "no-flag kernel, f16 output");

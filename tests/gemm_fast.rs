@@ -22,7 +22,7 @@
 mod gemm_support;
 mod support;
 
-use gemm_support::fast::{assert_within_bound, magnitudes, operands, poisoned, run_exact, Out};
+use gemm_support::fast::{assert_within_bound, magnitudes, operands, run_exact, run_fast, Out};
 use shoestring::device::abi::ss_philox_blocks_params;
 use shoestring::device::{
     sim_available, Device, DeviceBuffer, Launch, LaunchConfig, SimOptions,
@@ -42,32 +42,6 @@ const OPS: [(Op, Op); 4] = [
     (Op::T, Op::N),
     (Op::T, Op::T),
 ];
-
-/// The fast tier on `dev` into a poisoned C; returns C and the flag.
-fn run_fast<O: Out>(
-    dev: &Device,
-    g: &Gemm,
-    a: &[u16],
-    b: &[u16],
-    bias: Option<&[f32]>,
-) -> (Vec<O>, bool) {
-    let a = DeviceBuffer::copy_htod(dev, a).unwrap();
-    let b = DeviceBuffer::copy_htod(dev, b).unwrap();
-    let bias = bias.map(|v| DeviceBuffer::copy_htod(dev, v).unwrap());
-    let mut c = poisoned::<O>(dev, g.m * g.n);
-    let mut flag = Status::new(dev).unwrap();
-    gemm_fast(
-        dev,
-        g,
-        &a,
-        &b,
-        bias.as_ref().map(|b| b.view()),
-        &mut c,
-        &mut flag,
-    )
-    .unwrap_or_else(|e| panic!("{g:?}: {e}"));
-    (c.copy_dtoh().unwrap(), flag.read().unwrap().overflow())
-}
 
 // ---- Cpu and Sim: the fast tier is refused with a typed error ----
 

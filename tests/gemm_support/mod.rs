@@ -133,6 +133,7 @@ pub fn operands(g: &Gemm, stream: u32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
 pub mod fast {
     use shoestring::device::{Device, DeviceBuffer};
     use shoestring::numerics::{float_to_half_rn, half_to_float};
+    use shoestring::ops::gemm::fast::gemm_fast;
     use shoestring::ops::gemm::{self, Gemm, GemmOut, Op};
     use shoestring::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
     use shoestring::status::Status;
@@ -217,6 +218,32 @@ pub mod fast {
             &mut flag,
         )
         .unwrap();
+        (c.copy_dtoh().unwrap(), flag.read().unwrap().overflow())
+    }
+
+    /// The fast tier on `dev` into a poisoned C; returns C and the flag.
+    pub fn run_fast<O: Out>(
+        dev: &Device,
+        g: &Gemm,
+        a: &[u16],
+        b: &[u16],
+        bias: Option<&[f32]>,
+    ) -> (Vec<O>, bool) {
+        let a = DeviceBuffer::copy_htod(dev, a).unwrap();
+        let b = DeviceBuffer::copy_htod(dev, b).unwrap();
+        let bias = bias.map(|v| DeviceBuffer::copy_htod(dev, v).unwrap());
+        let mut c = poisoned::<O>(dev, g.m * g.n);
+        let mut flag = Status::new(dev).unwrap();
+        gemm_fast(
+            dev,
+            g,
+            &a,
+            &b,
+            bias.as_ref().map(|b| b.view()),
+            &mut c,
+            &mut flag,
+        )
+        .unwrap_or_else(|e| panic!("{g:?}: {e}"));
         (c.copy_dtoh().unwrap(), flag.read().unwrap().overflow())
     }
 

@@ -51,22 +51,28 @@ const OP: &str = "gemm_fast";
 /// The shared-memory row padding, in halves (TC_PAD).
 const PAD: u32 = 8;
 
-/// The product's kernel configuration (`TcShape` in
-/// `kernels/common/gemm_tc.cuh`).
+/// A tensor-core kernel's tile shape and launch geometry (`TcShape` in
+/// `kernels/common/gemm_tc.cuh`). The product uses [`TcShape::MAIN`]; the
+/// development-only variants of `dev/gemm_tc.rs` build theirs from this same
+/// type, so shared memory and the grid are computed in one place.
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Shape {
-    bm: u32,
-    bn: u32,
-    stages: u32,
+pub struct TcShape {
+    /// Block tile rows.
+    pub bm: u32,
+    /// Block tile columns.
+    pub bn: u32,
+    /// `cp.async` ring stages.
+    pub stages: u32,
     /// Threads per block: 32 per warp tile.
-    threads: u32,
+    pub threads: u32,
     /// The k tile (`TcShape::BK`).
-    bk: u32,
+    pub bk: u32,
 }
 
-impl Shape {
+impl TcShape {
     /// `TcMain`, the product: 128 x 128 block tile, 4 warps of 64 x 64, 4 stages.
-    const MAIN: Shape = Shape {
+    pub const MAIN: TcShape = TcShape {
         bm: 128,
         bn: 128,
         stages: 4,
@@ -76,7 +82,7 @@ impl Shape {
 
     /// Dynamic shared memory: `TcShape::SMEM_BYTES`, each operand's region per
     /// stage sized for the larger of its two layouts (padded rows).
-    const fn smem_bytes(self) -> u32 {
+    pub const fn smem_bytes(self) -> u32 {
         const fn max(a: u32, b: u32) -> u32 {
             if a > b {
                 a
@@ -91,14 +97,15 @@ impl Shape {
     }
 
     /// A 1-D grid of one block per `bm x bn` tile of C (the kernel orders the
-    /// tiles itself); refused when that is more blocks than a grid holds.
-    fn config(self, p: &ss_gemm_params) -> Result<LaunchConfig> {
+    /// tiles itself); refused, as an error of `op`, when that is more blocks
+    /// than a grid holds.
+    pub fn config(self, op: &'static str, p: &ss_gemm_params) -> Result<LaunchConfig> {
         let tiles = u64::from(p.m.div_ceil(self.bm)) * u64::from(p.n.div_ceil(self.bn));
         let blocks = u32::try_from(tiles)
             .ok()
             .filter(|&t| t <= i32::MAX as u32)
             .ok_or_else(|| {
-                Error::invalid(OP, format!("{tiles} output tiles exceed the grid limit"))
+                Error::invalid(op, format!("{tiles} output tiles exceed the grid limit"))
             })?;
         Ok(LaunchConfig {
             grid: [blocks.max(1), 1, 1],
@@ -189,7 +196,7 @@ pub fn gemm_fast<'a, O: GemmOut>(
     }
     // Kernel args: (params, a, b, bias (null unless has_bias), c, status), as
     // kernels/gemm_tc.cu declares them.
-    let launch = Launch::new(device, FAMILY, name, Shape::MAIN.config(&p)?)
+    let launch = Launch::new(device, FAMILY, name, TcShape::MAIN.config(OP, &p)?)
         .param(&p)
         .buffer(a)?
         .buffer(b)?;
@@ -212,15 +219,15 @@ mod tests {
     #[test]
     fn shared_memory_matches_the_kernel_file_and_needs_the_opt_in() {
         // kernels/common/gemm_tc.cuh: TcMain is 4 stages of 20480 bytes.
-        assert_eq!(Shape::MAIN.smem_bytes(), 81_920);
-        assert!(Shape::MAIN.smem_bytes() > MAX_DYNAMIC_SHARED_DEFAULT);
-        assert!(Shape::MAIN.smem_bytes() <= MAX_DYNAMIC_SHARED_SIM);
+        assert_eq!(TcShape::MAIN.smem_bytes(), 81_920);
+        assert!(TcShape::MAIN.smem_bytes() > MAX_DYNAMIC_SHARED_DEFAULT);
+        assert!(TcShape::MAIN.smem_bytes() <= MAX_DYNAMIC_SHARED_SIM);
     }
 
     #[test]
     fn one_block_per_tile_in_a_1d_grid() {
         let p = Gemm::new(257, 129, 5).params(OP, false).unwrap();
-        let c = Shape::MAIN.config(&p).unwrap();
+        let c = TcShape::MAIN.config(OP, &p).unwrap();
         assert_eq!(c.grid, [3 * 2, 1, 1]);
         assert_eq!(c.block, [128, 1, 1]);
         assert_eq!(c.dynamic_shared_bytes, 81_920);
