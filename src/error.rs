@@ -96,6 +96,14 @@ pub enum Error {
     /// A file or string that does not parse: `what` it is, and why.
     #[error("{what}: {msg}")]
     Format { what: String, msg: String },
+    /// Bad input data at a place a person can open: `file`, `line` (from
+    /// 1), and what was expected there.
+    #[error("{file}:{line}: {msg}")]
+    Data {
+        file: String,
+        line: u64,
+        msg: String,
+    },
 }
 
 /// `Result` with [`enum@Error`].

@@ -21,6 +21,8 @@
 //! - [`autograd`]: the tape ([`Graph`](autograd::Graph)) and every op's backward.
 //! - [`nn`]: layers with parameters and the AWD-LSTM text classifier.
 //! - [`optim`]: Adam(W) and SGD by parameter group, gradient clipping.
+//! - [`data`]: the embedded `fortunes8` corpus, CSV and aclImdb loaders,
+//!   the tokenizer and vocabulary, and the deterministic batcher.
 //! - [`step`]: one training step with one device read.
 //!
 //! `docs/autograd.md` walks through training a model with the public API.
@@ -29,6 +31,7 @@
 
 pub mod amp;
 pub mod autograd;
+pub mod data;
 pub mod detmath;
 pub mod device;
 pub mod error;

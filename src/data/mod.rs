@@ -1,0 +1,1 @@
+//! Datasets for the text classifier (placeholder: being written).
