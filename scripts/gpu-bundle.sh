@@ -197,6 +197,7 @@ failures=()
 smi_l="(not run)"
 doctor_rc="-"
 verify_rc="-"
+train_state="not run"
 bench_state="not run"
 gemm_bench_state="not run"
 gemm_bench_timeout="${SHOESTRING_GPU_GEMM_BENCH_TIMEOUT:-150}"
@@ -248,6 +249,12 @@ write_report() {
     cat "$out/verify.txt" 2>/dev/null || echo "(not run)"
     echo '```'
     echo
+    echo "## Default training run, cpu vs cuda ($train_state)"
+    echo
+    echo '```'
+    cat "$out/train.txt" 2>/dev/null || echo "(not run)"
+    echo '```'
+    echo
     echo "## Tests"
     echo
     echo "| binary | result | exit | test result |"
@@ -293,6 +300,30 @@ timeout --kill-after=10 "${SHOESTRING_GPU_VERIFY_TIMEOUT:-240}" \
   "$here/bin/shoestring" verify --device cuda >"$out/verify.txt" 2>&1
 verify_rc=$?
 [[ $verify_rc -eq 0 ]] || failures+=("verify")
+write_report
+
+# the README's main command on the CPU and on the GPU: the exact tier must
+# write byte-identical models (`diff` exits 0 only when they are)
+train_timeout="${SHOESTRING_GPU_TRAIN_TIMEOUT:-240}"
+{
+  for d in cpu cuda; do
+    echo "### shoestring train --device $d"
+    t0=$SECONDS
+    timeout --kill-after=10 "$train_timeout" "$here/bin/shoestring" train \
+      --device "$d" --out "$work/train-$d" 2>&1 | tail -n 16
+    echo "exit ${PIPESTATUS[0]} in $((SECONDS - t0))s"
+    echo
+  done
+  echo "### shoestring diff"
+  "$here/bin/shoestring" diff "$work/train-cpu" "$work/train-cuda"
+  echo "exit $?"
+} >"$out/train.txt" 2>&1
+if tail -n 1 "$out/train.txt" | grep -qx 'exit 0'; then
+  train_state="cuda model byte-identical to cpu"
+else
+  train_state="DIFFERENT or failed"
+  failures+=("train")
+fi
 write_report
 
 # every test binary; one merged log

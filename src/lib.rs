@@ -24,6 +24,11 @@
 //! - [`data`]: the embedded `fortunes8` corpus, CSV and aclImdb loaders,
 //!   the tokenizer and vocabulary, and the deterministic batcher.
 //! - [`step`]: one training step with one device read.
+//! - [`checkpoint`]: model, optimizer moments, RNG, scaler and data cursor,
+//!   written atomically and checksummed.
+//! - [`run`]: a run directory: manifest, per-step log with fingerprints,
+//!   metrics, plot, and `diff` of two runs.
+//! - [`train`]: the training loop of `shoestring train`, with exact resume.
 //!
 //! `docs/autograd.md` walks through training a model with the public API.
 
@@ -31,6 +36,7 @@
 
 pub mod amp;
 pub mod autograd;
+pub mod checkpoint;
 pub mod data;
 pub mod detmath;
 pub mod device;
@@ -40,10 +46,12 @@ pub mod numerics;
 pub mod ops;
 pub mod optim;
 pub mod rng;
+pub mod run;
 pub mod seq;
 pub mod status;
 pub mod step;
 pub mod tensor;
+pub mod train;
 pub mod verify;
 
 pub use device::{Device, DeviceBuffer};

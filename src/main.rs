@@ -1,6 +1,8 @@
 //! The `shoestring` command line. Each subcommand is a thin shell over the
 //! library; errors print as one line and exit non-zero.
 
+mod cli;
+
 use clap::{Parser, Subcommand};
 use shoestring::device::{kernels, sim_asan, sim_available, Device};
 use std::process::ExitCode;
@@ -21,6 +23,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train the text classifier (by default: on the embedded `fortunes8`
+    /// corpus, on the CPU, in under a minute) into a run directory with a
+    /// manifest, a per-step log, metrics, a plot, checkpoints and the final
+    /// model. Bit-reproducible: the same config gives the same model bytes
+    /// on every run, worker count and device of the exact tier, and after
+    /// any interruption and `--resume`.
+    Train(Box<cli::train::TrainArgs>),
+    /// Evaluate a trained run's model on a dataset: accuracy, per-class
+    /// precision and recall, confusion matrix.
+    Eval(cli::eval::EvalArgs),
+    /// Classify texts (arguments, or one per line of stdin) with a trained
+    /// run's model: the top classes and their probabilities.
+    Predict(cli::eval::PredictArgs),
+    /// Compare two runs: the manifest fields that differ, the first step
+    /// whose loss or fingerprint differs, and which tensors differ and by
+    /// how much. Exit 0 when identical, 1 when different, 2 on error.
+    Diff(cli::diff::DiffArgs),
     /// Print what this machine offers: CPU threads, whether CUDA is usable (and
     /// why not), the GPU, the driver, where the kernels came from and their sha256.
     Doctor,
@@ -41,6 +60,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Train(a) => cli::train::run(*a),
+        Command::Eval(a) => cli::eval::eval(a),
+        Command::Predict(a) => cli::eval::predict(a),
+        Command::Diff(a) => return cli::diff::run(a),
         Command::Doctor => doctor(),
         Command::Verify {
             device,

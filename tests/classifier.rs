@@ -78,11 +78,11 @@ impl RefModel {
 
     /// One LSTM direction over one sequence: gates = W_ih x + b + W_hh h,
     /// in the order i, f, g, o.
-    fn lstm_dir(&self, prefix: &str, xs: &[Vec<f64>], h: usize) -> Vec<Vec<f64>> {
+    fn lstm_dir(&self, prefix: &str, suffix: &str, xs: &[Vec<f64>], h: usize) -> Vec<Vec<f64>> {
         let (wi, wh, b) = (
-            self.get(&format!("{prefix}.w_ih")),
-            self.get(&format!("{prefix}.w_hh")),
-            self.get(&format!("{prefix}.bias")),
+            self.get(&format!("{prefix}.weight_ih_{suffix}")),
+            self.get(&format!("{prefix}.weight_hh_{suffix}")),
+            self.get(&format!("{prefix}.bias_ih_{suffix}")),
         );
         let i_len = xs[0].len();
         let (mut hs, mut c) = (vec![0.0; h], vec![0.0; h]);
@@ -122,10 +122,11 @@ impl RefModel {
                 .map(|&id| emb[id as usize * cfg.emb..(id as usize + 1) * cfg.emb].to_vec())
                 .collect();
             for (l, &h) in cfg.hidden.iter().enumerate() {
-                let fwd = self.lstm_dir(&format!("encoder.lstm.{l}.fwd"), &xs, h);
+                let fwd = self.lstm_dir(&format!("encoder.lstm.{l}"), "l0", &xs, h);
                 xs = if cfg.bidirectional {
                     let rev: Vec<Vec<f64>> = xs.iter().rev().cloned().collect();
-                    let mut bwd = self.lstm_dir(&format!("encoder.lstm.{l}.bwd"), &rev, h);
+                    let mut bwd =
+                        self.lstm_dir(&format!("encoder.lstm.{l}"), "l0_reverse", &rev, h);
                     bwd.reverse();
                     fwd.iter()
                         .zip(&bwd)
@@ -152,8 +153,8 @@ impl RefModel {
         for k in 0..blocks {
             let f = z[0].len();
             let (gm, bt) = (
-                self.get(&format!("head.{k}.bn.gamma")),
-                self.get(&format!("head.{k}.bn.beta")),
+                self.get(&format!("head.{k}.bn.weight")),
+                self.get(&format!("head.{k}.bn.bias")),
             );
             let rows = z.len() as f64;
             for j in 0..f {
@@ -305,7 +306,7 @@ fn bidirectional_dropout_gradients_repeat_at_one_rng_state_and_change_at_the_nex
     // LSTM direction's recurrent weights, and the head's.
     for (i, (x, y)) in a.iter().zip(&c).enumerate() {
         let name = &model.params.get(ParamId(i)).name;
-        if name.contains("w_hh")
+        if name.contains("weight_hh")
             || name.contains("embedding")
             || name.contains("head.0.linear.weight")
         {

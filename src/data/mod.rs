@@ -14,6 +14,7 @@
 //! - [`tokenizer`], [`vocab`]: text to ids.
 //! - [`shuffle`]: Fisher-Yates on Philox.
 
+pub mod batcher;
 pub mod corpus;
 mod csv_file;
 mod imdb;

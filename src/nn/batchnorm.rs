@@ -37,7 +37,7 @@ pub struct BatchNorm1d {
 }
 
 impl BatchNorm1d {
-    /// `{name}.gamma` and `{name}.beta` in `group`.
+    /// `{name}.weight` (gamma) and `{name}.bias` (beta) in `group`, PyTorch's names.
     pub fn new(
         params: &mut Params,
         device: &Device,
@@ -47,14 +47,14 @@ impl BatchNorm1d {
     ) -> Result<Self> {
         let gamma = params.add(
             device,
-            &format!("{name}.gamma"),
+            &format!("{name}.weight"),
             &[features],
             group,
             Init::Constant(1.0),
         )?;
         let beta = params.add(
             device,
-            &format!("{name}.beta"),
+            &format!("{name}.bias"),
             &[features],
             group,
             Init::Constant(0.0),

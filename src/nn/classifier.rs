@@ -359,7 +359,25 @@ impl TextClassifier {
             msg: e.to_string(),
         })?;
         meta.insert("config".to_string(), config);
-        save_tensors(path, &self.tensors()?, &meta)
+        save_tensors(path, &self.file_tensors()?, &meta)
+    }
+
+    /// [`tensors`](Self::tensors) as a file holds them: PyTorch's
+    /// `nn.LSTM` has two biases, so each `bias_ih_l0[_reverse]` (our one
+    /// bias) is joined by a `bias_hh_l0[_reverse]` of zeros; `b_ih + 0` is
+    /// `b_ih` in PyTorch, and [`load`](Self::load) folds a non-zero one in.
+    pub fn file_tensors(&self) -> Result<Vec<HostTensor>> {
+        let mut out = Vec::new();
+        for t in self.tensors()? {
+            let hh = t.name.contains(".bias_ih_l").then(|| HostTensor {
+                name: t.name.replace(".bias_ih_l", ".bias_hh_l"),
+                dims: t.dims.clone(),
+                values: vec![0.0; t.values.len()],
+            });
+            out.push(t);
+            out.extend(hh);
+        }
+        Ok(out)
     }
 
     /// Loads a model that [`save`](Self::save) wrote, onto `device`.
@@ -380,6 +398,7 @@ impl TextClassifier {
         let (stats, params): (Vec<HostTensor>, Vec<HostTensor>) = tensors
             .into_iter()
             .partition(|t| t.name.contains(".bn.running_"));
+        let params = fold_hidden_biases(params).map_err(bad)?;
         // The config decides what gets allocated: it must describe the
         // tensors the file holds before anything is built from it.
         let in_file: usize = params.iter().map(|t| t.values.len()).sum();
@@ -415,4 +434,34 @@ impl TextClassifier {
         let logits = self.forward(g, batch, rng)?;
         g.cross_entropy(logits, &batch.labels)
     }
+}
+
+/// Folds each `bias_hh_l0[_reverse]` of a file into its `bias_ih_l0`:
+/// PyTorch's LSTM adds both, ours has one. Zeros (what we write) leave
+/// `bias_ih` bit for bit; another tool's non-zero `bias_hh` is added once,
+/// rounded to f32.
+fn fold_hidden_biases(tensors: Vec<HostTensor>) -> std::result::Result<Vec<HostTensor>, String> {
+    let (hh, mut rest): (Vec<HostTensor>, Vec<HostTensor>) = tensors
+        .into_iter()
+        .partition(|t| t.name.contains(".bias_hh_l"));
+    for h in hh {
+        let ih_name = h.name.replace(".bias_hh_l", ".bias_ih_l");
+        let ih = rest
+            .iter_mut()
+            .find(|t| t.name == ih_name)
+            .ok_or_else(|| format!("`{}` without `{ih_name}`", h.name))?;
+        if ih.dims != h.dims {
+            return Err(format!(
+                "`{}` has dims {:?}, `{ih_name}` {:?}",
+                h.name, h.dims, ih.dims
+            ));
+        }
+        if h.values.iter().any(|v| *v != 0.0) {
+            ih.values
+                .iter_mut()
+                .zip(&h.values)
+                .for_each(|(a, b)| *a += b);
+        }
+    }
+    Ok(rest)
 }

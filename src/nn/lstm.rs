@@ -100,12 +100,20 @@ impl Lstm {
             };
             let mut both = Vec::with_capacity(dirs);
             for d in 0..dirs {
-                let p = format!("{name}.{l}.{}", if d == 0 { "fwd" } else { "bwd" });
+                // PyTorch's names for a one-layer `nn.LSTM` per layer
+                // (fastai's layout): `weight_ih_l0`, `_reverse` for the
+                // backward direction. The one bias is `bias_ih_l0`; a saved
+                // model adds `bias_hh_l0` as zeros (see `TextClassifier::save`).
+                let sfx = if d == 0 { "" } else { "_reverse" };
+                let p = format!("{name}.{l}");
                 let group = first_group + l;
+                let mut add = |what: &str, dims: &[usize]| {
+                    params.add(device, &format!("{p}.{what}_l0{sfx}"), dims, group, init)
+                };
                 both.push(LstmDir {
-                    w_ih: params.add(device, &format!("{p}.w_ih"), &[4 * h, input], group, init)?,
-                    w_hh: params.add(device, &format!("{p}.w_hh"), &[4 * h, h], group, init)?,
-                    bias: params.add(device, &format!("{p}.bias"), &[4 * h], group, init)?,
+                    w_ih: add("weight_ih", &[4 * h, input])?,
+                    w_hh: add("weight_hh", &[4 * h, h])?,
+                    bias: add("bias_ih", &[4 * h])?,
                 });
             }
             layers.push(both);

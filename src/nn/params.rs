@@ -18,7 +18,7 @@ use crate::ops::philox::uniform_floats;
 use crate::rng::{PhiloxCounter, PhiloxKey, Stream, StreamFamily};
 use crate::tensor::{DType, Tensor};
 
-/// One parameter: its name (`encoder.lstm.0.w_ih`, ...), its f32 value and
+/// One parameter: its name (`encoder.lstm.0.weight_ih_l0`, ...), its f32 value and
 /// its layer group (for discriminative learning rates and freezing).
 #[derive(Debug, Clone)]
 pub struct Param {

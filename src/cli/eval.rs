@@ -1,0 +1,233 @@
+//! `shoestring eval` and `shoestring predict`: a trained run's model and
+//! vocabulary applied to a dataset (accuracy, per-class precision and
+//! recall, confusion matrix) or to texts (top classes with probabilities).
+
+use anyhow::Context;
+use clap::Args;
+use shoestring::amp::Precision;
+use shoestring::data::{self, DataSource};
+use shoestring::nn::TextClassifier;
+use shoestring::run::{Manifest, RunDir};
+use shoestring::train::eval::{argmax, log_softmax, logits};
+use shoestring::train::{TrainConfig, VocabFile};
+use shoestring::Device;
+use std::io::BufRead;
+use std::path::PathBuf;
+
+/// `shoestring eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A finished run directory (its model.safetensors and vocab.json).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub model: PathBuf,
+    /// The data: `fortunes8`, a CSV file or an aclImdb folder [default: the
+    /// run's own data].
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Which texts: `valid`, `train` or `all`.
+    #[arg(long, default_value = "valid")]
+    pub split: String,
+    /// `cpu`, `sim` or `cuda[:N]`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// `shoestring predict`.
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// A finished run directory.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub model: PathBuf,
+    /// Texts to classify; without any, one text per line of stdin.
+    pub texts: Vec<String>,
+    /// Classes shown per text.
+    #[arg(long, default_value_t = 3)]
+    pub top: usize,
+    /// `cpu`, `sim` or `cuda[:N]`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// One JSON object per text instead: the text and every class's
+    /// probability at full precision.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Loaded {
+    model: TextClassifier,
+    vocab: VocabFile,
+    precision: Precision,
+    manifest: Option<Manifest>,
+    device: Device,
+}
+
+fn load(run: &std::path::Path, device: &str) -> anyhow::Result<Loaded> {
+    let dir = RunDir::new(run);
+    anyhow::ensure!(
+        dir.model().is_file(),
+        "{}: no model.safetensors (is the run finished? `shoestring train --resume {}` completes it)",
+        run.display(),
+        run.display()
+    );
+    let device = Device::parse(device)?;
+    let model = TextClassifier::load(&device, &dir.model())?;
+    let vocab = VocabFile::read(&dir.vocab())?;
+    anyhow::ensure!(
+        vocab.classes.len() == model.config.classes && vocab.tokens.len() == model.config.vocab,
+        "{}: vocab.json ({} tokens, {} classes) does not fit the model ({} tokens, {} classes)",
+        run.display(),
+        vocab.tokens.len(),
+        vocab.classes.len(),
+        model.config.vocab,
+        model.config.classes
+    );
+    let manifest = Manifest::read(&dir.manifest()).ok();
+    let precision = manifest
+        .as_ref()
+        .and_then(|m| serde_json::from_value::<TrainConfig>(m.config.clone()).ok())
+        .map_or(Precision::F32, |c| c.precision);
+    Ok(Loaded {
+        model,
+        vocab,
+        precision,
+        manifest,
+        device,
+    })
+}
+
+/// Runs `shoestring eval`.
+pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
+    let mut l = load(&a.model, &a.device)?;
+    let config = l
+        .manifest
+        .as_ref()
+        .and_then(|m| serde_json::from_value::<TrainConfig>(m.config.clone()).ok())
+        .unwrap_or_default();
+    let data_name = a.data.clone().unwrap_or_else(|| config.data.clone());
+    let dataset = data::load(
+        &DataSource::parse(&data_name)?,
+        config.valid_fraction,
+        config.seed,
+    )?;
+    let examples: Vec<&data::Example> = match a.split.as_str() {
+        "valid" => dataset.valid.iter().collect(),
+        "train" => dataset.train.iter().collect(),
+        "all" => dataset.train.iter().chain(&dataset.valid).collect(),
+        s => anyhow::bail!("--split {s}: expected valid, train or all"),
+    };
+    anyhow::ensure!(!examples.is_empty(), "{data_name}: no {} texts", a.split);
+    // The data's class names, mapped to the model's class indices.
+    let mut to_model = Vec::with_capacity(dataset.classes.len());
+    for c in &dataset.classes {
+        let k = l
+            .vocab
+            .classes
+            .iter()
+            .position(|m| m == c)
+            .with_context(|| {
+                format!(
+                    "{data_name}: class `{c}` is not one the model knows ({})",
+                    l.vocab.classes.join(", ")
+                )
+            })?;
+        to_model.push(k);
+    }
+    let vocab = l.vocab.vocab()?;
+    let texts: Vec<Vec<u32>> = examples
+        .iter()
+        .map(|e| vocab.encode(&e.text, l.vocab.max_len))
+        .collect();
+    let labels: Vec<usize> = examples
+        .iter()
+        .map(|e| to_model[e.label as usize])
+        .collect();
+    let all = logits(&mut l.model, &l.device, l.precision, &texts, 64)?;
+    let k = l.vocab.classes.len();
+    let mut confusion = vec![vec![0usize; k]; k];
+    let mut loss = 0.0;
+    for (row, &y) in all.iter().zip(&labels) {
+        confusion[y][argmax(row) as usize] += 1;
+        loss -= log_softmax(row)[y];
+    }
+    let n = labels.len();
+    let right: usize = (0..k).map(|i| confusion[i][i]).sum();
+    println!(
+        "{} {} texts of {data_name}: accuracy {:.4} ({right}/{n}), loss {:.4}",
+        n,
+        a.split,
+        right as f64 / n as f64,
+        loss / n as f64
+    );
+    println!();
+    println!("| class | texts | precision | recall |");
+    println!("|---|---:|---:|---:|");
+    for (i, name) in l.vocab.classes.iter().enumerate() {
+        let support: usize = confusion[i].iter().sum();
+        let predicted: usize = (0..k).map(|r| confusion[r][i]).sum();
+        let ratio = |a: usize, b: usize| {
+            if b == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.3}", a as f64 / b as f64)
+            }
+        };
+        println!(
+            "| {name} | {support} | {} | {} |",
+            ratio(confusion[i][i], predicted),
+            ratio(confusion[i][i], support)
+        );
+    }
+    println!();
+    println!("confusion matrix (rows: true class, columns: predicted, in the order above):");
+    let w = l.vocab.classes.iter().map(String::len).max().unwrap_or(5);
+    for (i, name) in l.vocab.classes.iter().enumerate() {
+        let cells: Vec<String> = confusion[i].iter().map(|c| format!("{c:>5}")).collect();
+        println!("  {name:<w$} {}", cells.join(""));
+    }
+    Ok(())
+}
+
+/// Runs `shoestring predict`.
+pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
+    let mut l = load(&a.model, &a.device)?;
+    let texts: Vec<String> = if a.texts.is_empty() {
+        std::io::stdin()
+            .lock()
+            .lines()
+            .collect::<Result<_, _>>()
+            .context("reading stdin")?
+    } else {
+        a.texts.clone()
+    };
+    let vocab = l.vocab.vocab()?;
+    let ids: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|t| vocab.encode(t, l.vocab.max_len))
+        .collect();
+    let all = logits(&mut l.model, &l.device, l.precision, &ids, 64)?;
+    for (text, row) in texts.iter().zip(&all) {
+        let lp = log_softmax(row);
+        if a.json {
+            let probs: serde_json::Map<String, serde_json::Value> = l
+                .vocab
+                .classes
+                .iter()
+                .zip(&lp)
+                .map(|(c, p)| (c.clone(), serde_json::Value::from(p.exp())))
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({ "text": text, "probabilities": probs })
+            );
+            continue;
+        }
+        let mut order: Vec<usize> = (0..lp.len()).collect();
+        order.sort_by(|&x, &y| lp[y].total_cmp(&lp[x]).then(x.cmp(&y)));
+        let top: Vec<String> = order
+            .iter()
+            .take(a.top.max(1))
+            .map(|&i| format!("{} {:.3}", l.vocab.classes[i], lp[i].exp()))
+            .collect();
+        println!("{}\t{}", top.join("  "), text);
+    }
+    Ok(())
+}

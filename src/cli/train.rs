@@ -1,0 +1,326 @@
+//! `shoestring train`: flags, the TOML file and the defaults resolved into
+//! one [`TrainConfig`], then the library's trainer, then a summary table.
+
+use super::progress::TrainProgress;
+use anyhow::Context;
+use clap::Args;
+use shoestring::amp::Precision;
+use shoestring::run::{Manifest, RunDir};
+use shoestring::train::{self, OptimizerKind, Outcome, Preset, RunOptions, Tier, TrainConfig};
+use shoestring::Device;
+use std::path::PathBuf;
+
+/// `shoestring train` (every config flag overrides the `--config` file,
+/// which overrides the defaults shown).
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Training data: `fortunes8` (embedded, the default), a CSV file with a
+    /// header `label,text[,is_valid]`, or an aclImdb-style folder
+    /// (`train/<class>/*.txt`, `test/<class>/*.txt`).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Where to train: `cpu`, `sim` (the CUDA kernels under the simulator)
+    /// or `cuda[:N]`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// `f32`, or `mixed` (f16 GEMMs with f32 master weights and a dynamic
+    /// loss scale) [default: f32].
+    #[arg(long, value_parser = parse_precision)]
+    pub precision: Option<Precision>,
+    /// Numerics tier: `exact` (bit-identical on every device) or `fast`
+    /// (tensor cores, GPU only) [default: exact].
+    #[arg(long, value_parser = parse_tier)]
+    pub tier: Option<Tier>,
+    /// Passes over the training texts [default: 8].
+    #[arg(long)]
+    pub epochs: Option<u32>,
+    /// Seed of every random draw: initialisation, shuffling, dropout
+    /// [default: 42].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Threads that build batches; the result does not depend on it.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// The run directory (must not exist or be empty) [default:
+    /// runs/<data>-seed<seed>-<time>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// A TOML file with any of the config's fields (`shoestring train
+    /// --print-config` prints them all).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Print the resolved config as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Continue the run in RUN_DIR from its newest checkpoint that
+    /// verifies; its saved config is used, and a flag that changes it is
+    /// refused.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
+    pub resume: Option<PathBuf>,
+    /// Write a checkpoint after step N and exit, as if interrupted (train
+    /// in slices; resume with --resume).
+    #[arg(long, value_name = "N")]
+    pub stop_after_steps: Option<u64>,
+    /// End training after N steps: a complete, short run.
+    #[arg(long, value_name = "N")]
+    pub max_steps: Option<u64>,
+    /// Texts per batch [default: 32].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Learning rate [default: 0.003].
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// `adam` or `sgd` [default: adam].
+    #[arg(long, value_parser = parse_optimizer)]
+    pub optimizer: Option<OptimizerKind>,
+    /// Weight decay (decoupled for Adam) [default: 0].
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    /// Clip the gradient norm to this [default: no clipping].
+    #[arg(long)]
+    pub clip: Option<f32>,
+    /// Tokens per text at most, `xxbos` included [default: 72].
+    #[arg(long)]
+    pub max_len: Option<usize>,
+    /// Times a word must occur in the training texts to get its own id
+    /// [default: 2].
+    #[arg(long)]
+    pub min_freq: Option<usize>,
+    /// Validation share when the data has no `is_valid` column [default: 0.2].
+    #[arg(long)]
+    pub valid_fraction: Option<f64>,
+    /// Model preset: `small` (embedding 64, one LSTM layer of 128) or
+    /// `awd-lstm` (fastai's classifier: 400, 1152, 1152, 400) [default: small].
+    #[arg(long, value_parser = parse_preset)]
+    pub preset: Option<Preset>,
+    /// Embedding width.
+    #[arg(long)]
+    pub emb: Option<usize>,
+    /// LSTM hidden units per layer, comma-separated (`128,128`: two layers).
+    #[arg(long, value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
+    /// A bidirectional LSTM.
+    #[arg(long)]
+    pub bidirectional: bool,
+    /// Weight-drop (DropConnect) on the recurrent weights.
+    #[arg(long)]
+    pub weight_p: Option<f32>,
+    /// Gradient checkpointing of the LSTM: recompute in this many segments
+    /// (0: off).
+    #[arg(long)]
+    pub checkpoint_segments: Option<usize>,
+    /// Checkpoint every N steps, and at each epoch's end [default: 200].
+    #[arg(long, value_name = "N")]
+    pub checkpoint_every: Option<u64>,
+    /// Log fingerprints of all parameters and of the optimizer state every
+    /// N steps [default: 50].
+    #[arg(long, value_name = "N")]
+    pub fingerprint_every: Option<u64>,
+    /// Checkpoints kept, the newest [default: 3].
+    #[arg(long, value_name = "N")]
+    pub keep_checkpoints: Option<usize>,
+}
+
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    match s {
+        "f32" => Ok(Precision::F32),
+        "mixed" => Ok(Precision::Mixed),
+        _ => Err(format!("`{s}`: expected f32 or mixed")),
+    }
+}
+
+fn parse_tier(s: &str) -> Result<Tier, String> {
+    match s {
+        "exact" => Ok(Tier::Exact),
+        "fast" => Ok(Tier::Fast),
+        _ => Err(format!("`{s}`: expected exact or fast")),
+    }
+}
+
+fn parse_optimizer(s: &str) -> Result<OptimizerKind, String> {
+    match s {
+        "adam" => Ok(OptimizerKind::Adam),
+        "sgd" => Ok(OptimizerKind::Sgd),
+        _ => Err(format!("`{s}`: expected adam or sgd")),
+    }
+}
+
+fn parse_preset(s: &str) -> Result<Preset, String> {
+    match s {
+        "small" => Ok(Preset::Small),
+        "awd-lstm" => Ok(Preset::AwdLstm),
+        _ => Err(format!("`{s}`: expected small or awd-lstm")),
+    }
+}
+
+/// The config: the run's saved one (resume) or the file's or the defaults,
+/// then every flag given.
+pub fn resolve_config(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
+    let mut c = match (&a.config, &a.resume) {
+        (Some(path), _) => TrainConfig::from_toml_file(path)?,
+        (None, Some(run)) => {
+            let m = Manifest::read(&RunDir::new(run).manifest())?;
+            serde_json::from_value(m.config)
+                .with_context(|| format!("{}: the saved config", run.display()))?
+        }
+        (None, None) => TrainConfig::default(),
+    };
+    macro_rules! set {
+        ($($field:ident),*) => {$(
+            if let Some(v) = a.$field.clone() {
+                c.$field = v.into();
+            }
+        )*};
+    }
+    set!(
+        data,
+        precision,
+        tier,
+        epochs,
+        seed,
+        batch_size,
+        lr,
+        optimizer,
+        weight_decay
+    );
+    set!(
+        max_len,
+        min_freq,
+        valid_fraction,
+        checkpoint_every,
+        fingerprint_every,
+        keep_checkpoints
+    );
+    if let Some(v) = a.clip {
+        c.clip = Some(v);
+    }
+    if let Some(v) = a.max_steps {
+        c.max_steps = Some(v);
+    }
+    if let Some(v) = a.preset {
+        c.model.preset = v;
+    }
+    if let Some(v) = a.emb {
+        c.model.emb = Some(v);
+    }
+    if let Some(v) = &a.hidden {
+        c.model.hidden = Some(v.clone());
+    }
+    if a.bidirectional {
+        c.model.bidirectional = Some(true);
+    }
+    if let Some(v) = a.weight_p {
+        c.model.weight_p = Some(v);
+    }
+    if let Some(v) = a.checkpoint_segments {
+        c.model.checkpoint_segments = Some(v);
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+fn default_out(c: &TrainConfig) -> PathBuf {
+    let data = std::path::Path::new(&c.data)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("data")
+        .to_string();
+    let t = shoestring::run::manifest::unix_now();
+    let (days, secs) = (t / 86_400, t % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    PathBuf::from("runs").join(format!(
+        "{data}-seed{}-{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        c.seed,
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    ))
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`, which std does not offer).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Runs `shoestring train`.
+pub fn run(a: TrainArgs) -> anyhow::Result<()> {
+    let config = resolve_config(&a)?;
+    if a.print_config {
+        print!("{}", toml::to_string_pretty(&config)?);
+        return Ok(());
+    }
+    let device = Device::parse(&a.device)?;
+    let out = match (&a.resume, &a.out) {
+        (Some(r), _) => r.clone(),
+        (None, Some(o)) => o.clone(),
+        (None, None) => default_out(&config),
+    };
+    let opts = RunOptions {
+        out: out.clone(),
+        device,
+        workers: a.workers.max(1),
+        stop_after_steps: a.stop_after_steps,
+        resume: a.resume.is_some(),
+        command: std::env::args().collect(),
+    };
+    println!(
+        "training on {} with {} ({} epochs, batch {}, seed {}, {} precision) into {}",
+        config.data,
+        opts.device,
+        config.epochs,
+        config.batch_size,
+        config.seed,
+        match config.precision {
+            Precision::F32 => "f32",
+            Precision::Mixed => "mixed",
+        },
+        out.display()
+    );
+    let mut progress = TrainProgress::new();
+    let outcome = train::train(&config, &opts, &mut progress)?;
+    drop(progress);
+    match outcome {
+        Outcome::Stopped { step, checkpoint } => {
+            println!(
+                "stopped after step {step} (--stop-after-steps); checkpoint {}; continue with: shoestring train --resume {}",
+                checkpoint.display(),
+                out.display()
+            );
+        }
+        Outcome::Completed(s) => {
+            println!();
+            println!("| epoch | train loss | valid loss | valid accuracy |");
+            println!("|------:|-----------:|-----------:|---------------:|");
+            for m in &s.metrics {
+                println!(
+                    "| {:>5} | {:>10.4} | {:>10.4} | {:>14.4} |",
+                    format!("{}{}", m.epoch + 1, if m.partial { "*" } else { "" }),
+                    m.train_loss,
+                    m.valid_loss,
+                    m.valid_accuracy
+                );
+            }
+            println!();
+            let rate = s.tokens as f64 / s.seconds.max(1e-9);
+            println!(
+                "{} steps ({} skipped), {} parameters, {:.1} s on {} ({rate:.0} tokens/s)",
+                s.steps, s.skipped, s.parameters, s.seconds, s.device
+            );
+            println!("model: {} (sha256 {})", s.model.display(), s.model_sha256);
+            println!(
+                "run:   {} (manifest.json, steps.jsonl, metrics.json, plot.svg, vocab.json)",
+                out.display()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,640 @@
+//! The classifier training loop behind `shoestring train`: data, vocab,
+//! model and optimizer from a [`TrainConfig`]; steps over the deterministic
+//! batcher; a validation pass per epoch; the run directory ([`crate::run`])
+//! written as it goes; checkpoints ([`crate::checkpoint`]) every
+//! `checkpoint_every` steps and at each epoch's end; and an exact resume
+//! from the newest checkpoint that verifies.
+//!
+//! Everything that decides a bit is a function of the config, the data and
+//! the step: the batch plan of an epoch comes from `(seed, epoch)`, dropout
+//! masks from `(seed, step)`, and the checkpoint holds the model, the
+//! optimizer moments, the RNG step, the loss scaler, the data cursor and
+//! the loss accumulators. So a run stopped anywhere and resumed writes the
+//! same `model.safetensors`, byte for byte, as a run never stopped, and so
+//! does a run with any number of batch workers.
+
+pub mod config;
+pub mod eval;
+pub mod vocab_file;
+
+pub use config::{ModelConfig, OptimizerKind, Preset, Tier, TrainConfig};
+pub use eval::{evaluate, Evaluation};
+pub use vocab_file::VocabFile;
+
+use crate::amp::{LossScaler, Precision};
+use crate::checkpoint::{self, CheckpointState};
+use crate::data::batcher::{epoch_batches, Prefetch};
+use crate::data::vocab::Vocab;
+use crate::data::{self, DataSource, Dataset};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::nn::{TextBatch, TextClassifier};
+use crate::optim::{Method, Optimizer};
+use crate::rng::RngState;
+use crate::run::manifest::{
+    json_value, unix_now, DatasetInfo, DeviceInfo, ResumeRecord, VocabInfo, FORMAT,
+};
+use crate::run::{
+    self, fingerprint_optimizer, fingerprint_tensors, EpochMetrics, Manifest, RunDir, StepLog,
+    StepRecord,
+};
+use crate::step::{train_step, StepConfig};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// How to run (none of it changes a bit of the result).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The run directory.
+    pub out: PathBuf,
+    /// The device.
+    pub device: Device,
+    /// Threads building batches.
+    pub workers: usize,
+    /// Checkpoint after this many steps and stop, as if interrupted.
+    pub stop_after_steps: Option<u64>,
+    /// Continue the run in `out` from its newest valid checkpoint.
+    pub resume: bool,
+    /// The command line, for the manifest.
+    pub command: Vec<String>,
+}
+
+/// The texts of a dataset as token ids, and the vocabulary.
+pub struct Prepared {
+    /// The dataset as loaded.
+    pub dataset: Dataset,
+    /// Built from the training texts.
+    pub vocab: Vocab,
+    /// Training texts as ids (`xxbos` first, at most `max_len`).
+    pub train: Vec<Vec<u32>>,
+    /// Their labels.
+    pub train_labels: Vec<u32>,
+    /// Validation texts as ids.
+    pub valid: Vec<Vec<u32>>,
+    /// Their labels.
+    pub valid_labels: Vec<u32>,
+}
+
+/// Loads the data of `config`, builds the vocabulary from its training
+/// texts and encodes every text.
+pub fn prepare(config: &TrainConfig) -> Result<Prepared> {
+    let source = DataSource::parse(&config.data)?;
+    let dataset = data::load(&source, config.valid_fraction, config.seed)?;
+    let vocab = Vocab::build(
+        dataset.train.iter().map(|e| e.text.as_str()),
+        config.min_freq,
+    );
+    let encode = |set: &[data::Example]| -> (Vec<Vec<u32>>, Vec<u32>) {
+        set.iter()
+            .map(|e| (vocab.encode(&e.text, config.max_len), e.label))
+            .unzip()
+    };
+    let (train, train_labels) = encode(&dataset.train);
+    let (valid, valid_labels) = encode(&dataset.valid);
+    Ok(Prepared {
+        dataset,
+        vocab,
+        train,
+        train_labels,
+        valid,
+        valid_labels,
+    })
+}
+
+/// What the trainer tells whoever shows progress.
+pub trait Progress {
+    /// Training starts (or resumes) at `step` of about `total_steps`.
+    fn start(&mut self, step: u64, total_steps: u64, epochs: u32);
+    /// One step finished.
+    fn step(&mut self, event: &StepEvent);
+    /// An epoch's validation finished.
+    fn epoch(&mut self, metrics: &EpochMetrics, seconds: f64);
+    /// Something a person should read (a resume, a skipped checkpoint).
+    fn message(&mut self, text: &str);
+}
+
+/// One finished step, for progress displays.
+#[derive(Debug, Clone)]
+pub struct StepEvent {
+    /// Steps taken.
+    pub step: u64,
+    /// The epoch.
+    pub epoch: u32,
+    /// The batch within the epoch, and the epoch's batches.
+    pub batch: (usize, usize),
+    /// The loss.
+    pub loss: f32,
+    /// Tokens in the batch.
+    pub tokens: usize,
+    /// The loss scale (mixed precision).
+    pub scale: Option<f32>,
+    /// The update was skipped (overflow).
+    pub skipped: bool,
+}
+
+/// How a call to [`train`] ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Every epoch (or `max_steps`) done; the final model is written.
+    Completed(Summary),
+    /// `--stop-after-steps`: a checkpoint was written after `step`.
+    Stopped {
+        /// Steps taken.
+        step: u64,
+        /// The checkpoint folder.
+        checkpoint: PathBuf,
+    },
+}
+
+/// A completed run.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Per-epoch metrics.
+    pub metrics: Vec<EpochMetrics>,
+    /// Steps taken.
+    pub steps: u64,
+    /// Steps whose update was skipped (mixed-precision overflow).
+    pub skipped: u64,
+    /// The final model.
+    pub model: PathBuf,
+    /// Its sha256.
+    pub model_sha256: String,
+    /// Tokens trained on in this process (after a resume: since it).
+    pub tokens: u64,
+    /// Wall seconds in this process.
+    pub seconds: f64,
+    /// Parameters in the model.
+    pub parameters: usize,
+    /// The run's device.
+    pub device: String,
+}
+
+/// The trainer's accumulators, saved in every checkpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Accumulators {
+    /// Sum over this epoch's applied steps of loss x rows, as f64 bits.
+    loss_sum_bits: u64,
+    /// Rows in those steps.
+    rows: u64,
+    /// Skipped steps so far.
+    skipped: u64,
+    /// Metrics of the epochs done.
+    metrics: Vec<EpochMetrics>,
+}
+
+impl Accumulators {
+    fn add(&mut self, loss: f32, rows: usize) {
+        let sum = f64::from_bits(self.loss_sum_bits) + f64::from(loss) * rows as f64;
+        self.loss_sum_bits = sum.to_bits();
+        self.rows += rows as u64;
+    }
+
+    fn mean(&self) -> f64 {
+        f64::from_bits(self.loss_sum_bits) / (self.rows.max(1) as f64)
+    }
+}
+
+struct State {
+    model: TextClassifier,
+    opt: Optimizer,
+    scaler: Option<LossScaler>,
+    rng: RngState,
+    step: u64,
+    epoch: u32,
+    batch: usize,
+    acc: Accumulators,
+}
+
+fn new_optimizer(config: &TrainConfig, model: &TextClassifier) -> Optimizer {
+    match config.optimizer {
+        OptimizerKind::Adam => Optimizer::adam(&model.params, config.lr, config.weight_decay),
+        OptimizerKind::Sgd => {
+            let mut o = Optimizer::new(
+                &model.params,
+                Method::Sgd {
+                    momentum: config.momentum,
+                },
+                config.lr,
+                config.weight_decay,
+            );
+            o.set_discriminative_lr(config.lr, 1.0);
+            o
+        }
+    }
+}
+
+fn fresh_state(
+    config: &TrainConfig,
+    device: &Device,
+    vocab: usize,
+    classes: usize,
+) -> Result<State> {
+    let model = TextClassifier::new(device, &config.model.resolve(vocab, classes), config.seed)?;
+    let opt = new_optimizer(config, &model);
+    let scaler = (config.precision == Precision::Mixed).then(|| LossScaler {
+        scale: config.loss_scale,
+        growth_interval: config.scale_growth_interval,
+        ..LossScaler::default()
+    });
+    if let Some(s) = &scaler {
+        s.validate()?;
+    }
+    Ok(State {
+        model,
+        opt,
+        scaler,
+        rng: RngState::new(config.seed),
+        step: 0,
+        epoch: 0,
+        batch: 0,
+        acc: Accumulators::default(),
+    })
+}
+
+fn fingerprint_record(state: &State, step: u64) -> Result<StepRecord> {
+    Ok(StepRecord {
+        step,
+        params: Some(fingerprint_tensors(&state.model.tensors()?)),
+        optimizer: Some(fingerprint_optimizer(&state.opt.state()?)),
+        ..StepRecord::default()
+    })
+}
+
+fn write_checkpoint(
+    run: &RunDir,
+    config: &TrainConfig,
+    state: &State,
+    identity: &str,
+    log: &mut StepLog,
+) -> Result<PathBuf> {
+    log.sync()?;
+    let cs = CheckpointState {
+        format: checkpoint::FORMAT.to_string(),
+        step: state.step,
+        epoch: state.epoch,
+        batch: state.batch,
+        rng: state.rng,
+        scaler: state.scaler,
+        identity: identity.to_string(),
+        progress: serde_json::to_value(&state.acc).map_err(|e| Error::Format {
+            what: "checkpoint progress".into(),
+            msg: e.to_string(),
+        })?,
+    };
+    let dir = checkpoint::write(&run.checkpoints(), &state.model, &state.opt.state()?, &cs)?;
+    checkpoint::prune(&run.checkpoints(), config.keep_checkpoints)?;
+    Ok(dir)
+}
+
+/// A refused resume: what differs between the run's saved config and this one.
+fn refuse_resume(
+    run: &RunDir,
+    manifest: &Manifest,
+    config: &TrainConfig,
+    prepared: &Prepared,
+) -> Error {
+    let mut why = Vec::new();
+    match serde_json::from_value::<TrainConfig>(manifest.config.clone()) {
+        Ok(saved) => why.extend(saved.differences(config)),
+        Err(e) => why.push(format!("the saved config does not parse: {e}")),
+    }
+    if manifest.dataset.sha256 != prepared.dataset.sha256 {
+        why.push(format!(
+            "dataset sha256: {} vs {}",
+            manifest.dataset.sha256, prepared.dataset.sha256
+        ));
+    }
+    if manifest.vocab.sha256 != prepared.vocab.sha256() {
+        why.push(format!(
+            "vocab sha256: {} vs {}",
+            manifest.vocab.sha256,
+            prepared.vocab.sha256()
+        ));
+    }
+    Error::invalid(
+        "resume",
+        format!(
+            "{} was trained with another config or data; differs (saved vs now): {}",
+            run.root.display(),
+            if why.is_empty() {
+                "the identity hash".to_string()
+            } else {
+                why.join("; ")
+            }
+        ),
+    )
+}
+
+/// Trains (or resumes) the run in `opts.out`.
+pub fn train(
+    config: &TrainConfig,
+    opts: &RunOptions,
+    progress: &mut dyn Progress,
+) -> Result<Outcome> {
+    config.validate()?;
+    if config.tier == Tier::Fast {
+        return Err(Error::Unsupported {
+            op: "train --tier fast",
+            device: opts.device.to_string(),
+            reason: "the training graph runs the exact tier only; the fast (tensor-core) GEMM \
+                     is a kernel-level API so far (ops::gemm::gemm_fast)"
+                .into(),
+        });
+    }
+    let run = RunDir::new(&opts.out);
+    let device = &opts.device;
+    let prepared = prepare(config)?;
+    let classes = prepared.dataset.classes.len();
+    let vocab_sha = prepared.vocab.sha256();
+    let identity = config.identity(&prepared.dataset.sha256, &vocab_sha);
+    let model_config = config.model.resolve(prepared.vocab.len(), classes);
+
+    let (mut state, mut log) = if opts.resume {
+        let mut manifest = Manifest::read(&run.manifest())?;
+        if manifest.identity != identity {
+            return Err(refuse_resume(&run, &manifest, config, &prepared));
+        }
+        let (loaded, skipped) = checkpoint::newest_valid(&run.checkpoints(), device)?;
+        for (dir, why) in &skipped {
+            progress.message(&format!("skipping checkpoint {}: {why}", dir.display()));
+        }
+        let resumed =
+            match loaded {
+                Some(l) => {
+                    if l.state.identity != identity {
+                        return Err(Error::Format {
+                            what: l.dir.display().to_string(),
+                            msg: format!(
+                                "checkpoint of run {}, this run is {identity}",
+                                l.state.identity
+                            ),
+                        });
+                    }
+                    progress.message(&format!(
+                        "resuming from {} (step {}, epoch {}, batch {})",
+                        l.dir.display(),
+                        l.state.step,
+                        l.state.epoch + 1,
+                        l.state.batch
+                    ));
+                    let acc: Accumulators = serde_json::from_value(l.state.progress.clone())
+                        .map_err(|e| Error::Format {
+                            what: l.dir.join("state.json").display().to_string(),
+                            msg: format!("progress: {e}"),
+                        })?;
+                    let opt = Optimizer::from_state(&l.model.params, &l.optimizer)?;
+                    let log = StepLog::resume(&run.steps(), l.state.step)?;
+                    Some((
+                        State {
+                            model: l.model,
+                            opt,
+                            scaler: l.state.scaler,
+                            rng: l.state.rng,
+                            step: l.state.step,
+                            epoch: l.state.epoch,
+                            batch: l.state.batch,
+                            acc,
+                        },
+                        log,
+                    ))
+                }
+                None => {
+                    progress.message(&format!(
+                        "no checkpoint in {} verifies: starting the run again from step 0",
+                        run.checkpoints().display()
+                    ));
+                    None
+                }
+            };
+        manifest.resumes.push(ResumeRecord {
+            step: resumed.as_ref().map_or(0, |(s, _)| s.step),
+            device: DeviceInfo::of(device),
+            unix_time: unix_now(),
+        });
+        manifest.write(&run.manifest())?;
+        match resumed {
+            Some(r) => r,
+            None => {
+                let state = fresh_state(config, device, prepared.vocab.len(), classes)?;
+                let mut log = StepLog::create(&run.steps())?;
+                log.append(&fingerprint_record(&state, 0)?)?;
+                (state, log)
+            }
+        }
+    } else {
+        let nonempty = std::fs::read_dir(&run.root)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        if nonempty {
+            return Err(Error::invalid(
+                "train",
+                format!(
+                    "{} exists and is not empty: continue it with --resume, or pick another --out",
+                    run.root.display()
+                ),
+            ));
+        }
+        std::fs::create_dir_all(&run.root).map_err(|e| Error::Io {
+            path: run.root.display().to_string(),
+            source: e,
+        })?;
+        let (kernels_sha256, kernels_origin) = Manifest::kernels();
+        let json = |v: serde_json::Result<serde_json::Value>| {
+            v.map_err(|e| Error::Format {
+                what: "manifest".into(),
+                msg: e.to_string(),
+            })
+        };
+        let manifest = Manifest {
+            format: FORMAT.into(),
+            identity: identity.clone(),
+            config: json(json_value(config))?,
+            model: json(json_value(&model_config))?,
+            dataset: DatasetInfo {
+                name: prepared.dataset.name.clone(),
+                sha256: prepared.dataset.sha256.clone(),
+                train: prepared.train.len(),
+                valid: prepared.valid.len(),
+                classes: prepared.dataset.classes.clone(),
+            },
+            vocab: VocabInfo {
+                size: prepared.vocab.len(),
+                sha256: vocab_sha.clone(),
+            },
+            seed: config.seed,
+            tier: "exact".into(),
+            precision: match config.precision {
+                Precision::F32 => "f32".into(),
+                Precision::Mixed => "mixed".into(),
+            },
+            device: DeviceInfo::of(device),
+            crate_version: env!("CARGO_PKG_VERSION").into(),
+            kernels_sha256,
+            kernels_origin,
+            command: opts.command.clone(),
+            unix_time: unix_now(),
+            resumes: Vec::new(),
+        };
+        manifest.write(&run.manifest())?;
+        let state = fresh_state(config, device, prepared.vocab.len(), classes)?;
+        let mut log = StepLog::create(&run.steps())?;
+        log.append(&fingerprint_record(&state, 0)?)?;
+        (state, log)
+    };
+
+    let lengths: Vec<usize> = prepared.train.iter().map(Vec::len).collect();
+    let per_epoch = epoch_batches(&lengths, config.batch_size, config.seed, 0)?.len() as u64;
+    let mut total = per_epoch * u64::from(config.epochs);
+    if let Some(m) = config.max_steps {
+        total = total.min(m);
+    }
+    progress.start(state.step, total, config.epochs);
+    let step_config = StepConfig {
+        precision: config.precision,
+        clip: config.clip,
+    };
+    let started = Instant::now();
+    let mut tokens_seen = 0u64;
+    let title = format!(
+        "{} on {}: {} epochs, seed {}",
+        run.root.display(),
+        prepared.dataset.name,
+        config.epochs,
+        config.seed
+    );
+
+    while state.epoch < config.epochs && config.max_steps.is_none_or(|m| state.step < m) {
+        let epoch = state.epoch;
+        let epoch_start = Instant::now();
+        let plan = epoch_batches(&lengths, config.batch_size, config.seed, epoch)?;
+        let (train_texts, train_labels) = (&prepared.train, &prepared.train_labels);
+        let plan_ref = &plan;
+        let build = move |i: usize| -> (Vec<Vec<u32>>, Vec<u32>) {
+            plan_ref[i]
+                .iter()
+                .map(|&j| (train_texts[j].clone(), train_labels[j]))
+                .unzip()
+        };
+        let mut finished = false;
+        let mut stop: Option<PathBuf> = None;
+        std::thread::scope(|s| -> Result<()> {
+            let batches = Prefetch::new(s, opts.workers, state.batch, plan.len(), build);
+            for (bi, (texts, labels)) in batches {
+                let batch = TextBatch::new(device, &texts, &labels)?;
+                let scale = state.scaler.map(|s| s.scale);
+                let out = train_step(
+                    &mut state.model,
+                    &mut state.opt,
+                    state.scaler.as_mut(),
+                    &step_config,
+                    &batch,
+                    &mut state.rng,
+                )?;
+                state.step += 1;
+                state.batch = bi + 1;
+                let tokens = batch.seq.total();
+                tokens_seen += tokens as u64;
+                let loss = out.report.loss;
+                if out.applied {
+                    state.acc.add(loss, labels.len());
+                } else {
+                    state.acc.skipped += 1;
+                }
+                let mut record = StepRecord {
+                    step: state.step,
+                    epoch: Some(epoch),
+                    batch: Some(bi),
+                    loss: loss.is_finite().then_some(loss),
+                    loss_bits: Some(StepRecord::bits(loss)),
+                    scale,
+                    overflow: Some(out.report.overflow()),
+                    skipped: Some(!out.applied),
+                    lr: Some(config.lr),
+                    rows: Some(labels.len()),
+                    tokens: Some(tokens),
+                    ..StepRecord::default()
+                };
+                if config.fingerprint_every > 0 && state.step % config.fingerprint_every == 0 {
+                    let f = fingerprint_record(&state, state.step)?;
+                    record.params = f.params;
+                    record.optimizer = f.optimizer;
+                }
+                log.append(&record)?;
+                progress.step(&StepEvent {
+                    step: state.step,
+                    epoch,
+                    batch: (bi, plan.len()),
+                    loss,
+                    tokens,
+                    scale,
+                    skipped: !out.applied,
+                });
+                if config.max_steps == Some(state.step) {
+                    finished = true;
+                    break;
+                }
+                if opts.stop_after_steps == Some(state.step) {
+                    stop = Some(write_checkpoint(&run, config, &state, &identity, &mut log)?);
+                    break;
+                }
+                if config.checkpoint_every > 0 && state.step % config.checkpoint_every == 0 {
+                    write_checkpoint(&run, config, &state, &identity, &mut log)?;
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(checkpoint) = stop {
+            return Ok(Outcome::Stopped {
+                step: state.step,
+                checkpoint,
+            });
+        }
+        let valid = evaluate(
+            &mut state.model,
+            device,
+            config.precision,
+            &prepared.valid,
+            &prepared.valid_labels,
+            config.batch_size,
+        )?;
+        let metrics = EpochMetrics {
+            epoch,
+            step: state.step,
+            train_loss: state.acc.mean(),
+            valid_loss: valid.loss,
+            valid_accuracy: valid.accuracy,
+            partial: state.batch < plan.len(),
+        };
+        progress.epoch(&metrics, epoch_start.elapsed().as_secs_f64());
+        state.acc.metrics.push(metrics);
+        state.acc.loss_sum_bits = 0;
+        state.acc.rows = 0;
+        state.epoch += 1;
+        state.batch = 0;
+        run::metrics::write(&run.metrics(), &state.acc.metrics)?;
+        run::plot::write(&run.plot(), &state.acc.metrics, &title)?;
+        write_checkpoint(&run, config, &state, &identity, &mut log)?;
+        if finished {
+            break;
+        }
+    }
+
+    state.model.save(&run.model())?;
+    VocabFile::new(&prepared.vocab, &prepared.dataset.classes, config.max_len)
+        .write(&run.vocab())?;
+    run::metrics::write(&run.metrics(), &state.acc.metrics)?;
+    run::plot::write(&run.plot(), &state.acc.metrics, &title)?;
+    log.sync()?;
+    Ok(Outcome::Completed(Summary {
+        metrics: state.acc.metrics.clone(),
+        steps: state.step,
+        skipped: state.acc.skipped,
+        model_sha256: checkpoint::file_sha256(&run.model())?,
+        model: run.model(),
+        tokens: tokens_seen,
+        seconds: started.elapsed().as_secs_f64(),
+        parameters: state.model.params.numel(),
+        device: device.to_string(),
+    }))
+}
