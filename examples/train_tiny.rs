@@ -23,6 +23,7 @@ fn main() -> shoestring::Result<()> {
     let step = StepConfig {
         precision: Precision::F32,
         clip: Some(1.0),
+        ..StepConfig::default()
     };
     let mut rng = RngState::new(42); // the whole RNG state: seed and step
     for _ in 0..5 {

@@ -32,6 +32,22 @@ pub enum Precision {
     Mixed,
 }
 
+/// The numerics tier of a graph's GEMMs (DESIGN.md). `Exact` is
+/// bit-identical on every device. `Fast` runs the GEMMs whose operands are
+/// f16 (mixed precision) and that overwrite their output on the tensor cores
+/// (`ops::gemm::gemm_fast`): reproducible run to run on one GPU model, within
+/// a tolerance of the exact tier, Cuda only. GEMMs that accumulate (the
+/// recurrent step, gradient sums) stay exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// Bit-identical on CPU, simulator and GPU.
+    #[default]
+    Exact,
+    /// Tensor-core GEMMs where they apply.
+    Fast,
+}
+
 /// A dynamic loss scale. Every field is public; the defaults are common
 /// practice (PyTorch's `GradScaler`): 2^16, growth 2, backoff 0.5, interval
 /// 2000.

@@ -8,7 +8,7 @@
 //! step advances on an applied or skipped step, so no mask is drawn twice;
 //! after an error it stays, and a retry draws the same masks.
 
-use crate::amp::{LossScaler, Precision, ScaleStep};
+use crate::amp::{LossScaler, Precision, ScaleStep, Tier};
 use crate::autograd::Graph;
 use crate::error::Result;
 use crate::nn::{TextBatch, TextClassifier};
@@ -17,12 +17,14 @@ use crate::rng::RngState;
 use crate::status::StatusReport;
 
 /// How steps run.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct StepConfig {
     /// F32, or Mixed with a loss scaler.
     pub precision: Precision,
     /// Clip the gradient norm to this (None: no clipping).
     pub clip: Option<f32>,
+    /// The GEMMs' tier ([`Tier::Fast`]: Mixed on Cuda only).
+    pub tier: Tier,
 }
 
 /// What one step did.
@@ -49,7 +51,7 @@ pub fn train_step(
     rng: &mut RngState,
 ) -> Result<StepOutcome> {
     let device = batch.tokens.device().clone();
-    let mut g = Graph::with_precision(&device, config.precision)?;
+    let mut g = Graph::with_precision(&device, config.precision)?.with_tier(config.tier)?;
     let loss = model.loss(&mut g, batch, rng)?;
     let mixed = config.precision == Precision::Mixed;
     let seed = match (&scaler, mixed) {

@@ -366,6 +366,7 @@ fn train(dev: &Device, precision: Precision, steps: usize) -> (Vec<u32>, Vec<Vec
     let config = StepConfig {
         precision,
         clip: Some(0.5),
+        ..StepConfig::default()
     };
     let mut rng = RngState::new(77);
     let mut losses = Vec::new();
@@ -417,6 +418,7 @@ fn a_steady_state_step_reads_the_device_once_and_allocates_nothing() {
             let config = StepConfig {
                 precision,
                 clip: Some(1.0),
+                ..StepConfig::default()
             };
             let mut rng = RngState::new(1);
             for step in 0..4 {
@@ -449,6 +451,7 @@ fn a_forced_overflow_skips_exactly_that_step_and_leaves_every_weight_bit() {
     let config = StepConfig {
         precision: Precision::Mixed,
         clip: None,
+        ..StepConfig::default()
     };
     let mut rng = RngState::new(3);
     // A scale far too large: the f16 gradients overflow.
@@ -524,6 +527,7 @@ fn a_saved_classifier_loads_with_every_bit_on_every_device() {
     let config = StepConfig {
         precision: Precision::F32,
         clip: None,
+        ..StepConfig::default()
     };
     train_step(
         &mut model,
@@ -667,6 +671,7 @@ fn a_training_batch_of_one_text_is_refused_and_changes_nothing() {
     let config = StepConfig {
         precision: Precision::F32,
         clip: None,
+        ..StepConfig::default()
     };
     let err = train_step(&mut model, &mut opt, None, &config, &one, &mut rng).unwrap_err();
     assert!(err.to_string().contains("at least 2 rows"), "{err}");

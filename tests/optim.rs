@@ -206,6 +206,7 @@ fn run(
     let config = StepConfig {
         precision: Precision::Mixed,
         clip: Some(0.25),
+        ..StepConfig::default()
     };
     (0..steps)
         .map(|_| {

@@ -488,3 +488,66 @@ fn sim_and_gpu_train_the_cpus_model_bit_for_bit_in_f32() {
 fn sim_and_gpu_train_the_cpus_model_bit_for_bit_in_mixed_precision() {
     devices_train_the_cpus_model("devices-mixed", &["--precision", "mixed"]);
 }
+
+#[test]
+fn the_fast_tier_needs_mixed_precision_and_a_gpu() {
+    let s = Scratch::new("fast-refused");
+    let (_, o) = s.train("f32", &["--tier", "fast", "--max-steps", "2"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("needs precision mixed"),
+        "{}",
+        text(&o)
+    );
+    let (_, o) = s.train(
+        "cpu",
+        &["--tier", "fast", "--precision", "mixed", "--max-steps", "2"],
+    );
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--device cuda"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn the_fast_tier_trains_on_the_gpu_repeatably_and_near_the_exact_tier() {
+    let test = "fast-gpu";
+    if support::gpu_for_test(test).is_none() {
+        return;
+    }
+    let s = Scratch::new(test);
+    let fast = [
+        "--max-steps",
+        "6",
+        "--precision",
+        "mixed",
+        "--device",
+        "cuda",
+        "--tier",
+        "fast",
+    ];
+    let (a, o) = s.train("a", &fast);
+    ok(o);
+    let (b, o) = s.train("b", &fast);
+    ok(o);
+    assert_same_run(&a, &b);
+    let manifest = String::from_utf8(read(&a.join("manifest.json"))).unwrap();
+    assert!(manifest.contains("\"tier\": \"fast\""), "{manifest}");
+    // Step 1 starts from the same weights: its loss is the exact tier's
+    // within f16 rounding of the forward GEMMs.
+    let (exact, o) = s.train("exact", &["--max-steps", "6", "--precision", "mixed"]);
+    ok(o);
+    let first_loss = |run: &Path| -> f64 {
+        let log = String::from_utf8(read(&run.join("steps.jsonl"))).unwrap();
+        let line = log.lines().nth(1).unwrap().to_string();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        v["loss"].as_f64().unwrap()
+    };
+    let (lf, le) = (first_loss(&a), first_loss(&exact));
+    assert!(
+        (lf - le).abs() <= 1e-2 * le.abs(),
+        "fast {lf} vs exact {le}"
+    );
+}

@@ -199,13 +199,31 @@ fn projection(
     match w_ih16 {
         None => {
             let mut out = new_f32(&dev, &[rows.len(), four_h])?;
-            gemm_t(&dev, &gm, &xs, w_ih, Some(bias), &mut out, &mut g.status)?;
+            gemm_t(
+                &dev,
+                g.tier,
+                &gm,
+                &xs,
+                w_ih,
+                Some(bias),
+                &mut out,
+                &mut g.status,
+            )?;
             Ok(out)
         }
         Some(w16) => {
             let x16 = to_f16(&dev, &xs)?;
             let mut out = Tensor::alloc(&dev, &[rows.len(), four_h], DType::F16)?;
-            gemm_t(&dev, &gm, &x16, w16, Some(bias), &mut out, &mut g.status)?;
+            gemm_t(
+                &dev,
+                g.tier,
+                &gm,
+                &x16,
+                w16,
+                Some(bias),
+                &mut out,
+                &mut g.status,
+            )?;
             Ok(out)
         }
     }
@@ -760,6 +778,7 @@ impl Graph {
             let gm = Gemm::new(4 * h, h, p).ops(Trans::T, Trans::N);
             gemm_t(
                 &dev,
+                self.tier,
                 &gm,
                 &dg_op,
                 &hprev_op,
@@ -772,7 +791,16 @@ impl Graph {
         if self.needs(s.w.w_ih) {
             let mut dw = new_f32(&dev, &[4 * h, i])?;
             let gm = Gemm::new(4 * h, i, p).ops(Trans::T, Trans::N);
-            gemm_t(&dev, &gm, &dg_op, &xr_op, None, &mut dw, &mut self.status)?;
+            gemm_t(
+                &dev,
+                self.tier,
+                &gm,
+                &dg_op,
+                &xr_op,
+                None,
+                &mut dw,
+                &mut self.status,
+            )?;
             grads.push((s.w.w_ih, dw));
         }
         if self.needs(s.w.bias) {
@@ -782,6 +810,7 @@ impl Graph {
             let mut dxr = new_f32(&dev, &[p, i])?;
             gemm_t(
                 &dev,
+                self.tier,
                 &Gemm::new(p, i, 4 * h),
                 &dg_op,
                 &wih_op,

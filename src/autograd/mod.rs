@@ -35,7 +35,7 @@ mod ops;
 
 pub use lstm::{LstmOptions, LstmState, LstmWeights};
 
-use crate::amp::Precision;
+use crate::amp::{Precision, Tier};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::ops::elementwise;
@@ -62,6 +62,7 @@ struct Node {
 pub struct Graph {
     device: Device,
     precision: Precision,
+    tier: Tier,
     training: bool,
     grad_enabled: bool,
     nodes: Vec<Node>,
@@ -137,6 +138,7 @@ impl Graph {
         Ok(Graph {
             device: device.clone(),
             precision,
+            tier: Tier::Exact,
             training: true,
             grad_enabled: true,
             nodes: Vec::new(),
@@ -151,6 +153,30 @@ impl Graph {
         g.training = false;
         g.grad_enabled = false;
         Ok(g)
+    }
+
+    /// Runs this graph's GEMMs in `tier`: [`Tier::Fast`] needs
+    /// [`Precision::Mixed`] (f16 operands) and a Cuda device of sm_80 or
+    /// newer, and is refused here otherwise.
+    pub fn with_tier(mut self, tier: Tier) -> Result<Graph> {
+        if tier == Tier::Fast
+            && (self.precision != Precision::Mixed || !matches!(self.device, Device::Cuda(_)))
+        {
+            return Err(Error::Unsupported {
+                op: "fast tier",
+                device: self.device.to_string(),
+                reason: "the fast tier runs f16 GEMMs on tensor cores: it needs mixed precision \
+                         and a CUDA device"
+                    .into(),
+            });
+        }
+        self.tier = tier;
+        Ok(self)
+    }
+
+    /// The tier of this graph's GEMMs.
+    pub fn tier(&self) -> Tier {
+        self.tier
     }
 
     /// The device every value of this graph lives on.

@@ -6,13 +6,13 @@
 
 use super::lstm::LstmSaved;
 use super::{Graph, Var};
-use crate::amp::Precision;
-use crate::device::Device;
+use crate::amp::{Precision, Tier};
+use crate::device::{Device, View, ViewMut};
 use crate::error::{Error, Result};
 use crate::ops::batchnorm::{self, BatchNormSpec};
 use crate::ops::dropout::{self, DropoutMask};
 use crate::ops::elementwise::{self, Columns};
-use crate::ops::gemm::{self, Gemm, Op as Trans};
+use crate::ops::gemm::{self, Gemm, GemmOut, Op as Trans};
 use crate::ops::reduce::{self, ReduceOp};
 use crate::ops::{embedding, pool, softmax};
 use crate::seq::PackedSeq;
@@ -115,10 +115,14 @@ pub(crate) fn to_f32(device: &Device, x: &Tensor) -> Result<Tensor> {
     Ok(out)
 }
 
-/// The exact GEMM on tensors: f32 x f32 -> f32, f16 x f16 -> f16 or f32,
-/// the output's dtype choosing. `c` must own its storage.
+/// The GEMM on tensors: f32 x f32 -> f32, f16 x f16 -> f16 or f32, the
+/// output's dtype choosing. Exact, unless `tier` is [`Tier::Fast`] and the
+/// operands are f16 and `c` is overwritten (`beta = 0`): then the tensor-core
+/// GEMM. `c` must own its storage.
+#[allow(clippy::too_many_arguments)] // a GEMM's operands, its tier and the status block
 pub(crate) fn gemm_t(
     device: &Device,
+    tier: Tier,
     g: &Gemm,
     a: &Tensor,
     b: &Tensor,
@@ -131,6 +135,7 @@ pub(crate) fn gemm_t(
         Some(t) => Some(t.f32(OP)?),
         None => None,
     };
+    let fast = tier == Tier::Fast && g.beta == 0.0;
     match (a.dtype(), b.dtype(), c.dtype()) {
         (DType::F32, DType::F32, DType::F32) => gemm::gemm(
             device,
@@ -141,28 +146,35 @@ pub(crate) fn gemm_t(
             c.f32_mut(OP)?,
             status,
         ),
-        (DType::F16, DType::F16, DType::F16) => gemm::gemm(
-            device,
-            g,
-            a.f16(OP)?,
-            b.f16(OP)?,
-            bias,
-            c.f16_mut(OP)?,
-            status,
-        ),
-        (DType::F16, DType::F16, DType::F32) => gemm::gemm(
-            device,
-            g,
-            a.f16(OP)?,
-            b.f16(OP)?,
-            bias,
-            c.f32_mut(OP)?,
-            status,
-        ),
+        (DType::F16, DType::F16, DType::F16) => {
+            half_gemm(device, fast, g, (a, b), bias, c.f16_mut(OP)?, status)
+        }
+        (DType::F16, DType::F16, DType::F32) => {
+            half_gemm(device, fast, g, (a, b), bias, c.f32_mut(OP)?, status)
+        }
         (x, y, z) => Err(Error::invalid(
             OP,
             format!("no GEMM for {x} x {y} operands into {z}"),
         )),
+    }
+}
+
+/// f16 operands into `c`: the tensor-core GEMM when `fast`, else the exact one.
+fn half_gemm<'a, O: GemmOut>(
+    device: &Device,
+    fast: bool,
+    g: &Gemm,
+    (a, b): (&'a Tensor, &'a Tensor),
+    bias: Option<View<'a, f32>>,
+    c: ViewMut<'a, O>,
+    status: &mut Status,
+) -> Result<()> {
+    const OP: &str = "gemm";
+    let (a, b) = (a.f16(OP)?, b.f16(OP)?);
+    if fast {
+        gemm::fast::gemm_fast(device, g, a, b, bias, c, status)
+    } else {
+        gemm::gemm(device, g, a, b, bias, c, status)
     }
 }
 
@@ -217,7 +229,16 @@ impl Graph {
             Precision::F32 => {
                 let mut y = new_f32(&dev, &[n, out])?;
                 let (xv, wv) = (self.value(x).clone(), self.value(w).clone());
-                gemm_t(&dev, &g, &xv, &wv, bias.as_ref(), &mut y, &mut self.status)?;
+                gemm_t(
+                    &dev,
+                    self.tier,
+                    &g,
+                    &xv,
+                    &wv,
+                    bias.as_ref(),
+                    &mut y,
+                    &mut self.status,
+                )?;
                 (y, None)
             }
             Precision::Mixed => {
@@ -225,6 +246,7 @@ impl Graph {
                 let mut y16 = Tensor::alloc(&dev, &[n, out], DType::F16)?;
                 gemm_t(
                     &dev,
+                    self.tier,
                     &g,
                     &x16,
                     &w16,
@@ -697,12 +719,30 @@ impl Graph {
         };
         if self.needs(x) {
             let mut dx = new_f32(&dev, &[n, k])?;
-            gemm_t(&dev, &gdx, &dy_op, &w_op, None, &mut dx, &mut self.status)?;
+            gemm_t(
+                &dev,
+                self.tier,
+                &gdx,
+                &dy_op,
+                &w_op,
+                None,
+                &mut dx,
+                &mut self.status,
+            )?;
             grads.push((x, dx));
         }
         if self.needs(w) {
             let mut dw = new_f32(&dev, &[out, k])?;
-            gemm_t(&dev, &gdw, &dy_op, &x_op, None, &mut dw, &mut self.status)?;
+            gemm_t(
+                &dev,
+                self.tier,
+                &gdw,
+                &dy_op,
+                &x_op,
+                None,
+                &mut dw,
+                &mut self.status,
+            )?;
             grads.push((w, dw));
         }
         if let Some(b) = b.filter(|&b| self.needs(b)) {

@@ -25,11 +25,11 @@ pub struct TrainArgs {
     pub device: String,
     /// `f32`, or `mixed` (f16 GEMMs with f32 master weights and a dynamic
     /// loss scale) [default: f32].
-    #[arg(long, value_parser = parse_precision)]
+    #[arg(long, value_parser = parse_name::<Precision>)]
     pub precision: Option<Precision>,
     /// Numerics tier: `exact` (bit-identical on every device) or `fast`
     /// (tensor cores, GPU only) [default: exact].
-    #[arg(long, value_parser = parse_tier)]
+    #[arg(long, value_parser = parse_name::<Tier>)]
     pub tier: Option<Tier>,
     /// Passes over the training texts [default: 8].
     #[arg(long)]
@@ -71,7 +71,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub lr: Option<f32>,
     /// `adam` or `sgd` [default: adam].
-    #[arg(long, value_parser = parse_optimizer)]
+    #[arg(long, value_parser = parse_name::<OptimizerKind>)]
     pub optimizer: Option<OptimizerKind>,
     /// Weight decay (decoupled for Adam) [default: 0].
     #[arg(long)]
@@ -91,7 +91,7 @@ pub struct TrainArgs {
     pub valid_fraction: Option<f64>,
     /// Model preset: `small` (embedding 64, one LSTM layer of 128) or
     /// `awd-lstm` (fastai's classifier: 400, 1152, 1152, 400) [default: small].
-    #[arg(long, value_parser = parse_preset)]
+    #[arg(long, value_parser = parse_name::<Preset>)]
     pub preset: Option<Preset>,
     /// Embedding width.
     #[arg(long)]
@@ -121,36 +121,10 @@ pub struct TrainArgs {
     pub keep_checkpoints: Option<usize>,
 }
 
-fn parse_precision(s: &str) -> Result<Precision, String> {
-    match s {
-        "f32" => Ok(Precision::F32),
-        "mixed" => Ok(Precision::Mixed),
-        _ => Err(format!("`{s}`: expected f32 or mixed")),
-    }
-}
-
-fn parse_tier(s: &str) -> Result<Tier, String> {
-    match s {
-        "exact" => Ok(Tier::Exact),
-        "fast" => Ok(Tier::Fast),
-        _ => Err(format!("`{s}`: expected exact or fast")),
-    }
-}
-
-fn parse_optimizer(s: &str) -> Result<OptimizerKind, String> {
-    match s {
-        "adam" => Ok(OptimizerKind::Adam),
-        "sgd" => Ok(OptimizerKind::Sgd),
-        _ => Err(format!("`{s}`: expected adam or sgd")),
-    }
-}
-
-fn parse_preset(s: &str) -> Result<Preset, String> {
-    match s {
-        "small" => Ok(Preset::Small),
-        "awd-lstm" => Ok(Preset::AwdLstm),
-        _ => Err(format!("`{s}`: expected small or awd-lstm")),
-    }
+/// A config enum from its name in the TOML file (`f32`, `awd-lstm`, ...):
+/// serde knows the names, so flags and files spell them alike.
+fn parse_name<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|e| e.to_string())
 }
 
 /// The config: the run's saved one (resume) or the file's or the defaults,

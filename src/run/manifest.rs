@@ -5,7 +5,6 @@
 
 use crate::device::{kernels, Device};
 use crate::error::{Error, Result};
-use crate::nn::save::write_atomically;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -128,14 +127,7 @@ impl Manifest {
 
     /// Reads `path`.
     pub fn read(path: &Path) -> Result<Manifest> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            source: e,
-        })?;
-        let m: Manifest = serde_json::from_str(&text).map_err(|e| Error::Format {
-            what: path.display().to_string(),
-            msg: e.to_string(),
-        })?;
+        let m: Manifest = super::read_json(path)?;
         if m.format != FORMAT {
             return Err(Error::Format {
                 what: path.display().to_string(),
@@ -147,11 +139,7 @@ impl Manifest {
 
     /// Writes to `path`, atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Format {
-            what: path.display().to_string(),
-            msg: e.to_string(),
-        })?;
-        write_atomically(path, format!("{text}\n").as_bytes())
+        super::write_json(path, self)
     }
 }
 

@@ -2,8 +2,7 @@
 //! loss and accuracy. Deterministic like the model (no times in it), so two
 //! identical runs write identical files.
 
-use crate::error::{Error, Result};
-use crate::nn::save::write_atomically;
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -28,21 +27,10 @@ pub struct EpochMetrics {
 
 /// Writes `metrics` to `path`, atomically.
 pub fn write(path: &Path, metrics: &[EpochMetrics]) -> Result<()> {
-    let text = serde_json::to_string_pretty(metrics).map_err(|e| Error::Format {
-        what: path.display().to_string(),
-        msg: e.to_string(),
-    })?;
-    write_atomically(path, format!("{text}\n").as_bytes())
+    super::write_json(path, &metrics)
 }
 
 /// Reads `path`.
 pub fn read(path: &Path) -> Result<Vec<EpochMetrics>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        source: e,
-    })?;
-    serde_json::from_str(&text).map_err(|e| Error::Format {
-        what: path.display().to_string(),
-        msg: e.to_string(),
-    })
+    super::read_json(path)
 }

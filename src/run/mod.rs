@@ -23,8 +23,12 @@ pub use log::{StepLog, StepRecord};
 pub use manifest::Manifest;
 pub use metrics::EpochMetrics;
 
+use crate::error::{Error, Result};
+use crate::nn::save::write_atomically;
 use crate::nn::HostTensor;
 use crate::optim::OptimizerState;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -115,4 +119,28 @@ pub fn fingerprint_optimizer(state: &OptimizerState) -> String {
 
 fn hex16(digest: &[u8]) -> String {
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads the JSON file at `path` as a `T`; a parse error names the file,
+/// line and column.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::Data {
+        file: path.display().to_string(),
+        line: e.line() as u64,
+        msg: e.to_string(),
+    })
+}
+
+/// Writes `value` to `path` as pretty JSON with a final newline, atomically
+/// (`nn::save::write_atomically`).
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Format {
+        what: path.display().to_string(),
+        msg: e.to_string(),
+    })?;
+    write_atomically(path, format!("{text}\n").as_bytes())
 }

@@ -5,6 +5,8 @@
 use super::metrics::EpochMetrics;
 use crate::error::{Error, Result};
 use plotters::prelude::*;
+
+const DARK_GREEN: RGBColor = RGBColor(0, 128, 0);
 use std::path::Path;
 
 fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -40,8 +42,11 @@ fn draw(svg: &mut String, metrics: &[EpochMetrics], title: &str) -> DrawResult {
         .x_label_area_size(32)
         .y_label_area_size(48)
         .build_cartesian_2d(0.75..x_max, 0.0..y_max)?;
+    let epochs = metrics.len().max(1);
     chart
         .configure_mesh()
+        .x_labels(epochs + 1)
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .x_desc("epoch")
         .y_desc("cross-entropy")
         .draw()?;
@@ -74,12 +79,17 @@ fn draw(svg: &mut String, metrics: &[EpochMetrics], title: &str) -> DrawResult {
         .build_cartesian_2d(0.75..x_max, 0.0..1.0)?;
     chart
         .configure_mesh()
+        .x_labels(epochs + 1)
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .x_desc("epoch")
         .y_desc("accuracy")
         .draw()?;
     let pts: Vec<(f64, f64)> = metrics.iter().map(|m| (x(m), m.valid_accuracy)).collect();
-    chart.draw_series(LineSeries::new(pts.clone(), GREEN.stroke_width(2)))?;
-    chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, GREEN.filled())))?;
+    chart.draw_series(LineSeries::new(pts.clone(), DARK_GREEN.stroke_width(2)))?;
+    chart.draw_series(
+        pts.into_iter()
+            .map(|p| Circle::new(p, 3, DARK_GREEN.filled())),
+    )?;
     root.present()?;
     Ok(())
 }

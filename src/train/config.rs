@@ -3,6 +3,7 @@
 //! optional, unknown fields an error), is overridden by command-line flags,
 //! and is written whole into the run's manifest.
 
+pub use crate::amp::Tier;
 use crate::amp::{LossScaler, Precision};
 use crate::error::{Error, Result};
 use crate::nn::ClassifierConfig;
@@ -10,18 +11,6 @@ use crate::run::manifest::json_value;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::Path;
-
-/// The numerics tier (DESIGN.md): `exact` is bit-identical on every device;
-/// `fast` uses tensor-core GEMMs (GPU only, reproducible on one GPU model).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Tier {
-    /// Bit-identical on CPU, simulator and GPU.
-    #[default]
-    Exact,
-    /// Tensor-core GEMMs.
-    Fast,
-}
 
 /// The update rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -260,6 +249,11 @@ impl TrainConfig {
             if !(c.is_finite() && c > 0.0) {
                 return fail(format!("clip {c}: must be positive"));
             }
+        }
+        if self.tier == Tier::Fast && self.precision != Precision::Mixed {
+            return fail(
+                "tier fast runs f16 GEMMs on tensor cores: it needs precision mixed".into(),
+            );
         }
         if self.max_steps == Some(0) {
             return fail("max_steps must be at least 1".into());

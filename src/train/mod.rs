@@ -333,12 +333,11 @@ pub fn train(
     progress: &mut dyn Progress,
 ) -> Result<Outcome> {
     config.validate()?;
-    if config.tier == Tier::Fast {
+    if config.tier == Tier::Fast && !matches!(opts.device, Device::Cuda(_)) {
         return Err(Error::Unsupported {
             op: "train --tier fast",
             device: opts.device.to_string(),
-            reason: "the training graph runs the exact tier only; the fast (tensor-core) GEMM \
-                     is a kernel-level API so far (ops::gemm::gemm_fast)"
+            reason: "the fast tier runs on tensor cores: use --device cuda, or the exact tier"
                 .into(),
         });
     }
@@ -463,7 +462,10 @@ pub fn train(
                 sha256: vocab_sha.clone(),
             },
             seed: config.seed,
-            tier: "exact".into(),
+            tier: match config.tier {
+                Tier::Exact => "exact".into(),
+                Tier::Fast => "fast".into(),
+            },
             precision: match config.precision {
                 Precision::F32 => "f32".into(),
                 Precision::Mixed => "mixed".into(),
@@ -493,6 +495,7 @@ pub fn train(
     let step_config = StepConfig {
         precision: config.precision,
         clip: config.clip,
+        tier: config.tier,
     };
     let started = Instant::now();
     let mut tokens_seen = 0u64;

@@ -5,7 +5,7 @@
 
 use crate::data::vocab::Vocab;
 use crate::error::{Error, Result};
-use crate::nn::save::write_atomically;
+use crate::run::{read_json, write_json};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -49,23 +49,12 @@ impl VocabFile {
 
     /// Writes to `path`, atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Format {
-            what: path.display().to_string(),
-            msg: e.to_string(),
-        })?;
-        write_atomically(path, format!("{text}\n").as_bytes())
+        write_json(path, self)
     }
 
     /// Reads `path`.
     pub fn read(path: &Path) -> Result<VocabFile> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            source: e,
-        })?;
-        let f: VocabFile = serde_json::from_str(&text).map_err(|e| Error::Format {
-            what: path.display().to_string(),
-            msg: e.to_string(),
-        })?;
+        let f: VocabFile = read_json(path)?;
         if f.format != FORMAT || f.tokenizer != Self::TOKENIZER {
             return Err(Error::Format {
                 what: path.display().to_string(),
