@@ -240,14 +240,30 @@ pub fn write(
     let sums = serde_json::to_string_pretty(&sums).map_err(|e| bad(&partial, e.to_string()))?;
     write_atomically(&partial.join("checksums.json"), sums.as_bytes())?;
     let dir = root.join(&name);
+    // Replacing a checkpoint of the same step (the epoch-end one after a
+    // stop at an epoch's last batch): the old one is moved aside first, and
+    // `list` falls back to it, so at every instant one whole checkpoint of
+    // this step is found.
+    let old = root.join(format!(".{name}.old"));
     if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
+        }
+        std::fs::rename(&dir, &old).map_err(|e| io(&old, e))?;
     }
     std::fs::rename(&partial, &dir).map_err(|e| io(&dir, e))?;
-    if let Ok(d) = std::fs::File::open(root) {
-        let _ = d.sync_all();
+    sync_dir(root);
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
     }
     Ok(dir)
+}
+
+/// Flushes a folder's entries (renames) to disk, where the platform allows.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 /// Checks every checksum of the checkpoint in `dir`.
@@ -295,45 +311,84 @@ pub fn load(dir: &Path, device: &Device) -> Result<Loaded> {
     })
 }
 
-/// The checkpoints under `root`, newest (highest step) first. Partial
-/// folders and other names are not checkpoints.
+/// The step of a checkpoint folder name: `step-N` (N at least 8 digits), or
+/// `.step-N.old` (a checkpoint being replaced, see [`write`]); `None` for
+/// anything else (partial folders, folders set aside by [`set_aside`]).
+fn parse_name(name: &str) -> Option<(u64, bool)> {
+    let (digits, old) = match name.strip_prefix(".step-") {
+        Some(rest) => (rest.strip_suffix(".old")?, true),
+        None => (name.strip_prefix("step-")?, false),
+    };
+    if digits.len() < 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().map(|step| (step, old))
+}
+
+/// The checkpoints under `root`, newest (highest step) first: each step's
+/// `step-N` folder, or its `.step-N.old` when a crash came between the two
+/// renames of a replacement. Partial folders are never listed.
 pub fn list(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let mut out = Vec::new();
+    let mut found: BTreeMap<u64, (bool, PathBuf)> = BTreeMap::new();
     let entries = match std::fs::read_dir(root) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io(root, e)),
     };
     for entry in entries {
         let entry = entry.map_err(|e| io(root, e))?;
         let name = entry.file_name();
-        let step = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("step-"))
-            .filter(|s| s.len() == 8)
-            .and_then(|s| s.parse::<u64>().ok());
-        if let Some(step) = step {
-            out.push((step, entry.path()));
+        if let Some((step, old)) = name.to_str().and_then(parse_name) {
+            let keep = match found.get(&step) {
+                Some((existing_old, _)) => *existing_old && !old,
+                None => true,
+            };
+            if keep {
+                found.insert(step, (old, entry.path()));
+            }
         }
     }
-    out.sort_by_key(|c| std::cmp::Reverse(c.0));
-    Ok(out)
+    Ok(found
+        .into_iter()
+        .rev()
+        .map(|(step, (_, p))| (step, p))
+        .collect())
 }
 
-/// A checkpoint folder that was not taken, and why.
+/// Why [`newest_valid`] passed over a checkpoint.
 pub type Skipped = (PathBuf, Error);
 
-/// The newest checkpoint under `root` that verifies and loads, and, for
-/// each newer one skipped, its folder and why.
+/// The newest checkpoint under `root` whose checksums verify, loaded, and
+/// each newer one skipped with why. A checkpoint that verifies but does not
+/// load (a device out of memory, an unreadable file) is an error, not a
+/// skip: it is whole, and resuming from an older one would waste it.
 pub fn newest_valid(root: &Path, device: &Device) -> Result<(Option<Loaded>, Vec<Skipped>)> {
     let mut skipped = Vec::new();
     for (_, dir) in list(root)? {
-        match load(&dir, device) {
-            Ok(l) => return Ok((Some(l), skipped)),
+        match verify(&dir) {
+            Ok(()) => return Ok((Some(load(&dir, device)?), skipped)),
             Err(e) => skipped.push((dir, e)),
         }
     }
     Ok((None, skipped))
+}
+
+/// Moves a checkpoint that did not verify out of the way, to
+/// `.bad-step-N` beside it (kept for a person to inspect; never listed,
+/// never pruned), and returns where it went.
+pub fn set_aside(dir: &Path) -> Result<PathBuf> {
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("checkpoint")
+        .trim_start_matches('.')
+        .trim_end_matches(".old");
+    let to = dir.with_file_name(format!(".bad-{name}"));
+    if to.exists() {
+        std::fs::remove_dir_all(&to).map_err(|e| io(&to, e))?;
+    }
+    std::fs::rename(dir, &to).map_err(|e| io(&to, e))?;
+    Ok(to)
 }
 
 /// Deletes all but the newest `keep` checkpoints (at least one is kept) and
@@ -344,15 +399,51 @@ pub fn prune(root: &Path, keep: usize) -> Result<()> {
     }
     if let Ok(entries) = std::fs::read_dir(root) {
         for entry in entries.flatten() {
-            let partial = entry
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(".step-") && n.ends_with(".partial"));
-            if partial {
+            let name = entry.file_name();
+            let name = name.to_str().unwrap_or_default();
+            let partial = name.starts_with(".step-") && name.ends_with(".partial");
+            // An old folder whose replacement is in place is no longer needed.
+            let replaced = parse_name(name).is_some_and(|(step, old)| {
+                old && root.join(dir_name(step)).join("checksums.json").is_file()
+            });
+            if partial || replaced {
                 let p = entry.path();
                 std::fs::remove_dir_all(&p).map_err(|e| io(&p, e))?;
             }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_with_eight_or_more_digits_and_old_folders_count() {
+        assert_eq!(parse_name("step-00000012"), Some((12, false)));
+        assert_eq!(parse_name("step-123456789"), Some((123_456_789, false)));
+        assert_eq!(parse_name(".step-00000012.old"), Some((12, true)));
+        assert_eq!(parse_name(".step-00000012.partial"), None);
+        assert_eq!(parse_name(".bad-step-00000012"), None);
+        assert_eq!(parse_name("step-12"), None);
+        assert_eq!(parse_name("step-0000001x"), None);
+    }
+
+    #[test]
+    fn a_replacement_interrupted_between_its_renames_still_lists_the_step() {
+        let root =
+            std::env::temp_dir().join(format!("shoestring-ckpt-list-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join(".step-00000005.old")).unwrap();
+        std::fs::create_dir_all(root.join("step-00000003")).unwrap();
+        std::fs::create_dir_all(root.join(".step-00000009.partial")).unwrap();
+        let l = list(&root).unwrap();
+        assert_eq!(l.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [5, 3]);
+        assert!(l[0].1.ends_with(".step-00000005.old"));
+        // Both present: the new folder wins.
+        std::fs::create_dir_all(root.join("step-00000005")).unwrap();
+        assert!(list(&root).unwrap()[0].1.ends_with("step-00000005"));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

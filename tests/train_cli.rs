@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 /// The small model and schedule every test trains: 8 texts per batch,
 /// embedding 16, one LSTM layer of 24, a checkpoint every 3 steps and
-/// fingerprints every 2.
+/// fingerprints every 2 (flag and value pairs; a test's own flag wins).
 const SMALL: &[&str] = &[
     "--batch-size",
     "8",
@@ -94,7 +94,12 @@ impl Scratch {
             "--out",
             out.to_str().unwrap(),
         ];
-        a.extend_from_slice(SMALL);
+        // SMALL's settings, less those that `extra` gives itself.
+        for pair in SMALL.chunks(2) {
+            if !extra.contains(&pair[0]) {
+                a.extend_from_slice(pair);
+            }
+        }
         a.extend_from_slice(extra);
         a
     }
@@ -198,27 +203,34 @@ fn stopped_and_resumed_is_byte_identical_in_mixed_precision_with_the_loss_scale(
     assert!(log.contains("\"skipped\":false"), "no step applied:\n{log}");
 }
 
-#[test]
-fn a_run_killed_after_its_first_checkpoint_resumes_byte_identical() {
-    let s = Scratch::new("sigkill");
-    let (full, o) = s.train("full", &["--max-steps", "200"]);
-    ok(o);
-    let killed = s.run_dir("killed");
-    let args = s.args(&killed, &["--max-steps", "200"]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shoestring"))
-        .args(&args)
+/// `shoestring train` with `args` as a child process, its output discarded.
+fn spawn_train(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_shoestring"))
+        .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap();
-    let first = killed.join("checkpoints/step-00000003");
+        .expect("start shoestring")
+}
+
+/// Waits (at most a minute) until `path` exists or `child` has ended.
+fn wait_for(path: &Path, child: &mut std::process::Child) {
     let t0 = std::time::Instant::now();
-    while !first.exists() && t0.elapsed().as_secs() < 60 {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
+    while !path.exists() && t0.elapsed().as_secs() < 60 && child.try_wait().unwrap().is_none() {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
+}
+
+/// A run of `args` SIGKILLed once its first checkpoint (step 3) is on disk
+/// and resumed writes the bytes of an uninterrupted run.
+fn killed_after_first_checkpoint_resumes_byte_identical(test: &str, args: &[&str]) {
+    let s = Scratch::new(test);
+    let (full, o) = s.train("full", args);
+    ok(o);
+    let killed = s.run_dir("killed");
+    let mut child = spawn_train(&s.args(&killed, args));
+    let first = killed.join("checkpoints/step-00000003");
+    wait_for(&first, &mut child);
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();
     assert!(first.exists(), "no checkpoint within a minute");
@@ -228,6 +240,11 @@ fn a_run_killed_after_its_first_checkpoint_resumes_byte_identical() {
     );
     ok(shoestring(&["train", "--resume", killed.to_str().unwrap()]));
     assert_same_run(&full, &killed);
+}
+
+#[test]
+fn a_run_killed_after_its_first_checkpoint_resumes_byte_identical() {
+    killed_after_first_checkpoint_resumes_byte_identical("sigkill", &["--max-steps", "200"]);
 }
 
 #[test]
@@ -549,5 +566,149 @@ fn the_fast_tier_trains_on_the_gpu_repeatably_and_near_the_exact_tier() {
     assert!(
         (lf - le).abs() <= 1e-2 * le.abs(),
         "fast {lf} vs exact {le}"
+    );
+}
+
+/// Steps in one epoch of the small data at batch 8, read from a run's log
+/// (the first step of epoch 1, less one).
+fn steps_per_epoch(run: &Path) -> u64 {
+    let log = String::from_utf8(read(&run.join("steps.jsonl"))).unwrap();
+    log.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["epoch"] == 1)
+        .and_then(|v| v["step"].as_u64())
+        .expect("the run reaches epoch 1")
+        - 1
+}
+
+#[test]
+fn stops_at_an_epochs_last_step_and_just_after_it_resume_byte_identical() {
+    let s = Scratch::new("epoch-edge");
+    let (full, o) = s.train("full", &["--max-steps", "150", "--checkpoint-every", "0"]);
+    ok(o);
+    let per_epoch = steps_per_epoch(&full);
+    assert!(per_epoch < 150, "{per_epoch} steps per epoch");
+    for stop in [per_epoch, per_epoch + 1] {
+        let stop = stop.to_string();
+        // A checkpoint every epoch's length: the step checkpoint and the
+        // epoch-end one fall on one step.
+        let every = per_epoch.to_string();
+        let (part, o) = s.train(
+            &format!("stop-{stop}"),
+            &[
+                "--max-steps",
+                "150",
+                "--checkpoint-every",
+                &every,
+                "--stop-after-steps",
+                &stop,
+            ],
+        );
+        ok(o);
+        ok(shoestring(&["train", "--resume", part.to_str().unwrap()]));
+        assert_same_run(&full, &part);
+    }
+}
+
+#[test]
+fn a_mixed_precision_run_killed_after_its_first_checkpoint_resumes_byte_identical() {
+    killed_after_first_checkpoint_resumes_byte_identical(
+        "sigkill-mixed",
+        &["--max-steps", "200", "--precision", "mixed"],
+    );
+}
+
+#[test]
+fn a_run_whose_only_checkpoint_is_corrupt_is_not_restarted_silently() {
+    let s = Scratch::new("only-corrupt");
+    let (part, o) = s.train(
+        "part",
+        &[
+            "--max-steps",
+            "10",
+            "--stop-after-steps",
+            "7",
+            "--keep-checkpoints",
+            "1",
+        ],
+    );
+    ok(o);
+    let only = part.join("checkpoints/step-00000007/optimizer.safetensors");
+    let mut bytes = read(&only);
+    bytes[100] ^= 1;
+    std::fs::write(&only, bytes).unwrap();
+    let log_before = read(&part.join("steps.jsonl"));
+    let o = shoestring(&["train", "--resume", part.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no checkpoint") && err.contains("checksum mismatch"),
+        "{err}"
+    );
+    assert!(
+        only.exists(),
+        "the checkpoint stays for a person to look at"
+    );
+    assert_eq!(
+        read(&part.join("steps.jsonl")),
+        log_before,
+        "the log is untouched"
+    );
+}
+
+#[test]
+fn a_run_in_use_by_a_live_process_is_refused() {
+    let s = Scratch::new("locked");
+    let busy = s.run_dir("busy");
+    let mut child = spawn_train(&s.args(&busy, &["--max-steps", "100000"]));
+    wait_for(&busy.join("checkpoints"), &mut child);
+    let o = shoestring(&["train", "--resume", busy.to_str().unwrap()]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("in use by another shoestring process")
+            && err.contains(&child.id().to_string()),
+        "{err}"
+    );
+    // Its holder is dead now: the lock is free, and the run resumes.
+    ok(shoestring(&[
+        "train",
+        "--resume",
+        busy.to_str().unwrap(),
+        "--stop-after-steps",
+        "999999",
+    ]));
+}
+
+#[test]
+fn resuming_with_other_code_or_an_old_step_is_refused() {
+    let s = Scratch::new("other-code");
+    let (part, o) = s.train("part", &["--max-steps", "10", "--stop-after-steps", "4"]);
+    ok(o);
+    let run = part.to_str().unwrap();
+    let o = shoestring(&["train", "--resume", run, "--stop-after-steps", "4"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("already at step 4"),
+        "{}",
+        text(&o)
+    );
+    let manifest = part.join("manifest.json");
+    let m = String::from_utf8(read(&manifest)).unwrap();
+    let version = format!("\"crate_version\": \"{}\"", env!("CARGO_PKG_VERSION"));
+    assert!(m.contains(&version), "{m}");
+    std::fs::write(
+        &manifest,
+        m.replace(&version, "\"crate_version\": \"0.0.1-old\""),
+    )
+    .unwrap();
+    let o = shoestring(&["train", "--resume", run]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("shoestring 0.0.1-old"),
+        "{}",
+        text(&o)
     );
 }

@@ -8,7 +8,7 @@ use shoestring::amp::Precision;
 use shoestring::data::{self, DataSource};
 use shoestring::nn::TextClassifier;
 use shoestring::run::{Manifest, RunDir};
-use shoestring::train::eval::{argmax, log_softmax, logits};
+use shoestring::train::eval::{log_softmax, logits, Confusion};
 use shoestring::train::{TrainConfig, VocabFile};
 use shoestring::Device;
 use std::io::BufRead;
@@ -25,7 +25,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub data: Option<String>,
     /// Which texts: `valid`, `train` or `all`.
-    #[arg(long, default_value = "valid")]
+    #[arg(long, default_value = "valid", value_parser = ["valid", "train", "all"])]
     pub split: String,
     /// `cpu`, `sim` or `cuda[:N]`.
     #[arg(long, default_value = "cpu")]
@@ -97,11 +97,13 @@ fn load(run: &std::path::Path, device: &str) -> anyhow::Result<Loaded> {
 /// Runs `shoestring eval`.
 pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
     let mut l = load(&a.model, &a.device)?;
-    let config = l
+    // The run's own config: its data, and its split of a CSV without is_valid.
+    let manifest = l
         .manifest
         .as_ref()
-        .and_then(|m| serde_json::from_value::<TrainConfig>(m.config.clone()).ok())
-        .unwrap_or_default();
+        .with_context(|| format!("{}: no readable manifest.json", a.model.display()))?;
+    let config: TrainConfig = serde_json::from_value(manifest.config.clone())
+        .with_context(|| format!("{}: the manifest's config", a.model.display()))?;
     let data_name = a.data.clone().unwrap_or_else(|| config.data.clone());
     let dataset = data::load(
         &DataSource::parse(&data_name)?,
@@ -142,45 +144,37 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
         .collect();
     let all = logits(&mut l.model, &l.device, l.precision, &texts, 64)?;
     let k = l.vocab.classes.len();
-    let mut confusion = vec![vec![0usize; k]; k];
-    let mut loss = 0.0;
-    for (row, &y) in all.iter().zip(&labels) {
-        confusion[y][argmax(row) as usize] += 1;
-        loss -= log_softmax(row)[y];
-    }
-    let n = labels.len();
-    let right: usize = (0..k).map(|i| confusion[i][i]).sum();
+    let c = Confusion::new(&all, &labels, k)?;
+    let loss: f64 = all
+        .iter()
+        .zip(&labels)
+        .map(|(row, &y)| -log_softmax(row)[y])
+        .sum();
+    let n = c.total();
     println!(
-        "{} {} texts of {data_name}: accuracy {:.4} ({right}/{n}), loss {:.4}",
-        n,
+        "{n} {} texts of {data_name}: accuracy {:.4} ({}/{n}), loss {:.4}",
         a.split,
-        right as f64 / n as f64,
+        c.correct() as f64 / n as f64,
+        c.correct(),
         loss / n as f64
     );
     println!();
     println!("| class | texts | precision | recall |");
     println!("|---|---:|---:|---:|");
+    let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
     for (i, name) in l.vocab.classes.iter().enumerate() {
-        let support: usize = confusion[i].iter().sum();
-        let predicted: usize = (0..k).map(|r| confusion[r][i]).sum();
-        let ratio = |a: usize, b: usize| {
-            if b == 0 {
-                "-".to_string()
-            } else {
-                format!("{:.3}", a as f64 / b as f64)
-            }
-        };
         println!(
-            "| {name} | {support} | {} | {} |",
-            ratio(confusion[i][i], predicted),
-            ratio(confusion[i][i], support)
+            "| {name} | {} | {} | {} |",
+            c.support(i),
+            show(c.precision(i)),
+            show(c.recall(i))
         );
     }
     println!();
     println!("confusion matrix (rows: true class, columns: predicted, in the order above):");
     let w = l.vocab.classes.iter().map(String::len).max().unwrap_or(5);
     for (i, name) in l.vocab.classes.iter().enumerate() {
-        let cells: Vec<String> = confusion[i].iter().map(|c| format!("{c:>5}")).collect();
+        let cells: Vec<String> = c.counts[i].iter().map(|n| format!("{n:>5}")).collect();
         println!("  {name:<w$} {}", cells.join(""));
     }
     Ok(())

@@ -47,7 +47,7 @@ pub struct TrainArgs {
     pub out: Option<PathBuf>,
     /// A TOML file with any of the config's fields (`shoestring train
     /// --print-config` prints them all).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub config: Option<PathBuf>,
     /// Print the resolved config as TOML and exit.
     #[arg(long)]
@@ -57,8 +57,8 @@ pub struct TrainArgs {
     /// refused.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     pub resume: Option<PathBuf>,
-    /// Write a checkpoint after step N and exit, as if interrupted (train
-    /// in slices; resume with --resume).
+    /// Write a checkpoint after step N (counted from the run's start) and
+    /// exit, as if interrupted (train in slices; resume with --resume).
     #[arg(long, value_name = "N")]
     pub stop_after_steps: Option<u64>,
     /// End training after N steps: a complete, short run.
@@ -99,9 +99,9 @@ pub struct TrainArgs {
     /// LSTM hidden units per layer, comma-separated (`128,128`: two layers).
     #[arg(long, value_delimiter = ',')]
     pub hidden: Option<Vec<usize>>,
-    /// A bidirectional LSTM.
-    #[arg(long)]
-    pub bidirectional: bool,
+    /// A bidirectional LSTM (`--bidirectional false` turns off a file's `true`).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub bidirectional: Option<bool>,
     /// Weight-drop (DropConnect) on the recurrent weights.
     #[arg(long)]
     pub weight_p: Option<f32>,
@@ -109,7 +109,8 @@ pub struct TrainArgs {
     /// (0: off).
     #[arg(long)]
     pub checkpoint_segments: Option<usize>,
-    /// Checkpoint every N steps, and at each epoch's end [default: 200].
+    /// Checkpoint every N steps, and at each epoch's end (0: only at
+    /// epoch ends) [default: 200].
     #[arg(long, value_name = "N")]
     pub checkpoint_every: Option<u64>,
     /// Log fingerprints of all parameters and of the optimizer state every
@@ -180,8 +181,8 @@ pub fn resolve_config(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
     if let Some(v) = &a.hidden {
         c.model.hidden = Some(v.clone());
     }
-    if a.bidirectional {
-        c.model.bidirectional = Some(true);
+    if let Some(v) = a.bidirectional {
+        c.model.bidirectional = Some(v);
     }
     if let Some(v) = a.weight_p {
         c.model.weight_p = Some(v);

@@ -56,7 +56,7 @@ pub fn epoch_batches(
         lengths.len(),
     );
     let mut sorted = Vec::with_capacity(order.len());
-    for chunk in order.chunks(CHUNK_BATCHES * batch_size) {
+    for chunk in order.chunks(CHUNK_BATCHES.saturating_mul(batch_size)) {
         let mut c = chunk.to_vec();
         c.sort_by(|&a, &b| lengths[b].cmp(&lengths[a]));
         sorted.extend(c);
@@ -95,9 +95,10 @@ pub fn epoch_batches(
 ///
 /// Workers take the next index from a shared counter, build it with
 /// `build`, and send it back; the iterator holds early arrivals until their
-/// turn. At most `2 * workers` batches are in flight, so memory stays
-/// bounded however far ahead the workers are. Dropping the iterator stops
-/// the workers at their next batch.
+/// turn. The channel holds at most `2 * workers` finished batches, so the
+/// workers run at most that far ahead of the consumer, plus the batches
+/// that arrived before a slower worker's earlier one (held until it comes).
+/// Dropping the iterator stops the workers at their next batch.
 pub struct Prefetch<'scope, T> {
     rx: mpsc::Receiver<(usize, T)>,
     ready: BTreeMap<usize, T>,

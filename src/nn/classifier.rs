@@ -175,10 +175,24 @@ pub struct TextBatch {
     pub order: Vec<usize>,
 }
 
-impl TextBatch {
-    /// Packs `texts` (token ids, each at least one) and their `labels` on
-    /// `device`.
-    pub fn new(device: &Device, texts: &[Vec<u32>], labels: &[u32]) -> Result<TextBatch> {
+/// A batch sorted and packed on the host, not yet on a device: the part of
+/// [`TextBatch::new`] that batch-building worker threads can do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostBatch {
+    /// Sequence lengths, longest first.
+    pub lengths: Vec<usize>,
+    /// Token ids in packed (time-major) order.
+    pub tokens: Vec<u32>,
+    /// Labels in the sorted order.
+    pub labels: Vec<u32>,
+    /// `order[i]` is the input index of sorted row `i`.
+    pub order: Vec<usize>,
+}
+
+impl HostBatch {
+    /// Sorts `texts` longest first (ties keep their order) and packs them
+    /// time-major: step `t` holds the rows longer than `t`.
+    pub fn pack(texts: &[Vec<u32>], labels: &[u32]) -> Result<HostBatch> {
         if texts.len() != labels.len() {
             return Err(Error::invalid(
                 "TextBatch",
@@ -188,17 +202,37 @@ impl TextBatch {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by(|&a, &b| texts[b].len().cmp(&texts[a].len()));
         let lengths: Vec<usize> = order.iter().map(|&i| texts[i].len()).collect();
-        let seq = PackedSeq::new(device, &lengths)?;
-        let mut packed = Vec::with_capacity(seq.total());
-        for (t, &bs) in seq.batch_sizes().iter().enumerate() {
-            packed.extend(order[..bs].iter().map(|&i| texts[i][t]));
+        let mut tokens = Vec::with_capacity(lengths.iter().sum());
+        let longest = lengths.first().copied().unwrap_or(0);
+        for (t, rows) in (0..longest).map(|t| (t, lengths.iter().take_while(|&&l| l > t).count())) {
+            tokens.extend(order[..rows].iter().map(|&i| texts[i][t]));
         }
-        let sorted_labels: Vec<u32> = order.iter().map(|&i| labels[i]).collect();
-        Ok(TextBatch {
-            tokens: Tensor::from_u32(device, &[packed.len()], &packed)?,
-            labels: Tensor::from_u32(device, &[sorted_labels.len()], &sorted_labels)?,
-            seq: Arc::new(seq),
+        Ok(HostBatch {
+            lengths,
+            tokens,
+            labels: order.iter().map(|&i| labels[i]).collect(),
             order,
+        })
+    }
+}
+
+impl TextBatch {
+    /// Packs `texts` (token ids, each at least one) and their `labels` on
+    /// `device`.
+    pub fn new(device: &Device, texts: &[Vec<u32>], labels: &[u32]) -> Result<TextBatch> {
+        Self::from_host(device, HostBatch::pack(texts, labels)?)
+    }
+
+    /// A packed host batch moved to `device` (the layout is validated here:
+    /// every text at least one token).
+    pub fn from_host(device: &Device, host: HostBatch) -> Result<TextBatch> {
+        let seq = PackedSeq::new(device, &host.lengths)?;
+        debug_assert_eq!(seq.total(), host.tokens.len());
+        Ok(TextBatch {
+            tokens: Tensor::from_u32(device, &[host.tokens.len()], &host.tokens)?,
+            labels: Tensor::from_u32(device, &[host.labels.len()], &host.labels)?,
+            seq: Arc::new(seq),
+            order: host.order,
         })
     }
 }

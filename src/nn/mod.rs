@@ -18,7 +18,7 @@ pub mod params;
 pub mod save;
 
 pub use batchnorm::BatchNorm1d;
-pub use classifier::{ClassifierConfig, TextBatch, TextClassifier};
+pub use classifier::{ClassifierConfig, HostBatch, TextBatch, TextClassifier};
 pub use embedding::Embedding;
 pub use linear::Linear;
 pub use lstm::{Lstm, LstmConfig};

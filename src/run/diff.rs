@@ -231,7 +231,13 @@ fn compare_models(
         (None, true) => ("final models".to_string(), a.model(), b.model()),
         (None, false) => match common.last() {
             Some(&step) => (
-                format!("checkpoint step {step}"),
+                match from_step {
+                    Some(s) if step < s => format!(
+                        "checkpoint step {step}, before the first differing step {s}: \
+                         the latest both runs have"
+                    ),
+                    _ => format!("checkpoint step {step}"),
+                },
                 ca[&step].join(checkpoint::FILES[0]),
                 cb[&step].join(checkpoint::FILES[0]),
             ),

@@ -89,23 +89,38 @@ impl StepLog {
     }
 
     /// The log at `path` cut back to the lines of steps `<= step` (a line
-    /// half-written by a crash goes too), opened for appending.
+    /// half-written by a crash goes too), opened for appending. The kept
+    /// lines must run from step 0 to `step` (the log is fsynced before
+    /// every checkpoint, so they do unless the file was damaged): anything
+    /// else is an error naming the file, and nothing is changed.
     pub fn resume(path: &Path, step: u64) -> Result<StepLog> {
-        let kept: Vec<String> = match std::fs::File::open(path) {
-            Ok(f) => {
-                let mut kept = Vec::new();
-                for line in std::io::BufReader::new(f).lines() {
-                    let line = line.map_err(|e| io(path, e))?;
-                    match serde_json::from_str::<StepRecord>(&line) {
-                        Ok(r) if r.step <= step => kept.push(line),
-                        _ => break,
-                    }
+        let f = std::fs::File::open(path).map_err(|e| io(path, e))?;
+        let mut kept = Vec::new();
+        let mut last = None;
+        for line in std::io::BufReader::new(f).lines() {
+            let line = line.map_err(|e| io(path, e))?;
+            match serde_json::from_str::<StepRecord>(&line) {
+                Ok(r) if r.step <= step => {
+                    last = Some(r.step);
+                    kept.push(line);
                 }
-                kept
+                _ => break,
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(io(path, e)),
-        };
+        }
+        let first_is_0 = kept
+            .first()
+            .and_then(|l| serde_json::from_str::<StepRecord>(l).ok())
+            .is_some_and(|r| r.step == 0);
+        if !first_is_0 || last != Some(step) {
+            return Err(Error::Data {
+                file: path.display().to_string(),
+                line: kept.len() as u64 + 1,
+                msg: format!(
+                    "the log does not run from step 0 to the checkpoint's step {step} (it reaches {})",
+                    last.map_or("no step".to_string(), |s| format!("step {s}"))
+                ),
+            });
+        }
         let mut text = kept.join("\n");
         if !text.is_empty() {
             text.push('\n');
@@ -141,19 +156,26 @@ impl StepLog {
     }
 }
 
-/// Every line of the log at `path`; a line that does not parse is an
-/// error naming it.
+/// Every line of the log at `path` (a torn last line is left out); any
+/// other line that does not parse is an error naming it.
 pub fn read(path: &Path) -> Result<Vec<StepRecord>> {
-    let f = std::fs::File::open(path).map_err(|e| io(path, e))?;
-    let mut out = Vec::new();
-    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line.map_err(|e| io(path, e))?;
-        let r = serde_json::from_str(&line).map_err(|e| Error::Data {
-            file: path.display().to_string(),
-            line: i as u64 + 1,
-            msg: format!("not a step record: {e}"),
-        })?;
-        out.push(r);
+    let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(r) => out.push(r),
+            // A last line cut short by a crash (no newline after it) is
+            // what an interrupted run leaves; it is not a step.
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
+            Err(e) => {
+                return Err(Error::Data {
+                    file: path.display().to_string(),
+                    line: i as u64 + 1,
+                    msg: format!("not a step record: {e}"),
+                })
+            }
+        }
     }
     Ok(out)
 }

@@ -255,6 +255,20 @@ impl TrainConfig {
                 "tier fast runs f16 GEMMs on tensor cores: it needs precision mixed".into(),
             );
         }
+        if self.batch_size > 1 << 20 {
+            return fail(format!("batch_size {}: at most 2^20", self.batch_size));
+        }
+        for (name, v) in [
+            ("weight_decay", self.weight_decay),
+            ("momentum", self.momentum),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return fail(format!("{name} {v}: must be finite and not negative"));
+            }
+        }
+        if self.keep_checkpoints == 0 {
+            return fail("keep_checkpoints must be at least 1 (resume needs one)".into());
+        }
         if self.max_steps == Some(0) {
             return fail("max_steps must be at least 1".into());
         }
@@ -280,6 +294,19 @@ impl TrainConfig {
         h.finalize()[..16]
             .iter()
             .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// [`differences`](Self::differences) in the fields that decide the
+    /// run's bits (not the logging settings or the data's path).
+    pub fn identity_differences(&self, other: &TrainConfig) -> Vec<String> {
+        self.differences(other)
+            .into_iter()
+            .filter(|d| {
+                !NOT_IDENTITY
+                    .iter()
+                    .any(|k| d.starts_with(&format!("{k}: ")))
+            })
             .collect()
     }
 

@@ -122,3 +122,86 @@ pub fn evaluate(
         predictions,
     })
 }
+
+/// Counts of (true class, predicted class) pairs, and the precision and
+/// recall they give.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Confusion {
+    /// `counts[truth][predicted]`.
+    pub counts: Vec<Vec<usize>>,
+}
+
+impl Confusion {
+    /// The confusion of `logits` (one row per text) against `labels` over
+    /// `classes` classes; a label out of range is an error.
+    pub fn new(logits: &[Vec<f32>], labels: &[usize], classes: usize) -> Result<Confusion> {
+        let mut counts = vec![vec![0usize; classes]; classes];
+        for (row, &y) in logits.iter().zip(labels) {
+            let p = argmax(row) as usize;
+            if y >= classes || p >= classes {
+                return Err(crate::error::Error::invalid(
+                    "confusion",
+                    format!("class {y} or {p} outside {classes} classes"),
+                ));
+            }
+            counts[y][p] += 1;
+        }
+        Ok(Confusion { counts })
+    }
+
+    /// Texts counted.
+    pub fn total(&self) -> usize {
+        self.counts.iter().flatten().sum()
+    }
+
+    /// Texts whose predicted class is right.
+    pub fn correct(&self) -> usize {
+        (0..self.counts.len()).map(|i| self.counts[i][i]).sum()
+    }
+
+    /// Texts of class `k`.
+    pub fn support(&self, k: usize) -> usize {
+        self.counts[k].iter().sum()
+    }
+
+    /// Of the texts predicted `k`, the share that are `k` (`None` if none were).
+    pub fn precision(&self, k: usize) -> Option<f64> {
+        let predicted: usize = self.counts.iter().map(|r| r[k]).sum();
+        (predicted > 0).then(|| self.counts[k][k] as f64 / predicted as f64)
+    }
+
+    /// Of the texts of class `k`, the share predicted `k` (`None` if none are).
+    pub fn recall(&self, k: usize) -> Option<f64> {
+        let support = self.support(k);
+        (support > 0).then(|| self.counts[k][k] as f64 / support as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confusion_counts_precision_and_recall() {
+        // Truth 0, 0, 1, 1; predicted 0, 1, 1, 1.
+        let logits = vec![
+            vec![2.0, 1.0],
+            vec![0.0, 1.0],
+            vec![0.0, 3.0],
+            vec![1.0, 1.5],
+        ];
+        let c = Confusion::new(&logits, &[0, 0, 1, 1], 2).unwrap();
+        assert_eq!(c.counts, [[1, 1], [0, 2]]);
+        assert_eq!((c.correct(), c.total()), (3, 4));
+        assert_eq!(c.precision(0), Some(1.0));
+        assert_eq!(c.precision(1), Some(2.0 / 3.0));
+        assert_eq!(c.recall(0), Some(0.5));
+        assert_eq!(c.recall(1), Some(1.0));
+        assert!(Confusion::new(&logits, &[0, 0, 1, 2], 2).is_err());
+    }
+
+    #[test]
+    fn argmax_takes_the_first_of_equal_maxima() {
+        assert_eq!(argmax(&[1.0, 3.0, 3.0]), 1);
+    }
+}

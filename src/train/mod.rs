@@ -28,7 +28,7 @@ use crate::data::vocab::Vocab;
 use crate::data::{self, DataSource, Dataset};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::nn::{TextBatch, TextClassifier};
+use crate::nn::{HostBatch, TextBatch, TextClassifier};
 use crate::optim::{Method, Optimizer};
 use crate::rng::RngState;
 use crate::run::manifest::{
@@ -296,7 +296,7 @@ fn refuse_resume(
 ) -> Error {
     let mut why = Vec::new();
     match serde_json::from_value::<TrainConfig>(manifest.config.clone()) {
-        Ok(saved) => why.extend(saved.differences(config)),
+        Ok(saved) => why.extend(saved.identity_differences(config)),
         Err(e) => why.push(format!("the saved config does not parse: {e}")),
     }
     if manifest.dataset.sha256 != prepared.dataset.sha256 {
@@ -326,6 +326,280 @@ fn refuse_resume(
     )
 }
 
+/// The code that wrote a run must be the code that resumes it: another
+/// crate version or other kernels may compute other bits.
+fn check_same_code(run: &RunDir, manifest: &Manifest) -> Result<()> {
+    let (kernels, origin) = Manifest::kernels();
+    let version = env!("CARGO_PKG_VERSION");
+    let what = if manifest.crate_version != version {
+        format!("shoestring {} (this is {version})", manifest.crate_version)
+    } else if manifest.kernels_origin == origin && manifest.kernels_sha256 != kernels {
+        format!("kernels {} (these are {kernels})", manifest.kernels_sha256)
+    } else {
+        return Ok(());
+    };
+    Err(Error::invalid(
+        "resume",
+        format!(
+            "{} was started by {what}: resuming with other code would not give the run's bits",
+            run.root.display()
+        ),
+    ))
+}
+
+/// The run directory's lock: held (an OS file lock on `RUN_DIR/.lock`,
+/// released by the OS when the process ends, however it ends) for as long
+/// as the trainer writes there, so that two processes never write one run.
+struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    fn take(run: &RunDir) -> Result<RunLock> {
+        let path = run.root.join(".lock");
+        let io = |e| Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                return Err(Error::invalid(
+                    "train",
+                    format!(
+                        "{} is in use by another shoestring process (pid {}); wait for it or stop it",
+                        run.root.display(),
+                        holder.trim()
+                    ),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        use std::io::Write;
+        file.set_len(0).map_err(io)?;
+        write!(file, "{}", std::process::id()).map_err(io)?;
+        Ok(RunLock { _file: file })
+    }
+}
+
+/// The manifest of a new run.
+fn new_manifest(
+    config: &TrainConfig,
+    opts: &RunOptions,
+    prepared: &Prepared,
+    identity: &str,
+    model_config: &crate::nn::ClassifierConfig,
+) -> Result<Manifest> {
+    let json = |v: serde_json::Result<serde_json::Value>| {
+        v.map_err(|e| Error::Format {
+            what: "manifest".into(),
+            msg: e.to_string(),
+        })
+    };
+    let (kernels_sha256, kernels_origin) = Manifest::kernels();
+    Ok(Manifest {
+        format: FORMAT.into(),
+        identity: identity.to_string(),
+        config: json(json_value(config))?,
+        model: json(json_value(model_config))?,
+        dataset: DatasetInfo {
+            name: prepared.dataset.name.clone(),
+            sha256: prepared.dataset.sha256.clone(),
+            train: prepared.train.len(),
+            valid: prepared.valid.len(),
+            classes: prepared.dataset.classes.clone(),
+        },
+        vocab: VocabInfo {
+            size: prepared.vocab.len(),
+            sha256: prepared.vocab.sha256(),
+        },
+        seed: config.seed,
+        tier: match config.tier {
+            Tier::Exact => "exact".into(),
+            Tier::Fast => "fast".into(),
+        },
+        precision: match config.precision {
+            Precision::F32 => "f32".into(),
+            Precision::Mixed => "mixed".into(),
+        },
+        device: DeviceInfo::of(&opts.device),
+        crate_version: env!("CARGO_PKG_VERSION").into(),
+        kernels_sha256,
+        kernels_origin,
+        command: opts.command.clone(),
+        unix_time: unix_now(),
+        resumes: Vec::new(),
+    })
+}
+
+/// A new run in `run`: the state is built (so that a bad model config
+/// fails before anything is written), then the directory, its lock, the
+/// manifest and the log's step-0 line.
+fn start_run(
+    run: &RunDir,
+    config: &TrainConfig,
+    opts: &RunOptions,
+    prepared: &Prepared,
+    identity: &str,
+) -> Result<(State, StepLog, RunLock)> {
+    let classes = prepared.dataset.classes.len();
+    let state = fresh_state(config, &opts.device, prepared.vocab.len(), classes)?;
+    let manifest = new_manifest(config, opts, prepared, identity, &state.model.config)?;
+    let nonempty = std::fs::read_dir(&run.root)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if nonempty {
+        return Err(Error::invalid(
+            "train",
+            format!(
+                "{} exists and is not empty: continue it with --resume, or pick another --out",
+                run.root.display()
+            ),
+        ));
+    }
+    std::fs::create_dir_all(&run.root).map_err(|e| Error::Io {
+        path: run.root.display().to_string(),
+        source: e,
+    })?;
+    let lock = RunLock::take(run)?;
+    manifest.write(&run.manifest())?;
+    let mut log = StepLog::create(&run.steps())?;
+    log.append(&fingerprint_record(&state, 0)?)?;
+    Ok((state, log, lock))
+}
+
+/// The run in `run` continued from its newest checkpoint that verifies
+/// (newer ones that do not are set aside, with a message each), or from
+/// step 0 when it has no checkpoint at all.
+fn resume_run(
+    run: &RunDir,
+    config: &TrainConfig,
+    opts: &RunOptions,
+    prepared: &Prepared,
+    identity: &str,
+    progress: &mut dyn Progress,
+) -> Result<(State, StepLog, RunLock)> {
+    if !RunDir::exists(&run.root) {
+        return Err(Error::invalid(
+            "resume",
+            format!(
+                "{} is not a run directory (it has no manifest.json)",
+                run.root.display()
+            ),
+        ));
+    }
+    let lock = RunLock::take(run)?;
+    let mut manifest = Manifest::read(&run.manifest())?;
+    if manifest.identity != identity {
+        return Err(refuse_resume(run, &manifest, config, prepared));
+    }
+    check_same_code(run, &manifest)?;
+    let (loaded, skipped) = checkpoint::newest_valid(&run.checkpoints(), &opts.device)?;
+    let Some(l) = loaded else {
+        if !skipped.is_empty() {
+            let list: Vec<String> = skipped
+                .iter()
+                .map(|(d, why)| format!("{}: {why}", d.display()))
+                .collect();
+            return Err(Error::invalid(
+                "resume",
+                format!(
+                    "no checkpoint of {} verifies ({}); to train it again from step 0, delete {}",
+                    run.root.display(),
+                    list.join("; "),
+                    run.checkpoints().display()
+                ),
+            ));
+        }
+        progress.message(&format!(
+            "{} has no checkpoint (stopped before the first): starting the run again from step 0",
+            run.root.display()
+        ));
+        let classes = prepared.dataset.classes.len();
+        let state = fresh_state(config, &opts.device, prepared.vocab.len(), classes)?;
+        let mut log = StepLog::create(&run.steps())?;
+        log.append(&fingerprint_record(&state, 0)?)?;
+        record_resume(run, &mut manifest, 0, opts)?;
+        return Ok((state, log, lock));
+    };
+    for (dir, why) in &skipped {
+        let to = checkpoint::set_aside(dir)?;
+        progress.message(&format!(
+            "skipping checkpoint {} (moved to {}): {why}",
+            dir.display(),
+            to.display()
+        ));
+    }
+    if l.state.identity != identity {
+        return Err(Error::Format {
+            what: l.dir.display().to_string(),
+            msg: format!(
+                "checkpoint of run {}, this run is {identity}",
+                l.state.identity
+            ),
+        });
+    }
+    progress.message(&format!(
+        "resuming from {} (step {}, epoch {}, batch {})",
+        l.dir.display(),
+        l.state.step,
+        l.state.epoch + 1,
+        l.state.batch
+    ));
+    let acc: Accumulators =
+        serde_json::from_value(l.state.progress.clone()).map_err(|e| Error::Format {
+            what: l.dir.join("state.json").display().to_string(),
+            msg: format!("progress: {e}"),
+        })?;
+    let opt = Optimizer::from_state(&l.model.params, &l.optimizer)?;
+    let log = StepLog::resume(&run.steps(), l.state.step)?;
+    // Files of a later point of the run than the checkpoint go, or are
+    // rewritten from it: they will be written again, the same.
+    for stale in [run.model(), run.vocab()] {
+        if stale.exists() {
+            std::fs::remove_file(&stale).map_err(|e| Error::Io {
+                path: stale.display().to_string(),
+                source: e,
+            })?;
+        }
+    }
+    run::metrics::write(&run.metrics(), &acc.metrics)?;
+    record_resume(run, &mut manifest, l.state.step, opts)?;
+    let state = State {
+        model: l.model,
+        opt,
+        scaler: l.state.scaler,
+        rng: l.state.rng,
+        step: l.state.step,
+        epoch: l.state.epoch,
+        batch: l.state.batch,
+        acc,
+    };
+    Ok((state, log, lock))
+}
+
+fn record_resume(
+    run: &RunDir,
+    manifest: &mut Manifest,
+    step: u64,
+    opts: &RunOptions,
+) -> Result<()> {
+    manifest.resumes.push(ResumeRecord {
+        step,
+        device: DeviceInfo::of(&opts.device),
+        unix_time: unix_now(),
+    });
+    manifest.write(&run.manifest())
+}
+
 /// Trains (or resumes) the run in `opts.out`.
 pub fn train(
     config: &TrainConfig,
@@ -344,146 +618,32 @@ pub fn train(
     let run = RunDir::new(&opts.out);
     let device = &opts.device;
     let prepared = prepare(config)?;
-    let classes = prepared.dataset.classes.len();
-    let vocab_sha = prepared.vocab.sha256();
-    let identity = config.identity(&prepared.dataset.sha256, &vocab_sha);
-    let model_config = config.model.resolve(prepared.vocab.len(), classes);
-
-    let (mut state, mut log) = if opts.resume {
-        let mut manifest = Manifest::read(&run.manifest())?;
-        if manifest.identity != identity {
-            return Err(refuse_resume(&run, &manifest, config, &prepared));
-        }
-        let (loaded, skipped) = checkpoint::newest_valid(&run.checkpoints(), device)?;
-        for (dir, why) in &skipped {
-            progress.message(&format!("skipping checkpoint {}: {why}", dir.display()));
-        }
-        let resumed =
-            match loaded {
-                Some(l) => {
-                    if l.state.identity != identity {
-                        return Err(Error::Format {
-                            what: l.dir.display().to_string(),
-                            msg: format!(
-                                "checkpoint of run {}, this run is {identity}",
-                                l.state.identity
-                            ),
-                        });
-                    }
-                    progress.message(&format!(
-                        "resuming from {} (step {}, epoch {}, batch {})",
-                        l.dir.display(),
-                        l.state.step,
-                        l.state.epoch + 1,
-                        l.state.batch
-                    ));
-                    let acc: Accumulators = serde_json::from_value(l.state.progress.clone())
-                        .map_err(|e| Error::Format {
-                            what: l.dir.join("state.json").display().to_string(),
-                            msg: format!("progress: {e}"),
-                        })?;
-                    let opt = Optimizer::from_state(&l.model.params, &l.optimizer)?;
-                    let log = StepLog::resume(&run.steps(), l.state.step)?;
-                    Some((
-                        State {
-                            model: l.model,
-                            opt,
-                            scaler: l.state.scaler,
-                            rng: l.state.rng,
-                            step: l.state.step,
-                            epoch: l.state.epoch,
-                            batch: l.state.batch,
-                            acc,
-                        },
-                        log,
-                    ))
-                }
-                None => {
-                    progress.message(&format!(
-                        "no checkpoint in {} verifies: starting the run again from step 0",
-                        run.checkpoints().display()
-                    ));
-                    None
-                }
-            };
-        manifest.resumes.push(ResumeRecord {
-            step: resumed.as_ref().map_or(0, |(s, _)| s.step),
-            device: DeviceInfo::of(device),
-            unix_time: unix_now(),
-        });
-        manifest.write(&run.manifest())?;
-        match resumed {
-            Some(r) => r,
-            None => {
-                let state = fresh_state(config, device, prepared.vocab.len(), classes)?;
-                let mut log = StepLog::create(&run.steps())?;
-                log.append(&fingerprint_record(&state, 0)?)?;
-                (state, log)
-            }
-        }
+    if prepared.valid.is_empty() {
+        return Err(Error::invalid(
+            "train",
+            format!(
+                "{} has no validation texts: give it an is_valid column or a --valid-fraction above 0",
+                prepared.dataset.name
+            ),
+        ));
+    }
+    let identity = config.identity(&prepared.dataset.sha256, &prepared.vocab.sha256());
+    let (mut state, mut log, _lock) = if opts.resume {
+        resume_run(&run, config, opts, &prepared, &identity, progress)?
     } else {
-        let nonempty = std::fs::read_dir(&run.root)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(false);
-        if nonempty {
+        start_run(&run, config, opts, &prepared, &identity)?
+    };
+    if let Some(stop) = opts.stop_after_steps {
+        if stop <= state.step {
             return Err(Error::invalid(
                 "train",
                 format!(
-                    "{} exists and is not empty: continue it with --resume, or pick another --out",
-                    run.root.display()
+                    "--stop-after-steps {stop}: the run is already at step {} (the number is the absolute step)",
+                    state.step
                 ),
             ));
         }
-        std::fs::create_dir_all(&run.root).map_err(|e| Error::Io {
-            path: run.root.display().to_string(),
-            source: e,
-        })?;
-        let (kernels_sha256, kernels_origin) = Manifest::kernels();
-        let json = |v: serde_json::Result<serde_json::Value>| {
-            v.map_err(|e| Error::Format {
-                what: "manifest".into(),
-                msg: e.to_string(),
-            })
-        };
-        let manifest = Manifest {
-            format: FORMAT.into(),
-            identity: identity.clone(),
-            config: json(json_value(config))?,
-            model: json(json_value(&model_config))?,
-            dataset: DatasetInfo {
-                name: prepared.dataset.name.clone(),
-                sha256: prepared.dataset.sha256.clone(),
-                train: prepared.train.len(),
-                valid: prepared.valid.len(),
-                classes: prepared.dataset.classes.clone(),
-            },
-            vocab: VocabInfo {
-                size: prepared.vocab.len(),
-                sha256: vocab_sha.clone(),
-            },
-            seed: config.seed,
-            tier: match config.tier {
-                Tier::Exact => "exact".into(),
-                Tier::Fast => "fast".into(),
-            },
-            precision: match config.precision {
-                Precision::F32 => "f32".into(),
-                Precision::Mixed => "mixed".into(),
-            },
-            device: DeviceInfo::of(device),
-            crate_version: env!("CARGO_PKG_VERSION").into(),
-            kernels_sha256,
-            kernels_origin,
-            command: opts.command.clone(),
-            unix_time: unix_now(),
-            resumes: Vec::new(),
-        };
-        manifest.write(&run.manifest())?;
-        let state = fresh_state(config, device, prepared.vocab.len(), classes)?;
-        let mut log = StepLog::create(&run.steps())?;
-        log.append(&fingerprint_record(&state, 0)?)?;
-        (state, log)
-    };
+    }
 
     let lengths: Vec<usize> = prepared.train.iter().map(Vec::len).collect();
     let per_epoch = epoch_batches(&lengths, config.batch_size, config.seed, 0)?.len() as u64;
@@ -513,18 +673,22 @@ pub fn train(
         let plan = epoch_batches(&lengths, config.batch_size, config.seed, epoch)?;
         let (train_texts, train_labels) = (&prepared.train, &prepared.train_labels);
         let plan_ref = &plan;
-        let build = move |i: usize| -> (Vec<Vec<u32>>, Vec<u32>) {
-            plan_ref[i]
+        // Workers gather, sort and pack; the trainer's thread only uploads.
+        let build = move |i: usize| -> Result<HostBatch> {
+            let (texts, labels): (Vec<Vec<u32>>, Vec<u32>) = plan_ref[i]
                 .iter()
                 .map(|&j| (train_texts[j].clone(), train_labels[j]))
-                .unzip()
+                .unzip();
+            HostBatch::pack(&texts, &labels)
         };
         let mut finished = false;
         let mut stop: Option<PathBuf> = None;
         std::thread::scope(|s| -> Result<()> {
             let batches = Prefetch::new(s, opts.workers, state.batch, plan.len(), build);
-            for (bi, (texts, labels)) in batches {
-                let batch = TextBatch::new(device, &texts, &labels)?;
+            for (bi, host) in batches {
+                let host = host?;
+                let rows = host.labels.len();
+                let batch = TextBatch::from_host(device, host)?;
                 let scale = state.scaler.map(|s| s.scale);
                 let out = train_step(
                     &mut state.model,
@@ -540,7 +704,7 @@ pub fn train(
                 tokens_seen += tokens as u64;
                 let loss = out.report.loss;
                 if out.applied {
-                    state.acc.add(loss, labels.len());
+                    state.acc.add(loss, rows);
                 } else {
                     state.acc.skipped += 1;
                 }
@@ -554,7 +718,7 @@ pub fn train(
                     overflow: Some(out.report.overflow()),
                     skipped: Some(!out.applied),
                     lr: Some(config.lr),
-                    rows: Some(labels.len()),
+                    rows: Some(rows),
                     tokens: Some(tokens),
                     ..StepRecord::default()
                 };
@@ -581,7 +745,11 @@ pub fn train(
                     stop = Some(write_checkpoint(&run, config, &state, &identity, &mut log)?);
                     break;
                 }
-                if config.checkpoint_every > 0 && state.step % config.checkpoint_every == 0 {
+                // At the epoch's last batch the epoch-end checkpoint follows.
+                if config.checkpoint_every > 0
+                    && state.step % config.checkpoint_every == 0
+                    && bi + 1 < plan.len()
+                {
                     write_checkpoint(&run, config, &state, &identity, &mut log)?;
                 }
             }
