@@ -292,6 +292,21 @@ fn resuming_with_another_config_is_refused_naming_what_differs() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("lr: 0.003 vs 0.01"), "{err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
+    // What does not decide the bits may change, and the manifest says so.
+    let run = part.to_str().unwrap();
+    ok(shoestring(&[
+        "train",
+        "--resume",
+        run,
+        "--checkpoint-every",
+        "5",
+    ]));
+    let m: serde_json::Value = serde_json::from_slice(&read(&part.join("manifest.json"))).unwrap();
+    assert_eq!(
+        m["resumes"][0]["changed"],
+        serde_json::json!(["checkpoint_every: 3 vs 5"]),
+        "{m}"
+    );
 }
 
 #[test]

@@ -74,6 +74,10 @@ pub struct ResumeRecord {
     pub device: DeviceInfo,
     /// Seconds since the Unix epoch.
     pub unix_time: u64,
+    /// Settings this resume changed (`checkpoint_every: 200 vs 50`): only
+    /// those that do not decide the run's bits may change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<String>,
 }
 
 /// `manifest.json`.

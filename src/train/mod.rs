@@ -527,7 +527,7 @@ fn resume_run(
         let state = fresh_state(config, &opts.device, prepared.vocab.len(), classes)?;
         let mut log = StepLog::create(&run.steps())?;
         log.append(&fingerprint_record(&state, 0)?)?;
-        record_resume(run, &mut manifest, 0, opts)?;
+        record_resume(run, &mut manifest, 0, opts, config)?;
         return Ok((state, log, lock));
     };
     for (dir, why) in &skipped {
@@ -572,7 +572,12 @@ fn resume_run(
         }
     }
     run::metrics::write(&run.metrics(), &acc.metrics)?;
-    record_resume(run, &mut manifest, l.state.step, opts)?;
+    run::plot::write(
+        &run.plot(),
+        &acc.metrics,
+        &plot_title(run, config, prepared),
+    )?;
+    record_resume(run, &mut manifest, l.state.step, opts, config)?;
     let state = State {
         model: l.model,
         opt,
@@ -586,16 +591,33 @@ fn resume_run(
     Ok((state, log, lock))
 }
 
+fn plot_title(run: &RunDir, config: &TrainConfig, prepared: &Prepared) -> String {
+    format!(
+        "{} on {}: {} epochs, seed {}",
+        run.root.display(),
+        prepared.dataset.name,
+        config.epochs,
+        config.seed
+    )
+}
+
+/// Appends this resume to the manifest: its step, device, and the settings
+/// that may change on a resume (logging and keeping) that it changed.
 fn record_resume(
     run: &RunDir,
     manifest: &mut Manifest,
     step: u64,
     opts: &RunOptions,
+    config: &TrainConfig,
 ) -> Result<()> {
+    let changed = serde_json::from_value::<TrainConfig>(manifest.config.clone())
+        .map(|saved| saved.differences(config))
+        .unwrap_or_default();
     manifest.resumes.push(ResumeRecord {
         step,
         device: DeviceInfo::of(&opts.device),
         unix_time: unix_now(),
+        changed,
     });
     manifest.write(&run.manifest())
 }
@@ -659,13 +681,7 @@ pub fn train(
     };
     let started = Instant::now();
     let mut tokens_seen = 0u64;
-    let title = format!(
-        "{} on {}: {} epochs, seed {}",
-        run.root.display(),
-        prepared.dataset.name,
-        config.epochs,
-        config.seed
-    );
+    let title = plot_title(&run, config, &prepared);
 
     while state.epoch < config.epochs && config.max_steps.is_none_or(|m| state.step < m) {
         let epoch = state.epoch;
