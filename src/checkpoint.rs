@@ -18,6 +18,7 @@
 
 use crate::amp::LossScaler;
 use crate::device::Device;
+use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
 use crate::nn::params::HostTensor;
 use crate::nn::save::{load_tensors, save_tensors, write_atomically};
@@ -25,7 +26,6 @@ use crate::nn::TextClassifier;
 use crate::optim::{Method, OptimizerState, SlotState};
 use crate::rng::RngState;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -86,12 +86,6 @@ fn bad(path: &Path, msg: impl Into<String>) -> Error {
 /// The folder name of the checkpoint after `step` steps.
 pub fn dir_name(step: u64) -> String {
     format!("step-{step:08}")
-}
-
-/// The hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The hex sha256 of the file at `path`.

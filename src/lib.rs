@@ -9,6 +9,7 @@
 //! - [`numerics`] and [`detmath`]: the Rust twins of the bit-level helpers
 //!   (one NaN, finiteness, f16 casts) and the transcendentals that every kernel
 //!   shares (`kernels/common/`).
+//! - [`digest`]: the one hex spelling of a sha256.
 //! - [`rng`]: the address of a draw (Philox key and counter), the explicit
 //!   Philox state and named streams.
 //! - [`status`]: the per-step status block every kernel reports into and the
@@ -40,6 +41,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod detmath;
 pub mod device;
+pub mod digest;
 pub mod error;
 pub mod nn;
 pub mod numerics;

@@ -26,6 +26,7 @@ pub use shuffle::permutation;
 pub use tokenizer::tokenize;
 pub use vocab::Vocab;
 
+pub(crate) use crate::digest::hex;
 use crate::error::{Error, Result};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -188,14 +189,4 @@ pub(crate) fn assemble(
         valid,
         sha256,
     })
-}
-
-/// Lowercase hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    let mut s = String::with_capacity(2 * bytes.len());
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }

@@ -118,7 +118,7 @@ pub fn fingerprint_optimizer(state: &OptimizerState) -> String {
 }
 
 fn hex16(digest: &[u8]) -> String {
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::hex(&digest[..16])
 }
 
 /// Reads the JSON file at `path` as a `T`; a parse error names the file,

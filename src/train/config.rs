@@ -291,10 +291,7 @@ impl TrainConfig {
         h.update(data_sha256);
         h.update([0]);
         h.update(vocab_sha256);
-        h.finalize()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::digest::hex(&h.finalize()[..16])
     }
 
     /// [`differences`](Self::differences) in the fields that decide the
