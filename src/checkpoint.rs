@@ -20,6 +20,7 @@ use crate::amp::LossScaler;
 use crate::device::Device;
 use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
+use crate::fault;
 use crate::nn::params::HostTensor;
 use crate::nn::save::{load_tensors, save_tensors, write_atomically};
 use crate::nn::TextClassifier;
@@ -223,16 +224,20 @@ pub fn write(
     }
     std::fs::create_dir(&partial).map_err(|e| io(&partial, e))?;
     model.save(&partial.join(FILES[0]))?;
+    fault::point("checkpoint.model");
     let names: Vec<String> = model.params.iter().map(|(_, p)| p.name.clone()).collect();
     save_optimizer(&partial.join(FILES[1]), &names, optimizer)?;
+    fault::point("checkpoint.optimizer");
     let json = serde_json::to_string_pretty(state).map_err(|e| bad(&partial, e.to_string()))?;
     write_atomically(&partial.join(FILES[2]), json.as_bytes())?;
+    fault::point("checkpoint.state");
     let mut sums = BTreeMap::new();
     for f in FILES {
         sums.insert(f.to_string(), file_sha256(&partial.join(f))?);
     }
     let sums = serde_json::to_string_pretty(&sums).map_err(|e| bad(&partial, e.to_string()))?;
     write_atomically(&partial.join("checksums.json"), sums.as_bytes())?;
+    fault::point("checkpoint.checksums");
     let dir = root.join(&name);
     // Replacing a checkpoint of the same step (the epoch-end one after a
     // stop at an epoch's last batch): the old one is moved aside first, and
@@ -244,6 +249,7 @@ pub fn write(
             std::fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
         }
         std::fs::rename(&dir, &old).map_err(|e| io(&old, e))?;
+        fault::point("checkpoint.replace");
     }
     std::fs::rename(&partial, &dir).map_err(|e| io(&dir, e))?;
     sync_dir(root);

@@ -96,6 +96,10 @@ pub enum Error {
     /// A file or string that does not parse: `what` it is, and why.
     #[error("{what}: {msg}")]
     Format { what: String, msg: String },
+    /// Training met an inf or a NaN it cannot step over: the step, where
+    /// the first non-finite value appeared, and where to go from here.
+    #[error("step {step}: {msg}")]
+    NumericalFault { step: u64, msg: String },
     /// Bad input data at a place a person can open: `file`, `line` (from
     /// 1), and what was expected there.
     #[error("{file}:{line}: {msg}")]

@@ -43,6 +43,7 @@ pub mod detmath;
 pub mod device;
 pub mod digest;
 pub mod error;
+pub mod fault;
 pub mod nn;
 pub mod numerics;
 pub mod ops;

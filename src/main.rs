@@ -73,7 +73,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -183,4 +183,19 @@ fn cpu_features() -> String {
     {
         std::env::consts::ARCH.to_string()
     }
+}
+
+/// The error and its causes on one line, each cause once: our errors
+/// already print their source (`path: No space left on device`), so a cause
+/// the line holds already is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !line.contains(&c) {
+            line.push_str(": ");
+            line.push_str(&c);
+        }
+    }
+    line.replace('\n', " ")
 }

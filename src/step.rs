@@ -65,9 +65,11 @@ pub fn train_step(
         _ => 1.0,
     };
     let mut grads = g.backward_scaled(loss, seed)?;
-    if mixed {
-        grads.unscale(&device, 1.0 / seed, g.status_mut())?;
-    }
+    // Unscale (mixed) or only check (f32: times 1, exact): either way an
+    // inf or NaN gradient raises the overflow bit, and the update is not
+    // applied, so no non-finite value ever reaches the weights.
+    let inv_scale = if mixed { 1.0 / seed } else { 1.0 };
+    grads.unscale(&device, inv_scale, g.status_mut())?;
     if let Some(max_norm) = config.clip {
         opt.clip_grad_norm(&device, &model.params, &mut grads, max_norm, g.status_mut())?;
     }
@@ -83,7 +85,7 @@ pub fn train_step(
     };
     let applied = match verdict {
         Some(v) => v.applies(),
-        None => !report.overflow(),
+        None => !report.overflow() && report.loss.is_finite(),
     };
     if applied {
         opt.step(&mut model.params, &grads)?;
@@ -97,4 +99,45 @@ pub fn train_step(
         applied,
         scale: verdict,
     })
+}
+
+/// Where a step's non-finite value first appeared, found by running the
+/// step again with every value and gradient read back
+/// ([`Graph::first_non_finite`], [`Graph::backward_checked`]). The replay
+/// draws the same masks (the same RNG step) from the same weights, so it
+/// computes the same values: call it with the model and `rng` as they were
+/// before the failing step (a step that is not applied changes neither).
+/// Nothing is updated.
+pub fn diagnose_non_finite(
+    model: &mut TextClassifier,
+    config: &StepConfig,
+    scale: f32,
+    batch: &TextBatch,
+    rng: &RngState,
+) -> Result<Option<String>> {
+    let device = batch.tokens.device().clone();
+    let mut g = Graph::with_precision(&device, config.precision)?.with_tier(config.tier)?;
+    let loss = model.loss(&mut g, batch, rng)?;
+    let found = match g.first_non_finite()? {
+        Some(f) => Some(f),
+        None => g.backward_checked(loss, scale)?.1,
+    };
+    drop(g);
+    model.discard_running_stats();
+    Ok(found.map(|f| {
+        let param = f.param.map(|id| format!("`{}`", model.params.get(id).name));
+        let what = match (f.backward, param) {
+            (false, Some(p)) => format!("the value of parameter {p}"),
+            (false, None) => format!("the output of `{}`", f.op),
+            (true, Some(p)) => format!("the gradient for {p} made by the backward of `{}`", f.op),
+            (true, None) => format!("a gradient made by the backward of `{}`", f.op),
+        };
+        format!(
+            "{what} (tape node {}): {} of {} elements inf or NaN, dims {:?}",
+            f.node,
+            f.count,
+            f.dims.iter().product::<usize>(),
+            f.dims
+        )
+    }))
 }

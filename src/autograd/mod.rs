@@ -262,6 +262,51 @@ impl Graph {
     /// As [`backward`](Self::backward) with `d loss = scale` (a loss scale:
     /// every gradient comes back multiplied by it).
     pub fn backward_scaled(&mut self, loss: Var, scale: f32) -> Result<Grads> {
+        self.backward_inner(loss, scale, false).map(|(g, _)| g)
+    }
+
+    /// [`backward_scaled`](Self::backward_scaled) that reads every gradient
+    /// back as it is made and returns the first holding an inf or a NaN,
+    /// named by the node whose backward made it. A diagnostic: one device
+    /// read per gradient.
+    pub fn backward_checked(
+        &mut self,
+        loss: Var,
+        scale: f32,
+    ) -> Result<(Grads, Option<NonFinite>)> {
+        self.backward_inner(loss, scale, true)
+    }
+
+    /// The first value of the tape (in the order the forward made them,
+    /// parameters included) that holds an inf or a NaN. A diagnostic: one
+    /// device read per value.
+    pub fn first_non_finite(&self) -> Result<Option<NonFinite>> {
+        for (i, node) in self.nodes.iter().enumerate() {
+            if let Some(bad) = non_finite_count(&node.value)? {
+                return Ok(Some(NonFinite {
+                    node: i,
+                    op: node.op.name(),
+                    backward: false,
+                    param: self.param_of(Var(i)),
+                    dims: node.value.dims().to_vec(),
+                    count: bad,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    fn param_of(&self, v: Var) -> Option<ParamId> {
+        self.params.iter().find(|(_, p)| *p == v).map(|(id, _)| *id)
+    }
+
+    fn backward_inner(
+        &mut self,
+        loss: Var,
+        scale: f32,
+        check: bool,
+    ) -> Result<(Grads, Option<NonFinite>)> {
+        let mut first_bad: Option<NonFinite> = None;
         if !self.grad_enabled {
             return Err(Error::invalid(
                 "backward",
@@ -297,10 +342,23 @@ impl Graph {
                 }
                 continue;
             }
+            let op_name = self.nodes[i].op.name();
             let inputs = self.backward_node(Var(i), upstream)?;
             for (input, g) in inputs {
                 if !self.needs(input) {
                     continue;
+                }
+                if check && first_bad.is_none() {
+                    if let Some(bad) = non_finite_count(&g)? {
+                        first_bad = Some(NonFinite {
+                            node: i,
+                            op: op_name,
+                            backward: true,
+                            param: self.param_of(input),
+                            dims: g.dims().to_vec(),
+                            count: bad,
+                        });
+                    }
                 }
                 accumulate(&self.device, &mut grads[input.0], g)?;
             }
@@ -320,8 +378,43 @@ impl Graph {
                 out.by_id[id.0] = Some(g);
             }
         }
-        Ok(out)
+        Ok((out, first_bad))
     }
+}
+
+/// Where a non-finite value first appeared ([`Graph::first_non_finite`],
+/// [`Graph::backward_checked`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NonFinite {
+    /// The tape node: its output (forward), or the node whose backward made
+    /// the gradient.
+    pub node: usize,
+    /// The node's op (`linear`, `lstm`, `parameter`, ...).
+    pub op: &'static str,
+    /// Found in a gradient (backward) rather than a value.
+    pub backward: bool,
+    /// The parameter the value is (forward), or the gradient is for
+    /// (backward), if any.
+    pub param: Option<ParamId>,
+    /// The tensor's dims.
+    pub dims: Vec<usize>,
+    /// How many of its elements are inf or NaN.
+    pub count: usize,
+}
+
+/// The number of inf or NaN elements of an f32 or f16 tensor (`None` when
+/// there are none, or the tensor holds ids).
+fn non_finite_count(t: &Tensor) -> Result<Option<usize>> {
+    let n = match t.dtype() {
+        crate::tensor::DType::F32 => t.to_vec_f32()?.iter().filter(|v| !v.is_finite()).count(),
+        crate::tensor::DType::F16 => t
+            .to_f16_bits()?
+            .iter()
+            .filter(|&&b| !half::f16::from_bits(b).is_finite())
+            .count(),
+        crate::tensor::DType::U32 => 0,
+    };
+    Ok((n > 0).then_some(n))
 }
 
 /// `slot += g` (or `slot = g` the first time), in place when the slot owns

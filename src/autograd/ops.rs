@@ -76,6 +76,28 @@ pub(crate) enum Op {
     Lstm(Box<LstmSaved>),
 }
 
+impl Op {
+    /// The op's name in diagnostics (`Graph::first_non_finite`).
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Op::Leaf => "constant",
+            Op::Param => "parameter",
+            Op::Done => "done",
+            Op::Linear { .. } => "linear",
+            Op::Add(..) => "add",
+            Op::Mul(..) => "mul",
+            Op::Relu(_) => "relu",
+            Op::Dropout { .. } => "dropout",
+            Op::Embedding { .. } => "embedding",
+            Op::ConcatCols(_) => "concat_cols",
+            Op::ConcatPool { .. } => "concat_pool",
+            Op::BatchNorm { .. } => "batchnorm",
+            Op::CrossEntropy { .. } => "cross_entropy",
+            Op::Lstm(_) => "lstm",
+        }
+    }
+}
+
 /// The gradient arriving at a node: a tensor, or (at the loss) a host scalar.
 pub(crate) enum Upstream {
     Tensor(Tensor),

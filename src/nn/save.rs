@@ -68,10 +68,22 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
-    let mut f = std::fs::File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
-    f.write_all(data).map_err(|e| io_error(&tmp, e))?;
-    f.sync_all().map_err(|e| io_error(&tmp, e))?;
-    drop(f);
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        let allowed = crate::fault::disk_allows(data.len());
+        f.write_all(&data[..allowed])?;
+        if allowed < data.len() {
+            // The tests' full disk (`fault::DISK_ENV`): what a real one says.
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        // A failed write (a full disk) leaves no temporary file behind, and
+        // the file at `path`, if any, as it was.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_error(&tmp, e));
+    }
     std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

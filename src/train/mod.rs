@@ -38,7 +38,7 @@ use crate::run::{
     self, fingerprint_optimizer, fingerprint_tensors, EpochMetrics, Manifest, RunDir, StepLog,
     StepRecord,
 };
-use crate::step::{train_step, StepConfig};
+use crate::step::{diagnose_non_finite, train_step, StepConfig};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -352,6 +352,9 @@ fn check_same_code(run: &RunDir, manifest: &Manifest) -> Result<()> {
 /// as the trainer writes there, so that two processes never write one run.
 struct RunLock {
     _file: std::fs::File,
+    /// The pid in the lock file when it was taken: a process that held the
+    /// run and ended without releasing it by hand (killed, crashed).
+    taken_over: Option<u32>,
 }
 
 impl RunLock {
@@ -368,6 +371,7 @@ impl RunLock {
             .truncate(false)
             .open(&path)
             .map_err(io)?;
+        let previous = std::fs::read_to_string(&path).unwrap_or_default();
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -386,7 +390,24 @@ impl RunLock {
         use std::io::Write;
         file.set_len(0).map_err(io)?;
         write!(file, "{}", std::process::id()).map_err(io)?;
-        Ok(RunLock { _file: file })
+        // The OS released the lock of a process that died; say whose it was.
+        let stale = previous
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|&pid| pid != std::process::id());
+        Ok(RunLock {
+            _file: file,
+            taken_over: stale,
+        })
+    }
+}
+
+impl Drop for RunLock {
+    /// A process that ends normally (or with an error) empties the lock
+    /// file, so only a killed one leaves its pid behind.
+    fn drop(&mut self) {
+        let _ = self._file.set_len(0);
     }
 }
 
@@ -453,8 +474,16 @@ fn start_run(
     let classes = prepared.dataset.classes.len();
     let state = fresh_state(config, &opts.device, prepared.vocab.len(), classes)?;
     let manifest = new_manifest(config, opts, prepared, identity, &state.model.config)?;
+    // A run killed before its manifest was written left at most its lock
+    // and temporary files: that folder starts again as if empty.
     let nonempty = std::fs::read_dir(&run.root)
-        .map(|mut d| d.next().is_some())
+        .map(|d| {
+            d.flatten().any(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name != ".lock" && !name.ends_with(".tmp")
+            })
+        })
         .unwrap_or(false);
     if nonempty {
         return Err(Error::invalid(
@@ -491,12 +520,19 @@ fn resume_run(
         return Err(Error::invalid(
             "resume",
             format!(
-                "{} is not a run directory (it has no manifest.json)",
+                "{} is not a run directory (it has no manifest.json; a run killed before it \
+                 wrote one starts again with the same command and --out)",
                 run.root.display()
             ),
         ));
     }
     let lock = RunLock::take(run)?;
+    if let Some(pid) = lock.taken_over {
+        progress.message(&format!(
+            "{} was last held by pid {pid}, which is no longer running: taking it over",
+            run.root.display()
+        ));
+    }
     let mut manifest = Manifest::read(&run.manifest())?;
     if manifest.identity != identity {
         return Err(refuse_resume(run, &manifest, config, prepared));
@@ -589,6 +625,41 @@ fn resume_run(
         acc,
     };
     Ok((state, log, lock))
+}
+
+/// The error for a step whose loss or gradients were not finite: the step,
+/// the first op and tensor where an inf or NaN appeared (found by replaying
+/// the step with every value read back), and the last good checkpoint.
+fn numerical_fault(
+    run: &RunDir,
+    state: &mut State,
+    step_config: &StepConfig,
+    scale: f32,
+    batch: &TextBatch,
+    rng_before: &RngState,
+    loss: f32,
+) -> Error {
+    let place = match diagnose_non_finite(&mut state.model, step_config, scale, batch, rng_before) {
+        Ok(Some(p)) => format!("the first non-finite value is {p}"),
+        Ok(None) => {
+            "the replay found every value finite (the gradient norm or an update overflowed)".into()
+        }
+        Err(e) => format!("the replay to find the first non-finite value failed: {e}"),
+    };
+    let last = match checkpoint::list(&run.checkpoints()) {
+        Ok(l) => l
+            .first()
+            .map_or("none yet".to_string(), |(_, d)| d.display().to_string()),
+        Err(e) => format!("unknown ({e})"),
+    };
+    Error::NumericalFault {
+        step: state.step,
+        msg: format!(
+            "the loss is {loss} or a gradient is not finite, so the weights were not updated; \
+             {place}; last good checkpoint: {last}. A resume would repeat this step bit for bit: \
+             start a new run with a lower --lr, --clip, or --precision mixed"
+        ),
+    }
 }
 
 fn plot_title(run: &RunDir, config: &TrainConfig, prepared: &Prepared) -> String {
@@ -706,6 +777,7 @@ pub fn train(
                 let rows = host.labels.len();
                 let batch = TextBatch::from_host(device, host)?;
                 let scale = state.scaler.map(|s| s.scale);
+                let rng_before = state.rng;
                 let out = train_step(
                     &mut state.model,
                     &mut state.opt,
@@ -744,6 +816,22 @@ pub fn train(
                     record.optimizer = f.optimizer;
                 }
                 log.append(&record)?;
+                // f32 has no loss scale to back off: an overflow there, or a
+                // non-finite loss in either precision, ends the run (the
+                // update was not applied).
+                let overflow_f32 = config.precision == Precision::F32 && out.report.overflow();
+                if overflow_f32 || !loss.is_finite() {
+                    log.sync()?;
+                    return Err(numerical_fault(
+                        &run,
+                        &mut state,
+                        &step_config,
+                        scale.unwrap_or(1.0),
+                        &batch,
+                        &rng_before,
+                        loss,
+                    ));
+                }
                 progress.step(&StepEvent {
                     step: state.step,
                     epoch,
@@ -807,6 +895,7 @@ pub fn train(
         }
     }
 
+    crate::fault::point("final.model");
     state.model.save(&run.model())?;
     VocabFile::new(&prepared.vocab, &prepared.dataset.classes, config.max_len)
         .write(&run.vocab())?;

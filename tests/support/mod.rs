@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // each test binary uses a subset
 
+pub mod runs;
+
 use shoestring::device::{Device, SimOptions};
 use std::io::Write;
 
