@@ -77,7 +77,10 @@ pub enum Error {
     KernelLoad { family: String, msg: String },
 
     /// A device could not allocate a buffer, even after freeing its cached blocks.
-    #[error("out of memory on {device}: could not allocate {bytes} bytes")]
+    #[error(
+        "out of memory on {device}: could not allocate {bytes} bytes (a smaller --batch-size \
+         or --max-len, gradient checkpointing, or --precision mixed needs less)"
+    )]
     OutOfMemory { device: String, bytes: usize },
 
     // ---- CUDA driver and compiler ----

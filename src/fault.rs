@@ -1,7 +1,8 @@
-//! Fault injection for the crash-consistency tests: named points in the
-//! code that write a run (checkpoints, the final model) where a test can
-//! make the process die, to prove that no moment of a write leaves a run
-//! that cannot resume to the same bytes.
+//! Fault injection for the reliability tests (docs/reliability.md): named
+//! points in the code that writes a run (checkpoints, the final model) where
+//! a test can make the process die, to prove that no moment of a write
+//! leaves a run that cannot resume to the same bytes; a disk that fills
+//! after a number of bytes; and a device with a memory budget.
 //!
 //! `SHOESTRING_FAULT_POINT=NAME:N` makes the `N`-th pass (from 1) through
 //! point `NAME` abort the process on the spot: no destructor runs and no
@@ -29,7 +30,13 @@ pub const POINTS: [&str; 6] = [
 /// bytes written by `nn::save::write_atomically` in this process.
 pub const DISK_ENV: &str = "SHOESTRING_FAULT_DISK_BYTES";
 
+/// The environment variable that gives every device pool a budget of live
+/// bytes, past which an allocation is out of memory (a GPU's limit, on any
+/// device).
+pub const DEVICE_ENV: &str = "SHOESTRING_FAULT_DEVICE_BYTES";
+
 static ARMED: OnceLock<Option<(String, u64)>> = OnceLock::new();
+static DEVICE: OnceLock<Option<u64>> = OnceLock::new();
 static DISK: OnceLock<Option<u64>> = OnceLock::new();
 static WRITTEN: AtomicU64 = AtomicU64::new(0);
 static PASSES: AtomicU64 = AtomicU64::new(0);
@@ -62,4 +69,9 @@ pub fn disk_allows(len: usize) -> usize {
             budget.saturating_sub(before).min(len as u64) as usize
         }
     }
+}
+
+/// The live-byte budget of every device pool, if [`DEVICE_ENV`] sets one.
+pub fn device_budget() -> Option<u64> {
+    *DEVICE.get_or_init(|| std::env::var(DEVICE_ENV).ok()?.parse().ok())
 }

@@ -206,3 +206,34 @@ fn a_lock_left_by_a_killed_process_is_taken_over_with_a_message() {
     ok(o.clone());
     assert!(!text(&o).contains("no longer running"), "{}", text(&o));
 }
+
+#[test]
+fn out_of_device_memory_is_one_clear_error_and_damages_nothing_saved_before() {
+    let s = Scratch::new("oom");
+    let (full, o) = s.train("full", &["--max-steps", "12"]);
+    ok(o);
+    let (run, o) = s.train("run", &["--max-steps", "12", "--stop-after-steps", "6"]);
+    ok(o);
+    // A device too small for the run (its budget of live bytes).
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_shoestring"))
+        .args(["train", "--resume", run.to_str().unwrap()])
+        .env(shoestring::fault::DEVICE_ENV, "1000000")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: out of memory on cpu: could not allocate"),
+        "{err}"
+    );
+    assert!(
+        last.contains("--batch-size"),
+        "the message says what helps: {err}"
+    );
+    for (_, dir) in shoestring::checkpoint::list(&run.join("checkpoints")).unwrap() {
+        shoestring::checkpoint::verify(&dir).unwrap();
+    }
+    ok(shoestring(&["train", "--resume", run.to_str().unwrap()]));
+    assert_same_run(&full, &run);
+}

@@ -192,7 +192,11 @@ fn mutated_csv_files_never_panic() {
 fn mutated_imdb_files_never_panic() {
     let dir = support::scratch_dir("fuzz-imdb");
     for (sub, name, text) in [
-        ("train/pos", "0_9.txt", "A fine film, well acted.<br />Go see it."),
+        (
+            "train/pos",
+            "0_9.txt",
+            "A fine film, well acted.<br />Go see it.",
+        ),
         ("train/neg", "1_2.txt", "Dull."),
         ("test/pos", "2_8.txt", "Loved it."),
         ("test/neg", "3_1.txt", "Not for me."),
@@ -205,7 +209,10 @@ fn mutated_imdb_files_never_panic() {
     fuzz(&good, |bytes| {
         std::fs::write(&target, bytes).unwrap();
         if let Err(e) = data::load(&DataSource::Imdb(dir.clone()), 0.2, 1) {
-            assert!(e.to_string().contains("0_9.txt"), "the error names the file: {e}");
+            assert!(
+                e.to_string().contains("0_9.txt"),
+                "the error names the file: {e}"
+            );
         }
     });
 }

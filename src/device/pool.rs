@@ -225,6 +225,17 @@ impl Pool {
     }
 
     fn allocate(&self, bytes: usize) -> Result<Block> {
+        // The tests' small device (`fault::DEVICE_ENV`): out of memory past
+        // a budget of live bytes, as a full GPU would be.
+        if let Some(budget) = crate::fault::device_budget() {
+            let live = self.counters.live_bytes.load(Ordering::Relaxed);
+            if live.saturating_add(bytes as u64) > budget {
+                return Err(Error::OutOfMemory {
+                    device: self.name.clone(),
+                    bytes,
+                });
+            }
+        }
         match &self.source {
             Source::Host => Ok(Block::Host(HostBlock::new(bytes)?)),
             Source::Cuda(stream) => {
