@@ -131,30 +131,30 @@ fn cuda_without_a_usable_gpu_is_one_clear_error() {
     assert!(err.contains("CUDA is not usable"), "{err}");
 }
 
-#[test]
-fn a_full_disk_while_checkpointing_fails_cleanly_and_damages_nothing_saved_before() {
-    let s = Scratch::new("disk-full");
+/// A run stopped at step 7 (checkpoints 3, 6, 7) and resumed with the
+/// fault `env = value` fails with one last line that `check` accepts;
+/// afterwards every checkpoint verifies and holds no temporary file, and a
+/// resume without the fault writes the uninterrupted bytes.
+fn a_fault_fails_cleanly_and_damages_nothing(
+    test: &str,
+    env: &str,
+    value: &str,
+    check: impl Fn(&str) -> bool,
+) {
+    let s = Scratch::new(test);
     let (full, o) = s.train("full", &["--max-steps", "12"]);
     ok(o);
-    // Stop at 7 (checkpoints 3, 6, 7), then resume with a disk that fills
-    // during the next checkpoint.
     let (run, o) = s.train("run", &["--max-steps", "12", "--stop-after-steps", "7"]);
     ok(o);
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_shoestring"))
         .args(["train", "--resume", run.to_str().unwrap()])
-        .env(shoestring::fault::DISK_ENV, "100000")
+        .env(env, value)
         .output()
         .unwrap();
     assert!(!o.status.success());
     let err = stderr(&o);
     let last = err.lines().last().unwrap_or_default();
-    assert!(
-        last.starts_with("error: ") && last.contains(".tmp"),
-        "{err}"
-    );
-    assert_eq!(last.matches("No space left on device").count(), 1, "{err}");
-    // Every checkpoint left verifies, no temporary file is left, and the run
-    // resumes to the uninterrupted bytes once there is room.
+    assert!(last.starts_with("error: ") && check(last), "{err}");
     for (_, dir) in shoestring::checkpoint::list(&run.join("checkpoints")).unwrap() {
         shoestring::checkpoint::verify(&dir).unwrap();
         for f in std::fs::read_dir(&dir).unwrap() {
@@ -166,9 +166,33 @@ fn a_full_disk_while_checkpointing_fails_cleanly_and_damages_nothing_saved_befor
             );
         }
     }
-    let o = shoestring(&["train", "--resume", run.to_str().unwrap()]);
-    ok(o);
+    ok(shoestring(&["train", "--resume", run.to_str().unwrap()]));
     assert_same_run(&full, &run);
+}
+
+#[test]
+fn a_full_disk_while_checkpointing_fails_cleanly_and_damages_nothing_saved_before() {
+    // The disk fills during the next checkpoint's files.
+    a_fault_fails_cleanly_and_damages_nothing(
+        "disk-full",
+        shoestring::fault::DISK_ENV,
+        "100000",
+        |last| last.contains(".tmp") && last.matches("No space left on device").count() == 1,
+    );
+}
+
+#[test]
+fn out_of_device_memory_is_one_clear_error_and_damages_nothing_saved_before() {
+    // A device too small for the run (a budget of live bytes).
+    a_fault_fails_cleanly_and_damages_nothing(
+        "oom",
+        shoestring::fault::DEVICE_ENV,
+        "1000000",
+        |last| {
+            last.starts_with("error: out of memory on cpu: could not allocate")
+                && last.contains("--batch-size")
+        },
+    );
 }
 
 #[test]
@@ -205,35 +229,4 @@ fn a_lock_left_by_a_killed_process_is_taken_over_with_a_message() {
     ]);
     ok(o.clone());
     assert!(!text(&o).contains("no longer running"), "{}", text(&o));
-}
-
-#[test]
-fn out_of_device_memory_is_one_clear_error_and_damages_nothing_saved_before() {
-    let s = Scratch::new("oom");
-    let (full, o) = s.train("full", &["--max-steps", "12"]);
-    ok(o);
-    let (run, o) = s.train("run", &["--max-steps", "12", "--stop-after-steps", "6"]);
-    ok(o);
-    // A device too small for the run (its budget of live bytes).
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_shoestring"))
-        .args(["train", "--resume", run.to_str().unwrap()])
-        .env(shoestring::fault::DEVICE_ENV, "1000000")
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    let err = stderr(&o);
-    let last = err.lines().last().unwrap_or_default();
-    assert!(
-        last.starts_with("error: out of memory on cpu: could not allocate"),
-        "{err}"
-    );
-    assert!(
-        last.contains("--batch-size"),
-        "the message says what helps: {err}"
-    );
-    for (_, dir) in shoestring::checkpoint::list(&run.join("checkpoints")).unwrap() {
-        shoestring::checkpoint::verify(&dir).unwrap();
-    }
-    ok(shoestring(&["train", "--resume", run.to_str().unwrap()]));
-    assert_same_run(&full, &run);
 }
