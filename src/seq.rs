@@ -37,6 +37,16 @@ pub struct PackedSeq {
     index: DeviceBuffer<u32>,
 }
 
+/// Rows active at each step of sequences of `lengths` (longest first): step
+/// `t` holds the sequences longer than `t`. The host side of the layout,
+/// shared by [`PackedSeq::new`] and packing on the host.
+pub fn batch_sizes(lengths: &[usize]) -> Vec<usize> {
+    let steps = lengths.first().copied().unwrap_or(0);
+    (0..steps)
+        .map(|t| lengths.iter().take_while(|&&l| l > t).count())
+        .collect()
+}
+
 impl PackedSeq {
     /// The layout of sequences with these lengths (longest first, each at
     /// least 1, `P < 2^31`), its index arrays uploaded to `device`.
@@ -70,9 +80,7 @@ impl PackedSeq {
             ));
         }
         let steps = lengths[0];
-        let batch_sizes: Vec<usize> = (0..steps)
-            .map(|t| lengths.iter().take_while(|&&l| l > t).count())
-            .collect();
+        let batch_sizes = batch_sizes(lengths);
         let mut offsets = Vec::with_capacity(steps);
         let mut at = 0;
         for &bs in &batch_sizes {

@@ -358,6 +358,19 @@ impl Tensor {
         self.f32("to_vec_f32")?.copy_dtoh()
     }
 
+    /// The values of an f32 tensor, or of an f16 one widened to f32 (exact),
+    /// copied to the host.
+    pub fn to_host_f32(&self) -> Result<Vec<f32>> {
+        match self.dtype() {
+            DType::F16 => Ok(self
+                .to_f16_bits()?
+                .into_iter()
+                .map(|b| half::f16::from_bits(b).to_f32())
+                .collect()),
+            _ => self.to_vec_f32(),
+        }
+    }
+
     /// The u32 values, copied to the host.
     pub fn to_vec_u32(&self) -> Result<Vec<u32>> {
         self.u32("to_vec_u32")?.copy_dtoh()

@@ -52,7 +52,6 @@ fn each_kind_of_broken_model_file_is_a_typed_error() {
     let header = std::str::from_utf8(&good[8..8 + header_len])
         .unwrap()
         .to_string();
-    let data = &good[8 + header_len..];
     let meta = header[header.find("\"__metadata__\"").unwrap()..]
         .trim_end_matches('}')
         .to_string();
@@ -111,7 +110,6 @@ fn each_kind_of_broken_model_file_is_a_typed_error() {
             safetensors_bytes(h, &[0; 4])
         }),
     ];
-    let _ = data;
     for (what, bytes) in cases {
         let path = dir.join("broken.safetensors");
         std::fs::write(&path, &bytes).unwrap();

@@ -8,7 +8,7 @@ use shoestring::amp::Precision;
 use shoestring::data::{self, DataSource};
 use shoestring::nn::TextClassifier;
 use shoestring::run::{Manifest, RunDir};
-use shoestring::train::eval::{log_softmax, logits, Confusion};
+use shoestring::train::eval::{evaluate, logits, probabilities};
 use shoestring::train::{TrainConfig, VocabFile};
 use shoestring::Device;
 use std::io::BufRead;
@@ -55,9 +55,15 @@ pub struct PredictArgs {
 struct Loaded {
     model: TextClassifier,
     vocab: VocabFile,
-    precision: Precision,
-    manifest: Option<Manifest>,
+    /// The run's config, when its manifest reads.
+    config: Option<TrainConfig>,
     device: Device,
+}
+
+impl Loaded {
+    fn precision(&self) -> Precision {
+        self.config.as_ref().map_or(Precision::F32, |c| c.precision)
+    }
 }
 
 fn load(run: &std::path::Path, device: &str) -> anyhow::Result<Loaded> {
@@ -80,16 +86,13 @@ fn load(run: &std::path::Path, device: &str) -> anyhow::Result<Loaded> {
         model.config.vocab,
         model.config.classes
     );
-    let manifest = Manifest::read(&dir.manifest()).ok();
-    let precision = manifest
-        .as_ref()
-        .and_then(|m| serde_json::from_value::<TrainConfig>(m.config.clone()).ok())
-        .map_or(Precision::F32, |c| c.precision);
+    let config = Manifest::read(&dir.manifest())
+        .ok()
+        .and_then(|m| serde_json::from_value::<TrainConfig>(m.config).ok());
     Ok(Loaded {
         model,
         vocab,
-        precision,
-        manifest,
+        config,
         device,
     })
 }
@@ -98,12 +101,12 @@ fn load(run: &std::path::Path, device: &str) -> anyhow::Result<Loaded> {
 pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
     let mut l = load(&a.model, &a.device)?;
     // The run's own config: its data, and its split of a CSV without is_valid.
-    let manifest = l
-        .manifest
-        .as_ref()
-        .with_context(|| format!("{}: no readable manifest.json", a.model.display()))?;
-    let config: TrainConfig = serde_json::from_value(manifest.config.clone())
-        .with_context(|| format!("{}: the manifest's config", a.model.display()))?;
+    let config = l.config.clone().with_context(|| {
+        format!(
+            "{}: no readable manifest.json with its config",
+            a.model.display()
+        )
+    })?;
     let data_name = a.data.clone().unwrap_or_else(|| config.data.clone());
     let dataset = data::load(
         &DataSource::parse(&data_name)?,
@@ -138,25 +141,20 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
         .iter()
         .map(|e| vocab.encode(&e.text, l.vocab.max_len))
         .collect();
-    let labels: Vec<usize> = examples
+    let labels: Vec<u32> = examples
         .iter()
-        .map(|e| to_model[e.label as usize])
+        .map(|e| to_model[e.label as usize] as u32)
         .collect();
-    let all = logits(&mut l.model, &l.device, l.precision, &texts, 64)?;
-    let k = l.vocab.classes.len();
-    let c = Confusion::new(&all, &labels, k)?;
-    let loss: f64 = all
-        .iter()
-        .zip(&labels)
-        .map(|(row, &y)| -log_softmax(row)[y])
-        .sum();
+    let precision = l.precision();
+    let e = evaluate(&mut l.model, &l.device, precision, &texts, &labels, 64)?;
+    let c = &e.confusion;
     let n = c.total();
     println!(
         "{n} {} texts of {data_name}: accuracy {:.4} ({}/{n}), loss {:.4}",
         a.split,
-        c.correct() as f64 / n as f64,
+        e.accuracy,
         c.correct(),
-        loss / n as f64
+        e.loss
     );
     println!();
     println!("| class | texts | precision | recall |");
@@ -197,16 +195,17 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
         .iter()
         .map(|t| vocab.encode(t, l.vocab.max_len))
         .collect();
-    let all = logits(&mut l.model, &l.device, l.precision, &ids, 64)?;
+    let precision = l.precision();
+    let all = logits(&mut l.model, &l.device, precision, &ids, 64)?;
     for (text, row) in texts.iter().zip(&all) {
-        let lp = log_softmax(row);
+        let p = probabilities(row);
         if a.json {
             let probs: serde_json::Map<String, serde_json::Value> = l
                 .vocab
                 .classes
                 .iter()
-                .zip(&lp)
-                .map(|(c, p)| (c.clone(), serde_json::Value::from(p.exp())))
+                .zip(&p)
+                .map(|(c, &p)| (c.clone(), serde_json::Value::from(p)))
                 .collect();
             println!(
                 "{}",
@@ -214,12 +213,12 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
             );
             continue;
         }
-        let mut order: Vec<usize> = (0..lp.len()).collect();
-        order.sort_by(|&x, &y| lp[y].total_cmp(&lp[x]).then(x.cmp(&y)));
+        let mut order: Vec<usize> = (0..p.len()).collect();
+        order.sort_by(|&x, &y| p[y].total_cmp(&p[x]).then(x.cmp(&y)));
         let top: Vec<String> = order
             .iter()
             .take(a.top.max(1))
-            .map(|&i| format!("{} {:.3}", l.vocab.classes[i], lp[i].exp()))
+            .map(|&i| format!("{} {:.3}", l.vocab.classes[i], p[i]))
             .collect();
         println!("{}\t{}", top.join("  "), text);
     }

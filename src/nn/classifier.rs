@@ -203,8 +203,7 @@ impl HostBatch {
         order.sort_by(|&a, &b| texts[b].len().cmp(&texts[a].len()));
         let lengths: Vec<usize> = order.iter().map(|&i| texts[i].len()).collect();
         let mut tokens = Vec::with_capacity(lengths.iter().sum());
-        let longest = lengths.first().copied().unwrap_or(0);
-        for (t, rows) in (0..longest).map(|t| (t, lengths.iter().take_while(|&&l| l > t).count())) {
+        for (t, rows) in crate::seq::batch_sizes(&lengths).into_iter().enumerate() {
             tokens.extend(order[..rows].iter().map(|&i| texts[i][t]));
         }
         Ok(HostBatch {

@@ -1,7 +1,8 @@
 //! Evaluation and prediction with a trained classifier: inference graphs
 //! (no dropout, BatchNorm's running statistics), logits read back, and the
-//! loss and probabilities computed on the host in f64 from those bits, so
-//! every device gives the same numbers.
+//! log-probabilities computed on the host by the softmax family's CPU twin
+//! (detmath, canonical order), so every device and every host gives the
+//! same bits; losses are summed in f64 in text order.
 
 use crate::amp::Precision;
 use crate::autograd::Graph;
@@ -9,7 +10,6 @@ use crate::device::Device;
 use crate::error::Result;
 use crate::nn::{TextBatch, TextClassifier};
 use crate::rng::RngState;
-use crate::tensor::{DType, Tensor};
 
 /// What [`evaluate`] measured.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,19 +18,8 @@ pub struct Evaluation {
     pub loss: f64,
     /// Share of texts whose top class is the label.
     pub accuracy: f64,
-    /// The top class of each text, in input order.
-    pub predictions: Vec<u32>,
-}
-
-fn logits_to_host(t: &Tensor) -> Result<Vec<f32>> {
-    match t.dtype() {
-        DType::F16 => Ok(t
-            .to_f16_bits()?
-            .into_iter()
-            .map(|b| half::f16::from_bits(b).to_f32())
-            .collect()),
-        _ => t.to_vec_f32(),
-    }
+    /// Truth against prediction, by class.
+    pub confusion: Confusion,
 }
 
 /// The logits of `texts` (token ids), `[texts.len()][classes]` in input
@@ -53,7 +42,7 @@ pub fn logits(
         let batch = TextBatch::new(device, &batch_texts, &zeros)?;
         let mut g = Graph::inference(device, precision)?;
         let z = model.forward(&mut g, &batch, &rng)?;
-        let values = logits_to_host(g.value(z))?;
+        let values = g.value(z).to_host_f32()?;
         for (row, &sorted_i) in batch.order.iter().enumerate() {
             out[chunk[sorted_i]] = values[row * classes..(row + 1) * classes].to_vec();
         }
@@ -61,15 +50,20 @@ pub fn logits(
     Ok(out)
 }
 
-/// Log-softmax of one row, in f64.
-pub fn log_softmax(row: &[f32]) -> Vec<f64> {
-    let max = row
-        .iter()
-        .map(|&v| f64::from(v))
-        .fold(f64::NEG_INFINITY, f64::max);
-    let sum: f64 = row.iter().map(|&v| (f64::from(v) - max).exp()).sum();
-    let lse = max + sum.ln();
-    row.iter().map(|&v| f64::from(v) - lse).collect()
+/// Log-softmax of one row: the softmax family's CPU twin
+/// (`ops::softmax::cpu::log_softmax_row`), the exact tier's bits.
+pub fn log_softmax(row: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0; row.len()];
+    crate::ops::softmax::cpu::log_softmax_row(row, &mut out);
+    out
+}
+
+/// The probabilities of one row (`detmath::exp` of [`log_softmax`]).
+pub fn probabilities(row: &[f32]) -> Vec<f32> {
+    log_softmax(row)
+        .into_iter()
+        .map(crate::detmath::exp)
+        .collect()
 }
 
 /// The index of the largest value (the first on ties).
@@ -83,7 +77,7 @@ pub fn argmax(row: &[f32]) -> u32 {
     best as u32
 }
 
-/// Loss and accuracy of `model` on `texts` with `labels`.
+/// Loss, accuracy and confusion of `model` on `texts` with `labels`.
 pub fn evaluate(
     model: &mut TextClassifier,
     device: &Device,
@@ -93,33 +87,25 @@ pub fn evaluate(
     batch_size: usize,
 ) -> Result<Evaluation> {
     let all = logits(model, device, precision, texts, batch_size)?;
-    let mut loss = 0.0;
-    let mut right = 0usize;
-    let mut predictions = Vec::with_capacity(all.len());
     if labels.len() != all.len() {
         return Err(crate::error::Error::invalid(
             "evaluate",
             format!("{} texts but {} labels", all.len(), labels.len()),
         ));
     }
-    for (row, &label) in all.iter().zip(labels) {
-        let lp = log_softmax(row);
-        let l = lp.get(label as usize).ok_or_else(|| {
-            crate::error::Error::invalid(
-                "evaluate",
-                format!("label {label}, but the model has {} classes", row.len()),
-            )
-        })?;
-        loss -= l;
-        let p = argmax(row);
-        right += usize::from(p == label);
-        predictions.push(p);
-    }
+    let labels: Vec<usize> = labels.iter().map(|&y| y as usize).collect();
+    // Checks every label against the classes before the loss indexes rows.
+    let confusion = Confusion::new(&all, &labels, model.config.classes)?;
+    let loss: f64 = all
+        .iter()
+        .zip(&labels)
+        .map(|(row, &y)| -f64::from(log_softmax(row)[y]))
+        .sum();
     let n = all.len().max(1) as f64;
     Ok(Evaluation {
         loss: loss / n,
-        accuracy: right as f64 / n,
-        predictions,
+        accuracy: confusion.correct() as f64 / n,
+        confusion,
     })
 }
 

@@ -261,6 +261,14 @@ fn fingerprint_record(state: &State, step: u64) -> Result<StepRecord> {
     })
 }
 
+/// A new `steps.jsonl` whose first line fingerprints the state before any
+/// step (step 0).
+fn new_log(run: &RunDir, state: &State) -> Result<StepLog> {
+    let mut log = StepLog::create(&run.steps())?;
+    log.append(&fingerprint_record(state, 0)?)?;
+    Ok(log)
+}
+
 fn write_checkpoint(
     run: &RunDir,
     config: &TrainConfig,
@@ -500,8 +508,7 @@ fn start_run(
     })?;
     let lock = RunLock::take(run)?;
     manifest.write(&run.manifest())?;
-    let mut log = StepLog::create(&run.steps())?;
-    log.append(&fingerprint_record(&state, 0)?)?;
+    let log = new_log(run, &state)?;
     Ok((state, log, lock))
 }
 
@@ -561,8 +568,7 @@ fn resume_run(
         ));
         let classes = prepared.dataset.classes.len();
         let state = fresh_state(config, &opts.device, prepared.vocab.len(), classes)?;
-        let mut log = StepLog::create(&run.steps())?;
-        log.append(&fingerprint_record(&state, 0)?)?;
+        let log = new_log(run, &state)?;
         record_resume(run, &mut manifest, 0, opts, config)?;
         return Ok((state, log, lock));
     };
