@@ -1,7 +1,8 @@
 //! Checkpoints: everything a training run needs to continue bit for bit.
 //!
 //! A checkpoint is a folder `step-NNNNNNNN/` holding
-//! - `model.safetensors`: the model ([`TextClassifier::save`]);
+//! - `model.safetensors`: the model ([`Checkpointed::save`]: a classifier
+//!   or a language model);
 //! - `optimizer.safetensors`: the optimizer's moments, named after the
 //!   parameters with PyTorch's slot names (`exp_avg`, `exp_avg_sq`,
 //!   `momentum_buffer`), and its settings and per-slot step counts as
@@ -23,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::fault;
 use crate::nn::params::HostTensor;
 use crate::nn::save::{load_tensors, save_tensors, write_atomically};
-use crate::nn::TextClassifier;
+use crate::nn::{LanguageModel, Params, TextClassifier};
 use crate::optim::{Method, OptimizerState, SlotState};
 use crate::rng::RngState;
 use serde::{Deserialize, Serialize};
@@ -58,12 +59,46 @@ pub struct CheckpointState {
     pub progress: serde_json::Value,
 }
 
+/// A model a checkpoint can hold.
+pub trait Checkpointed: Sized {
+    /// Writes the model file, atomically.
+    fn save(&self, path: &Path) -> Result<()>;
+    /// Reads a model file onto `device`.
+    fn load(device: &Device, path: &Path) -> Result<Self>;
+    /// The parameters (their names name the optimizer's slots).
+    fn params(&self) -> &Params;
+}
+
+impl Checkpointed for TextClassifier {
+    fn save(&self, path: &Path) -> Result<()> {
+        TextClassifier::save(self, path)
+    }
+    fn load(device: &Device, path: &Path) -> Result<Self> {
+        TextClassifier::load(device, path)
+    }
+    fn params(&self) -> &Params {
+        &self.params
+    }
+}
+
+impl Checkpointed for LanguageModel {
+    fn save(&self, path: &Path) -> Result<()> {
+        LanguageModel::save(self, path)
+    }
+    fn load(device: &Device, path: &Path) -> Result<Self> {
+        LanguageModel::load(device, path)
+    }
+    fn params(&self) -> &Params {
+        &self.params
+    }
+}
+
 /// A checkpoint read back from disk.
-pub struct Loaded {
+pub struct Loaded<M = TextClassifier> {
     /// The folder it came from.
     pub dir: PathBuf,
     /// The model.
-    pub model: TextClassifier,
+    pub model: M,
     /// The optimizer state (fit it to the model with `Optimizer::from_state`).
     pub optimizer: OptimizerState,
     /// Cursor, RNG, scaler and accumulators.
@@ -210,9 +245,9 @@ pub fn load_optimizer(path: &Path, names: &[String]) -> Result<OptimizerState> {
 
 /// Writes a checkpoint under `root` (created if needed) and returns its
 /// folder. An existing checkpoint of the same step is replaced.
-pub fn write(
+pub fn write<M: Checkpointed>(
     root: &Path,
-    model: &TextClassifier,
+    model: &M,
     optimizer: &OptimizerState,
     state: &CheckpointState,
 ) -> Result<PathBuf> {
@@ -225,7 +260,7 @@ pub fn write(
     std::fs::create_dir(&partial).map_err(|e| io(&partial, e))?;
     model.save(&partial.join(FILES[0]))?;
     fault::point("checkpoint.model");
-    let names: Vec<String> = model.params.iter().map(|(_, p)| p.name.clone()).collect();
+    let names: Vec<String> = model.params().iter().map(|(_, p)| p.name.clone()).collect();
     save_optimizer(&partial.join(FILES[1]), &names, optimizer)?;
     fault::point("checkpoint.optimizer");
     let json = serde_json::to_string_pretty(state).map_err(|e| bad(&partial, e.to_string()))?;
@@ -288,10 +323,10 @@ pub fn verify(dir: &Path) -> Result<()> {
 }
 
 /// Loads the checkpoint in `dir` onto `device`, after [`verify`].
-pub fn load(dir: &Path, device: &Device) -> Result<Loaded> {
+pub fn load<M: Checkpointed>(dir: &Path, device: &Device) -> Result<Loaded<M>> {
     verify(dir)?;
-    let model = TextClassifier::load(device, &dir.join(FILES[0]))?;
-    let names: Vec<String> = model.params.iter().map(|(_, p)| p.name.clone()).collect();
+    let model = M::load(device, &dir.join(FILES[0]))?;
+    let names: Vec<String> = model.params().iter().map(|(_, p)| p.name.clone()).collect();
     let optimizer = load_optimizer(&dir.join(FILES[1]), &names)?;
     let state_path = dir.join(FILES[2]);
     let text = std::fs::read_to_string(&state_path).map_err(|e| io(&state_path, e))?;
@@ -362,7 +397,10 @@ pub type Skipped = (PathBuf, Error);
 /// each newer one skipped with why. A checkpoint that verifies but does not
 /// load (a device out of memory, an unreadable file) is an error, not a
 /// skip: it is whole, and resuming from an older one would waste it.
-pub fn newest_valid(root: &Path, device: &Device) -> Result<(Option<Loaded>, Vec<Skipped>)> {
+pub fn newest_valid<M: Checkpointed>(
+    root: &Path,
+    device: &Device,
+) -> Result<(Option<Loaded<M>>, Vec<Skipped>)> {
     let mut skipped = Vec::new();
     for (_, dir) in list(root)? {
         match verify(&dir) {

@@ -30,6 +30,13 @@ enum Command {
     /// on every run, worker count and device of the exact tier, and after
     /// any interruption and `--resume`.
     Train(Box<cli::train::TrainArgs>),
+    /// ULMFiT's language-model stages: `lm pretrain` on a general corpus,
+    /// then `lm finetune` on the target's training texts; then `train
+    /// --encoder FT_RUN`. Each stage is a run directory like `train`'s
+    /// (resumable, bit-reproducible), whose manifest names its parent
+    /// model's sha256.
+    #[command(subcommand)]
+    Lm(cli::lm::LmCommand),
     /// Evaluate a trained run's model on a dataset: accuracy, per-class
     /// precision and recall, confusion matrix.
     Eval(cli::eval::EvalArgs),
@@ -61,6 +68,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(a) => cli::train::run(*a),
+        Command::Lm(c) => cli::lm::run(c),
         Command::Eval(a) => cli::eval::eval(a),
         Command::Predict(a) => cli::eval::predict(a),
         Command::Diff(a) => return cli::diff::run(a),

@@ -9,9 +9,9 @@
 //! after an error it stays, and a retry draws the same masks.
 
 use crate::amp::{LossScaler, Precision, ScaleStep, Tier};
-use crate::autograd::Graph;
+use crate::autograd::{Graph, Var};
 use crate::error::Result;
-use crate::nn::{TextBatch, TextClassifier};
+use crate::nn::{Params, TextBatch, TextClassifier};
 use crate::optim::Optimizer;
 use crate::rng::RngState;
 use crate::status::StatusReport;
@@ -52,7 +52,31 @@ pub fn train_step(
 ) -> Result<StepOutcome> {
     let device = batch.tokens.device().clone();
     let mut g = Graph::with_precision(&device, config.precision)?.with_tier(config.tier)?;
-    let loss = model.loss(&mut g, batch, rng)?;
+    let out = model
+        .loss(&mut g, batch, rng)
+        .and_then(|loss| finish_step(g, loss, &mut model.params, opt, scaler, config, rng));
+    match &out {
+        Ok(o) if o.applied => model.commit_running_stats(),
+        _ => model.discard_running_stats(),
+    }
+    out
+}
+
+/// The rest of a step whose forward built `loss` on `g` (any model's):
+/// backward (times the loss scale in Mixed), the unscale check, clipping,
+/// the one status read, the scaler's verdict, the update of `params` unless
+/// the step overflowed, and the RNG step. Bad inputs (ids, labels) are an
+/// error before anything is updated, the RNG state included.
+pub fn finish_step(
+    mut g: Graph,
+    loss: Var,
+    params: &mut Params,
+    opt: &mut Optimizer,
+    scaler: Option<&mut LossScaler>,
+    config: &StepConfig,
+    rng: &mut RngState,
+) -> Result<StepOutcome> {
+    let device = g.device().clone();
     let mixed = config.precision == Precision::Mixed;
     let seed = match (&scaler, mixed) {
         (Some(s), true) => s.scale,
@@ -71,14 +95,11 @@ pub fn train_step(
     let inv_scale = if mixed { 1.0 / seed } else { 1.0 };
     grads.unscale(&device, inv_scale, g.status_mut())?;
     if let Some(max_norm) = config.clip {
-        opt.clip_grad_norm(&device, &model.params, &mut grads, max_norm, g.status_mut())?;
+        opt.clip_grad_norm(&device, params, &mut grads, max_norm, g.status_mut())?;
     }
     let report = g.read_status()?;
     drop(g); // releases the graph's references to the parameters
-    if let Err(e) = report.check_inputs() {
-        model.discard_running_stats();
-        return Err(e);
-    }
+    report.check_inputs()?;
     let verdict = match (scaler, mixed) {
         (Some(s), true) => Some(s.update(&report)),
         _ => None,
@@ -88,10 +109,7 @@ pub fn train_step(
         None => !report.overflow() && report.loss.is_finite(),
     };
     if applied {
-        opt.step(&mut model.params, &grads)?;
-        model.commit_running_stats();
-    } else {
-        model.discard_running_stats();
+        opt.step(params, &grads)?;
     }
     rng.advance()?;
     Ok(StepOutcome {

@@ -43,6 +43,12 @@ pub(crate) enum Op {
     Relu(Var),
     /// Elementwise dropout (also DropConnect on a weight matrix).
     Dropout { x: Var, mask: DropoutMask },
+    /// Variational dropout on `[t * b, f]` time-major rows.
+    VariationalDropout {
+        x: Var,
+        mask: DropoutMask,
+        dims: (usize, usize, usize),
+    },
     /// Rows of `w` (after embedding dropout when `mask`) gathered by `ids`.
     Embedding {
         w: Var,
@@ -88,6 +94,7 @@ impl Op {
             Op::Mul(..) => "mul",
             Op::Relu(_) => "relu",
             Op::Dropout { .. } => "dropout",
+            Op::VariationalDropout { .. } => "variational_dropout",
             Op::Embedding { .. } => "embedding",
             Op::ConcatCols(_) => "concat_cols",
             Op::ConcatPool { .. } => "concat_pool",
@@ -334,6 +341,46 @@ impl Graph {
         )?;
         let needs = self.needs(x);
         Ok(self.push(y, Op::Dropout { x, mask: *mask }, needs))
+    }
+
+    /// Variational (locked) dropout on `x`, `[t * b, f]` time-major (row
+    /// `i * b + j` is sequence `j` at step `i`): one mask entry per
+    /// `(sequence, feature)`, the same at every step (AWD-LSTM's
+    /// `RNNDropout`). In an inference graph: `x` itself.
+    pub fn variational_dropout(
+        &mut self,
+        x: Var,
+        (t, b): (usize, usize),
+        mask: &DropoutMask,
+    ) -> Result<Var> {
+        const OP: &str = "variational_dropout";
+        if !self.training || mask.p == 0.0 {
+            return Ok(x);
+        }
+        let (rows, f) = self.value(x).matrix(OP, "x")?;
+        if rows != t * b {
+            return Err(Error::Dims {
+                op: OP,
+                name: "x",
+                got: vec![rows, f],
+                expected: format!("[{t} * {b}, f]"),
+            });
+        }
+        let mut y = new_f32(&self.device, &[rows, f])?;
+        dropout::variational_fwd(
+            &self.device,
+            mask,
+            (t, b, f),
+            self.value(x).f32(OP)?,
+            y.f32_mut(OP)?,
+        )?;
+        let needs = self.needs(x);
+        let op = Op::VariationalDropout {
+            x,
+            mask: *mask,
+            dims: (t, b, f),
+        };
+        Ok(self.push(y, op, needs))
     }
 
     /// Rows of the embedding matrix `w` (`[V, E]`) for `ids` (u32, `[n]`):
@@ -597,6 +644,13 @@ impl Graph {
                 let g = up.tensor("dropout")?;
                 let mut dx = new_f32(&dev, g.dims())?;
                 dropout::dropout_bwd(&dev, mask, g.f32("dropout")?, dx.f32_mut("dropout")?)?;
+                vec![(*x, dx)]
+            }
+            Op::VariationalDropout { x, mask, dims } => {
+                const OP: &str = "variational_dropout";
+                let g = up.tensor(OP)?;
+                let mut dx = new_f32(&dev, g.dims())?;
+                dropout::variational_bwd(&dev, mask, *dims, g.f32(OP)?, dx.f32_mut(OP)?)?;
                 vec![(*x, dx)]
             }
             Op::Embedding { w, ids, mask } => {

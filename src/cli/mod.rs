@@ -3,5 +3,6 @@
 
 pub mod diff;
 pub mod eval;
+pub mod lm;
 pub mod progress;
 pub mod train;

@@ -98,8 +98,11 @@ impl Progress for TrainProgress {
     }
 
     fn epoch(&mut self, m: &EpochMetrics, seconds: f64) {
+        let ppl = m
+            .valid_perplexity
+            .map_or(String::new(), |p| format!("  valid perplexity {p:.2}"));
         let line = format!(
-            "epoch {}/{}: train loss {:.4}  valid loss {:.4}  valid accuracy {:.4}  ({seconds:.1} s){}",
+            "epoch {}/{}: train loss {:.4}  valid loss {:.4}{ppl}  valid accuracy {:.4}  ({seconds:.1} s){}",
             m.epoch + 1,
             self.epochs,
             m.train_loss,

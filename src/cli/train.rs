@@ -5,7 +5,9 @@ use super::progress::TrainProgress;
 use anyhow::Context;
 use clap::Args;
 use shoestring::amp::Precision;
+use shoestring::data::tokenizer::Tokenizer;
 use shoestring::run::{Manifest, RunDir};
+use shoestring::train::schedule::Schedule;
 use shoestring::train::{self, OptimizerKind, Outcome, Preset, RunOptions, Tier, TrainConfig};
 use shoestring::Device;
 use std::path::PathBuf;
@@ -120,6 +122,42 @@ pub struct TrainArgs {
     /// Checkpoints kept, the newest [default: 3].
     #[arg(long, value_name = "N")]
     pub keep_checkpoints: Option<usize>,
+    /// `words` (lowercased words and symbols) or `fastai` (the same split
+    /// plus fastai's `xxmaj`, `xxup`, `xxrep`, `xxwrep` rules) [default: words].
+    #[arg(long, value_parser = parse_name::<Tokenizer>)]
+    pub tokenizer: Option<Tokenizer>,
+    /// Keep at most N tokens in the vocabulary, the most frequent (specials
+    /// included).
+    #[arg(long, value_name = "N")]
+    pub max_vocab: Option<usize>,
+    /// Learning-rate schedule: `constant`, `one-cycle` (fastai's cosine
+    /// one-cycle: div 25, pct_start 0.25, moms 0.8-0.7-0.8) or `stlr`
+    /// (ULMFiT's slanted triangular: cut_frac 0.1, ratio 32) [default:
+    /// constant; one-cycle with --encoder and for `lm`].
+    #[arg(long, value_parser = parse_name::<Schedule>)]
+    pub schedule: Option<Schedule>,
+    /// Start the classifier's encoder (and vocabulary) from a finished
+    /// `shoestring lm finetune` (or `lm pretrain`) run: ULMFiT's last stage.
+    /// Sets the `ulmfit` preset, the one-cycle schedule, lr 0.01 and the
+    /// unfreeze schedule 1,1,1,5 unless they are given.
+    #[arg(long, value_name = "LM_RUN")]
+    pub encoder: Option<String>,
+    /// With --encoder: epochs of each gradual-unfreezing stage, comma-separated:
+    /// stage 1 trains the head alone, each next stage one more layer group
+    /// (top LSTM layer first, the embedding last), the last stage all; each
+    /// stage is one run of the schedule at half the previous stage's lr.
+    /// Sets --epochs to their sum.
+    #[arg(long, value_delimiter = ',', value_name = "EPOCHS,...")]
+    pub unfreeze_schedule: Option<Vec<u32>>,
+    /// With --encoder: each layer group below the top trains at the rate of
+    /// the group above divided by this (ULMFiT's discriminative rates)
+    /// [default: 2.6].
+    #[arg(long)]
+    pub discriminative: Option<f32>,
+    /// Language models: the BPTT window (varied per batch around it)
+    /// [default: 72].
+    #[arg(long)]
+    pub bptt: Option<usize>,
 }
 
 /// A config enum from its name in the TOML file (`f32`, `awd-lstm`, ...):
@@ -131,6 +169,19 @@ fn parse_name<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
 /// The config: the run's saved one (resume) or the file's or the defaults,
 /// then every flag given.
 pub fn resolve_config(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
+    let mut base = TrainConfig::default();
+    if a.encoder.is_some() {
+        base.model.preset = Preset::Ulmfit;
+        base.schedule = Schedule::OneCycle;
+        base.lr = 1e-2;
+        base.unfreeze = Some(vec![1, 1, 1, 5]);
+        base.epochs = 8;
+    }
+    resolve_config_from(a, base)
+}
+
+/// [`resolve_config`] with `base` as the defaults.
+pub fn resolve_config_from(a: &TrainArgs, base: TrainConfig) -> anyhow::Result<TrainConfig> {
     let mut c = match (&a.config, &a.resume) {
         (Some(path), _) => TrainConfig::from_toml_file(path)?,
         (None, Some(run)) => {
@@ -138,7 +189,7 @@ pub fn resolve_config(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
             serde_json::from_value(m.config)
                 .with_context(|| format!("{}: the saved config", run.display()))?
         }
-        (None, None) => TrainConfig::default(),
+        (None, None) => base,
     };
     macro_rules! set {
         ($($field:ident),*) => {$(
@@ -190,8 +241,38 @@ pub fn resolve_config(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
     if let Some(v) = a.checkpoint_segments {
         c.model.checkpoint_segments = Some(v);
     }
+    set!(tokenizer, schedule, discriminative, bptt);
+    if let Some(v) = a.max_vocab {
+        c.max_vocab = Some(v);
+    }
+    if let Some(v) = &a.encoder {
+        c.encoder = Some(v.clone());
+        if a.tokenizer.is_none() {
+            c.tokenizer = parent_tokenizer(v)?;
+        }
+    }
+    if let Some(v) = &a.unfreeze_schedule {
+        c.unfreeze = Some(v.clone());
+        if a.epochs.is_none() {
+            c.epochs = v.iter().sum();
+        }
+    } else if a.epochs.is_some() && a.encoder.is_some() && a.config.is_none() && a.resume.is_none()
+    {
+        // --epochs with the default stages: the last stage takes the rest.
+        let e = c.epochs;
+        anyhow::ensure!(e >= 4, "--epochs {e}: the default unfreeze schedule 1,1,1,N needs at least 4 (or give --unfreeze-schedule)");
+        c.unfreeze = Some(vec![1, 1, 1, e - 3]);
+    }
     c.validate()?;
     Ok(c)
+}
+
+/// The tokenizer of a finished run's `vocab.json` (a later stage uses it).
+pub fn parent_tokenizer(run: &str) -> anyhow::Result<Tokenizer> {
+    let path = RunDir::new(std::path::Path::new(run)).vocab();
+    let vocab = shoestring::train::VocabFile::read(&path)
+        .with_context(|| format!("{run}: not a finished language-model run"))?;
+    Ok(vocab.vocab()?.tokenizer())
 }
 
 fn default_out(c: &TrainConfig) -> PathBuf {
@@ -229,6 +310,19 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// Runs `shoestring train`.
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let config = resolve_config(&a)?;
+    run_with(&a, config, ("training", "shoestring train"), |c, o, p| {
+        train::train(c, o, p)
+    })
+}
+
+/// Prints the config (`--print-config`) or runs `trainer` with the run
+/// options of `a` and prints its summary.
+pub fn run_with(
+    a: &TrainArgs,
+    config: TrainConfig,
+    (what, command): (&str, &str),
+    trainer: impl FnOnce(&TrainConfig, &RunOptions, &mut TrainProgress) -> shoestring::Result<Outcome>,
+) -> anyhow::Result<()> {
     if a.print_config {
         print!("{}", toml::to_string_pretty(&config)?);
         return Ok(());
@@ -248,7 +342,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         command: std::env::args().collect(),
     };
     println!(
-        "training on {} with {} ({} epochs, batch {}, seed {}, {} precision) into {}",
+        "{what} on {} with {} ({} epochs, batch {}, seed {}, {} precision) into {}",
         config.data,
         opts.device,
         config.epochs,
@@ -261,23 +355,32 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         out.display()
     );
     let mut progress = TrainProgress::new();
-    let outcome = train::train(&config, &opts, &mut progress)?;
+    let outcome = trainer(&config, &opts, &mut progress)?;
     drop(progress);
     match outcome {
         Outcome::Stopped { step, checkpoint } => {
             println!(
-                "stopped after step {step} (--stop-after-steps); checkpoint {}; continue with: shoestring train --resume {}",
+                "stopped after step {step} (--stop-after-steps); checkpoint {}; continue with: {command} --resume {}",
                 checkpoint.display(),
                 out.display()
             );
         }
         Outcome::Completed(s) => {
+            let lm = s.metrics.iter().any(|m| m.valid_perplexity.is_some());
             println!();
-            println!("| epoch | train loss | valid loss | valid accuracy |");
-            println!("|------:|-----------:|-----------:|---------------:|");
+            if lm {
+                println!("| epoch | train loss | valid loss | valid perplexity | valid accuracy |");
+                println!("|------:|-----------:|-----------:|-----------------:|---------------:|");
+            } else {
+                println!("| epoch | train loss | valid loss | valid accuracy |");
+                println!("|------:|-----------:|-----------:|---------------:|");
+            }
             for m in &s.metrics {
+                let ppl = m
+                    .valid_perplexity
+                    .map_or(String::new(), |p| format!(" {p:>16.2} |"));
                 println!(
-                    "| {:>5} | {:>10.4} | {:>10.4} | {:>14.4} |",
+                    "| {:>5} | {:>10.4} | {:>10.4} |{ppl} {:>14.4} |",
                     format!("{}{}", m.epoch + 1, if m.partial { "*" } else { "" }),
                     m.train_loss,
                     m.valid_loss,

@@ -18,6 +18,8 @@ pub mod batcher;
 pub mod corpus;
 mod csv_file;
 mod imdb;
+pub mod lm;
+pub mod lm_corpus;
 pub mod shuffle;
 pub mod tokenizer;
 pub mod vocab;

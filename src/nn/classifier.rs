@@ -18,7 +18,7 @@ use super::embedding::Embedding;
 use super::linear::Linear;
 use super::lstm::{Lstm, LstmConfig};
 use super::params::{HostTensor, Params};
-use super::save::{load_tensors, save_tensors};
+use super::save::{fold_hidden_biases, load_tensors, save_tensors, with_pytorch_lstm_biases};
 use crate::autograd::{Graph, Var};
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -102,6 +102,29 @@ impl ClassifierConfig {
             weight_p: 0.0,
             head_hidden: vec![50],
             head_dropouts: vec![0.2, 0.0],
+            checkpoint_segments: 0,
+        }
+    }
+
+    /// The ULMFiT pipeline's classifier on two CPU cores: embeddings of 64,
+    /// layers of 128 and 64 (the language model's tied decoder needs the
+    /// last as wide as the embedding), fastai's classifier dropouts times
+    /// 0.5 (its `drop_mult` for text classifiers): embed 0.025, input 0.2,
+    /// hidden 0.15, weight 0.25; head `[192, 50, classes]` with dropouts
+    /// `[0.2, 0.05]`.
+    pub fn ulmfit_small(vocab: usize, classes: usize) -> Self {
+        ClassifierConfig {
+            vocab,
+            classes,
+            emb: 64,
+            hidden: vec![128, 64],
+            bidirectional: false,
+            embed_p: 0.025,
+            input_p: 0.2,
+            hidden_p: 0.15,
+            weight_p: 0.25,
+            head_hidden: vec![50],
+            head_dropouts: vec![0.2, 0.05],
             checkpoint_segments: 0,
         }
     }
@@ -395,22 +418,10 @@ impl TextClassifier {
         save_tensors(path, &self.file_tensors()?, &meta)
     }
 
-    /// [`tensors`](Self::tensors) as a file holds them: PyTorch's
-    /// `nn.LSTM` has two biases, so each `bias_ih_l0[_reverse]` (our one
-    /// bias) is joined by a `bias_hh_l0[_reverse]` of zeros; `b_ih + 0` is
-    /// `b_ih` in PyTorch, and [`load`](Self::load) folds a non-zero one in.
+    /// [`tensors`](Self::tensors) as a file holds them
+    /// ([`with_pytorch_lstm_biases`]).
     pub fn file_tensors(&self) -> Result<Vec<HostTensor>> {
-        let mut out = Vec::new();
-        for t in self.tensors()? {
-            let hh = t.name.contains(".bias_ih_l").then(|| HostTensor {
-                name: t.name.replace(".bias_ih_l", ".bias_hh_l"),
-                dims: t.dims.clone(),
-                values: vec![0.0; t.values.len()],
-            });
-            out.push(t);
-            out.extend(hh);
-        }
-        Ok(out)
+        Ok(with_pytorch_lstm_biases(self.tensors()?))
     }
 
     /// Loads a model that [`save`](Self::save) wrote, onto `device`.
@@ -462,39 +473,29 @@ impl TextClassifier {
         Ok(model)
     }
 
+    /// Replaces the encoder (`encoder.*`: the embedding and every LSTM
+    /// layer) with a pretrained one's tensors, which must be exactly the
+    /// encoder's parameters, by name and dims (a language model of the
+    /// same vocabulary and sizes: [`LanguageModel::encoder_tensors`](super::LanguageModel::encoder_tensors)).
+    pub fn load_encoder(&mut self, encoder: &[HostTensor]) -> Result<()> {
+        let want = self
+            .params
+            .iter()
+            .filter(|(_, p)| p.name.starts_with("encoder."))
+            .count();
+        if encoder.len() != want || encoder.iter().any(|t| !t.name.starts_with("encoder.")) {
+            let names: Vec<&str> = encoder.iter().map(|t| t.name.as_str()).collect();
+            return Err(Error::invalid(
+                "load_encoder",
+                format!("the classifier's encoder has {want} tensors; given {names:?}"),
+            ));
+        }
+        self.params.load_some(encoder).map(drop)
+    }
+
     /// The mean cross-entropy of `batch` (its forward, then the loss).
     pub fn loss(&mut self, g: &mut Graph, batch: &TextBatch, rng: &RngState) -> Result<Var> {
         let logits = self.forward(g, batch, rng)?;
         g.cross_entropy(logits, &batch.labels)
     }
-}
-
-/// Folds each `bias_hh_l0[_reverse]` of a file into its `bias_ih_l0`:
-/// PyTorch's LSTM adds both, ours has one. Zeros (what we write) leave
-/// `bias_ih` bit for bit; another tool's non-zero `bias_hh` is added once,
-/// rounded to f32.
-fn fold_hidden_biases(tensors: Vec<HostTensor>) -> std::result::Result<Vec<HostTensor>, String> {
-    let (hh, mut rest): (Vec<HostTensor>, Vec<HostTensor>) = tensors
-        .into_iter()
-        .partition(|t| t.name.contains(".bias_hh_l"));
-    for h in hh {
-        let ih_name = h.name.replace(".bias_hh_l", ".bias_ih_l");
-        let ih = rest
-            .iter_mut()
-            .find(|t| t.name == ih_name)
-            .ok_or_else(|| format!("`{}` without `{ih_name}`", h.name))?;
-        if ih.dims != h.dims {
-            return Err(format!(
-                "`{}` has dims {:?}, `{ih_name}` {:?}",
-                h.name, h.dims, ih.dims
-            ));
-        }
-        if h.values.iter().any(|v| *v != 0.0) {
-            ih.values
-                .iter_mut()
-                .zip(&h.values)
-                .for_each(|(a, b)| *a += b);
-        }
-    }
-    Ok(rest)
 }

@@ -12,6 +12,7 @@
 pub mod batchnorm;
 pub mod classifier;
 pub mod embedding;
+pub mod language_model;
 pub mod linear;
 pub mod lstm;
 pub mod params;
@@ -20,6 +21,7 @@ pub mod save;
 pub use batchnorm::BatchNorm1d;
 pub use classifier::{ClassifierConfig, HostBatch, TextBatch, TextClassifier};
 pub use embedding::Embedding;
+pub use language_model::{LanguageModel, LmBatch, LmConfig};
 pub use linear::Linear;
 pub use lstm::{Lstm, LstmConfig};
 pub use params::{HostTensor, Init, Param, Params};

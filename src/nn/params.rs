@@ -221,6 +221,33 @@ impl Params {
         }
         Ok(())
     }
+
+    /// Replaces the values of the parameters that `values` name (a
+    /// pretrained encoder's): each tensor must name a parameter of this list
+    /// and have its dims. Returns how many were replaced.
+    pub fn load_some(&mut self, values: &[HostTensor]) -> Result<usize> {
+        const OP: &str = "Params::load_some";
+        for t in values {
+            let p = self
+                .list
+                .iter_mut()
+                .find(|p| p.name == t.name)
+                .ok_or_else(|| {
+                    Error::invalid(OP, format!("the model has no parameter `{}`", t.name))
+                })?;
+            if t.dims[..] != *p.value.dims() {
+                return Err(Error::Dims {
+                    op: OP,
+                    name: "tensor",
+                    got: t.dims.clone(),
+                    expected: format!("{:?} for `{}`", p.value.dims(), p.name),
+                });
+            }
+            let device = p.value.device().clone();
+            p.value = Tensor::from_f32(&device, &t.dims, &t.values)?;
+        }
+        Ok(values.len())
+    }
 }
 
 /// An f32 tensor of `dims` filled with `value` (running statistics).

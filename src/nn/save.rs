@@ -135,3 +135,53 @@ pub fn load_tensors(path: &Path) -> Result<(Vec<HostTensor>, BTreeMap<String, St
     };
     Ok((out, metadata))
 }
+
+/// Tensors as a model file holds them: PyTorch's `nn.LSTM` has two biases,
+/// so each `bias_ih_l0[_reverse]` (our one bias) is joined by a
+/// `bias_hh_l0[_reverse]` of zeros; `b_ih + 0` is `b_ih` in PyTorch, and
+/// [`fold_hidden_biases`] folds a non-zero one back in on loading.
+pub fn with_pytorch_lstm_biases(tensors: Vec<HostTensor>) -> Vec<HostTensor> {
+    let mut out = Vec::with_capacity(tensors.len());
+    for t in tensors {
+        let hh = t.name.contains(".bias_ih_l").then(|| HostTensor {
+            name: t.name.replace(".bias_ih_l", ".bias_hh_l"),
+            dims: t.dims.clone(),
+            values: vec![0.0; t.values.len()],
+        });
+        out.push(t);
+        out.extend(hh);
+    }
+    out
+}
+
+/// Folds each `bias_hh_l0[_reverse]` of a file into its `bias_ih_l0`:
+/// PyTorch's LSTM adds both, ours has one. Zeros (what we write) leave
+/// `bias_ih` bit for bit; another tool's non-zero `bias_hh` is added once,
+/// rounded to f32.
+pub fn fold_hidden_biases(
+    tensors: Vec<HostTensor>,
+) -> std::result::Result<Vec<HostTensor>, String> {
+    let (hh, mut rest): (Vec<HostTensor>, Vec<HostTensor>) = tensors
+        .into_iter()
+        .partition(|t| t.name.contains(".bias_hh_l"));
+    for h in hh {
+        let ih_name = h.name.replace(".bias_hh_l", ".bias_ih_l");
+        let ih = rest
+            .iter_mut()
+            .find(|t| t.name == ih_name)
+            .ok_or_else(|| format!("`{}` without `{ih_name}`", h.name))?;
+        if ih.dims != h.dims {
+            return Err(format!(
+                "`{}` has dims {:?}, `{ih_name}` {:?}",
+                h.name, h.dims, ih.dims
+            ));
+        }
+        if h.values.iter().any(|v| *v != 0.0) {
+            ih.values
+                .iter_mut()
+                .zip(&h.values)
+                .for_each(|(a, b)| *a += b);
+        }
+    }
+    Ok(rest)
+}

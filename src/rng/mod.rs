@@ -108,13 +108,15 @@ pub enum StreamFamily {
     OutputDropout = 7,
     /// Dropout inside the classifier head (index = layer).
     ClassifierDropout = 8,
+    /// Language-model data: the BPTT window lengths (step = epoch).
+    LmWindows = 9,
     /// Streams for tests and user experiments.
     User = 255,
 }
 
 impl StreamFamily {
     /// Every family.
-    pub const ALL: [StreamFamily; 9] = [
+    pub const ALL: [StreamFamily; 10] = [
         StreamFamily::Init,
         StreamFamily::DataShuffle,
         StreamFamily::EmbeddingDropout,
@@ -123,6 +125,7 @@ impl StreamFamily {
         StreamFamily::WeightDrop,
         StreamFamily::OutputDropout,
         StreamFamily::ClassifierDropout,
+        StreamFamily::LmWindows,
         StreamFamily::User,
     ];
 
@@ -137,6 +140,7 @@ impl StreamFamily {
             StreamFamily::WeightDrop => "weight_drop",
             StreamFamily::OutputDropout => "output_dropout",
             StreamFamily::ClassifierDropout => "classifier_dropout",
+            StreamFamily::LmWindows => "lm_windows",
             StreamFamily::User => "user",
         }
     }

@@ -117,6 +117,20 @@ pub struct Manifest {
     /// Each resume, in order.
     #[serde(default)]
     pub resumes: Vec<ResumeRecord>,
+    /// The run whose model this one started from (ULMFiT's stages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentInfo>,
+}
+
+/// The model a run started from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParentInfo {
+    /// Its run directory, as given.
+    pub run: String,
+    /// The sha256 of its `model.safetensors`.
+    pub model_sha256: String,
+    /// Its run's identity hash.
+    pub identity: String,
 }
 
 impl Manifest {

@@ -20,6 +20,9 @@ pub struct EpochMetrics {
     pub valid_loss: f64,
     /// The fraction of validation texts whose top class is right.
     pub valid_accuracy: f64,
+    /// Language models: `exp(valid_loss)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_perplexity: Option<f64>,
     /// The epoch stopped early (`--max-steps`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,

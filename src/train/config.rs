@@ -3,8 +3,10 @@
 //! optional, unknown fields an error), is overridden by command-line flags,
 //! and is written whole into the run's manifest.
 
+use super::schedule::Schedule;
 pub use crate::amp::Tier;
 use crate::amp::{LossScaler, Precision};
+use crate::data::tokenizer::Tokenizer;
 use crate::error::{Error, Result};
 use crate::nn::ClassifierConfig;
 use crate::run::manifest::json_value;
@@ -33,6 +35,11 @@ pub enum Preset {
     Small,
     /// fastai's AWD-LSTM classifier ([`ClassifierConfig::fastai_awd_lstm`]).
     AwdLstm,
+    /// The ULMFiT pipeline's size on two CPU cores: embedding 64, layers of
+    /// 128 and 64 (the last as wide as the embedding, for the language
+    /// model's tied decoder), fastai's classifier dropouts times 0.5
+    /// ([`ClassifierConfig::ulmfit_small`]).
+    Ulmfit,
 }
 
 /// The model: a preset, and any of its sizes or dropouts replaced.
@@ -69,6 +76,7 @@ impl ModelConfig {
         let mut c = match self.preset {
             Preset::Small => ClassifierConfig::small(vocab, classes),
             Preset::AwdLstm => ClassifierConfig::fastai_awd_lstm(vocab, classes),
+            Preset::Ulmfit => ClassifierConfig::ulmfit_small(vocab, classes),
         };
         if let Some(v) = self.emb {
             c.emb = v;
@@ -159,6 +167,23 @@ pub struct TrainConfig {
     pub fingerprint_every: u64,
     /// Checkpoints kept (the newest).
     pub keep_checkpoints: usize,
+    /// `words` (the default) or `fastai` (its special-token rules).
+    pub tokenizer: Tokenizer,
+    /// Keep at most this many tokens in the vocabulary (specials included).
+    pub max_vocab: Option<usize>,
+    /// How the learning rate moves: `constant`, `one-cycle` or `stlr`.
+    pub schedule: Schedule,
+    /// A fine-tuned language-model run whose encoder the classifier starts
+    /// from (its vocabulary and sizes too).
+    pub encoder: Option<String>,
+    /// With `encoder`: epochs of each gradual-unfreezing stage (the head
+    /// alone, then one more layer group per stage, the last stage all).
+    pub unfreeze: Option<Vec<u32>>,
+    /// Discriminative learning rates: each layer group below the top trains
+    /// at the rate above it divided by this (with `encoder`).
+    pub discriminative: f32,
+    /// Language models: the BPTT window.
+    pub bptt: usize,
 }
 
 impl Default for TrainConfig {
@@ -186,13 +211,21 @@ impl Default for TrainConfig {
             checkpoint_every: 200,
             fingerprint_every: 50,
             keep_checkpoints: 3,
+            tokenizer: Tokenizer::Words,
+            max_vocab: None,
+            schedule: Schedule::Constant,
+            encoder: None,
+            unfreeze: None,
+            discriminative: 2.6,
+            bptt: crate::data::lm::DEFAULT_BPTT,
         }
     }
 }
 
 /// Settings that only decide what is logged and kept, not the bits.
-const NOT_IDENTITY: [&str; 4] = [
+const NOT_IDENTITY: [&str; 5] = [
     "data",
+    "encoder",
     "checkpoint_every",
     "fingerprint_every",
     "keep_checkpoints",
@@ -271,6 +304,30 @@ impl TrainConfig {
         }
         if self.max_steps == Some(0) {
             return fail("max_steps must be at least 1".into());
+        }
+        if self.max_vocab.is_some_and(|v| v < 4) {
+            return fail("max_vocab must be at least 4 (the specials and one token)".into());
+        }
+        if self.bptt == 0 {
+            return fail("bptt must be at least 1".into());
+        }
+        if !(self.discriminative.is_finite() && self.discriminative >= 1.0) {
+            return fail(format!(
+                "discriminative {}: must be at least 1 (1: one rate for every group)",
+                self.discriminative
+            ));
+        }
+        if let Some(stages) = &self.unfreeze {
+            if self.encoder.is_none() {
+                return fail("unfreeze stages need a pretrained encoder (--encoder)".into());
+            }
+            let sum: u32 = stages.iter().sum();
+            if sum != self.epochs {
+                return fail(format!(
+                    "unfreeze stages {stages:?} take {sum} epochs, epochs is {}",
+                    self.epochs
+                ));
+            }
         }
         Ok(())
     }

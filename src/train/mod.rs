@@ -15,6 +15,8 @@
 
 pub mod config;
 pub mod eval;
+pub mod lm;
+pub mod schedule;
 pub mod vocab_file;
 
 pub use config::{ModelConfig, OptimizerKind, Preset, Tier, TrainConfig};
@@ -28,19 +30,22 @@ use crate::data::vocab::Vocab;
 use crate::data::{self, DataSource, Dataset};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::nn::{HostBatch, TextBatch, TextClassifier};
+use crate::nn::{
+    HostBatch, HostTensor, LanguageModel, LmConfig, Params, TextBatch, TextClassifier,
+};
 use crate::optim::{Method, Optimizer};
 use crate::rng::RngState;
 use crate::run::manifest::{
-    json_value, unix_now, DatasetInfo, DeviceInfo, ResumeRecord, VocabInfo, FORMAT,
+    json_value, unix_now, DatasetInfo, DeviceInfo, ParentInfo, ResumeRecord, VocabInfo, FORMAT,
 };
 use crate::run::{
     self, fingerprint_optimizer, fingerprint_tensors, EpochMetrics, Manifest, RunDir, StepLog,
     StepRecord,
 };
 use crate::step::{diagnose_non_finite, train_step, StepConfig};
+use schedule::{Plan, StepSettings};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// How to run (none of it changes a bit of the result).
@@ -74,6 +79,96 @@ pub struct Prepared {
     pub valid: Vec<Vec<u32>>,
     /// Their labels.
     pub valid_labels: Vec<u32>,
+    /// With `encoder`: the pretrained encoder's tensors and sizes.
+    pub encoder: Option<(Vec<HostTensor>, LmConfig)>,
+    /// With `encoder`: the run it came from.
+    pub parent: Option<ParentInfo>,
+}
+
+impl Prepared {
+    /// The manifest's record of the dataset.
+    pub fn dataset_info(&self) -> DatasetInfo {
+        DatasetInfo {
+            name: self.dataset.name.clone(),
+            sha256: self.dataset.sha256.clone(),
+            train: self.train.len(),
+            valid: self.valid.len(),
+            classes: self.dataset.classes.clone(),
+        }
+    }
+
+    /// What the run's identity hashes besides its config: the data's
+    /// sha256, and the parent model's when there is one.
+    pub fn data_identity(&self) -> String {
+        match &self.parent {
+            Some(p) => format!("{}+{}", self.dataset.sha256, p.model_sha256),
+            None => self.dataset.sha256.clone(),
+        }
+    }
+}
+
+/// The vocabulary of `texts` with `config`'s tokenizer, `min_freq` and
+/// `max_vocab` (the most frequent tokens kept).
+pub fn build_vocab<'a>(
+    config: &TrainConfig,
+    texts: impl IntoIterator<Item = &'a str>,
+) -> Result<Vocab> {
+    let vocab = Vocab::build_with(config.tokenizer, texts, config.min_freq);
+    match config.max_vocab {
+        Some(max) if vocab.len() > max => {
+            Vocab::from_tokens_with(config.tokenizer, vocab.itos()[..max].to_vec())
+        }
+        _ => Ok(vocab),
+    }
+}
+
+/// A finished run that a later stage starts from: its model, vocabulary
+/// and identity.
+pub struct ParentRun {
+    /// The run's record for the child's manifest.
+    pub info: ParentInfo,
+    /// Its vocabulary.
+    pub vocab: Vocab,
+    /// Its language model.
+    pub model: LanguageModel,
+}
+
+impl ParentRun {
+    /// Reads the finished language-model run in `dir` onto `device`.
+    pub fn open(dir: &str, device: &Device) -> Result<ParentRun> {
+        let run = RunDir::new(Path::new(dir));
+        if !run.model().exists() {
+            return Err(Error::invalid(
+                "parent run",
+                format!(
+                    "{dir} has no finished model ({}): give a language-model run that completed",
+                    run.model().display()
+                ),
+            ));
+        }
+        let manifest = Manifest::read(&run.manifest())?;
+        let vocab = VocabFile::read(&run.vocab())?.vocab()?;
+        let model = LanguageModel::load(device, &run.model())?;
+        if model.config.vocab != vocab.len() {
+            return Err(Error::Format {
+                what: run.model().display().to_string(),
+                msg: format!(
+                    "a model of {} tokens beside a vocab.json of {}",
+                    model.config.vocab,
+                    vocab.len()
+                ),
+            });
+        }
+        Ok(ParentRun {
+            info: ParentInfo {
+                run: dir.to_string(),
+                model_sha256: checkpoint::file_sha256(&run.model())?,
+                identity: manifest.identity,
+            },
+            vocab,
+            model,
+        })
+    }
 }
 
 /// Loads the data of `config`, builds the vocabulary from its training
@@ -81,10 +176,29 @@ pub struct Prepared {
 pub fn prepare(config: &TrainConfig) -> Result<Prepared> {
     let source = DataSource::parse(&config.data)?;
     let dataset = data::load(&source, config.valid_fraction, config.seed)?;
-    let vocab = Vocab::build(
-        dataset.train.iter().map(|e| e.text.as_str()),
-        config.min_freq,
-    );
+    let (vocab, encoder, parent) = match &config.encoder {
+        Some(dir) => {
+            // Read on the host: the classifier copies the tensors to its device.
+            let p = ParentRun::open(dir, &Device::Cpu)?;
+            if p.vocab.tokenizer() != config.tokenizer {
+                return Err(Error::invalid(
+                    "train --encoder",
+                    format!(
+                        "{dir} was tokenized with {}, this run with {}",
+                        p.vocab.tokenizer().name(),
+                        config.tokenizer.name()
+                    ),
+                ));
+            }
+            let tensors = p.model.encoder_tensors()?;
+            (p.vocab, Some((tensors, p.model.config)), Some(p.info))
+        }
+        None => (
+            build_vocab(config, dataset.train.iter().map(|e| e.text.as_str()))?,
+            None,
+            None,
+        ),
+    };
     let encode = |set: &[data::Example]| -> (Vec<Vec<u32>>, Vec<u32>) {
         set.iter()
             .map(|e| (vocab.encode(&e.text, config.max_len), e.label))
@@ -99,6 +213,8 @@ pub fn prepare(config: &TrainConfig) -> Result<Prepared> {
         train_labels,
         valid,
         valid_labels,
+        encoder,
+        parent,
     })
 }
 
@@ -206,12 +322,12 @@ struct State {
     acc: Accumulators,
 }
 
-fn new_optimizer(config: &TrainConfig, model: &TextClassifier) -> Optimizer {
+fn new_optimizer(config: &TrainConfig, params: &Params) -> Optimizer {
     match config.optimizer {
-        OptimizerKind::Adam => Optimizer::adam(&model.params, config.lr, config.weight_decay),
+        OptimizerKind::Adam => Optimizer::adam(params, config.lr, config.weight_decay),
         OptimizerKind::Sgd => {
             let mut o = Optimizer::new(
-                &model.params,
+                params,
                 Method::Sgd {
                     momentum: config.momentum,
                 },
@@ -224,14 +340,8 @@ fn new_optimizer(config: &TrainConfig, model: &TextClassifier) -> Optimizer {
     }
 }
 
-fn fresh_state(
-    config: &TrainConfig,
-    device: &Device,
-    vocab: usize,
-    classes: usize,
-) -> Result<State> {
-    let model = TextClassifier::new(device, &config.model.resolve(vocab, classes), config.seed)?;
-    let opt = new_optimizer(config, &model);
+/// The loss scaler of a new run (mixed precision).
+fn new_scaler(config: &TrainConfig) -> Result<Option<LossScaler>> {
     let scaler = (config.precision == Precision::Mixed).then(|| LossScaler {
         scale: config.loss_scale,
         growth_interval: config.scale_growth_interval,
@@ -240,10 +350,38 @@ fn fresh_state(
     if let Some(s) = &scaler {
         s.validate()?;
     }
+    Ok(scaler)
+}
+
+/// The classifier of a new run: drawn from the seed, its encoder then
+/// replaced by the pretrained one's when there is one (whose sizes it
+/// takes).
+fn new_classifier(
+    config: &TrainConfig,
+    device: &Device,
+    prepared: &Prepared,
+) -> Result<TextClassifier> {
+    let classes = prepared.dataset.classes.len();
+    let mut c = config.model.resolve(prepared.vocab.len(), classes);
+    if let Some((_, lm)) = &prepared.encoder {
+        c.emb = lm.emb;
+        c.hidden = lm.hidden.clone();
+        c.bidirectional = false;
+    }
+    let mut model = TextClassifier::new(device, &c, config.seed)?;
+    if let Some((tensors, _)) = &prepared.encoder {
+        model.load_encoder(tensors)?;
+    }
+    Ok(model)
+}
+
+fn fresh_state(config: &TrainConfig, device: &Device, prepared: &Prepared) -> Result<State> {
+    let model = new_classifier(config, device, prepared)?;
+    let opt = new_optimizer(config, &model.params);
     Ok(State {
         model,
         opt,
-        scaler,
+        scaler: new_scaler(config)?,
         rng: RngState::new(config.seed),
         step: 0,
         epoch: 0,
@@ -264,8 +402,13 @@ fn fingerprint_record(state: &State, step: u64) -> Result<StepRecord> {
 /// A new `steps.jsonl` whose first line fingerprints the state before any
 /// step (step 0).
 fn new_log(run: &RunDir, state: &State) -> Result<StepLog> {
+    new_log_with(run, fingerprint_record(state, 0)?)
+}
+
+/// A new `steps.jsonl` whose first line is `first` (the step-0 fingerprints).
+fn new_log_with(run: &RunDir, first: StepRecord) -> Result<StepLog> {
     let mut log = StepLog::create(&run.steps())?;
-    log.append(&fingerprint_record(state, 0)?)?;
+    log.append(&first)?;
     Ok(log)
 }
 
@@ -423,9 +566,10 @@ impl Drop for RunLock {
 fn new_manifest(
     config: &TrainConfig,
     opts: &RunOptions,
-    prepared: &Prepared,
+    (dataset, vocab): (DatasetInfo, &Vocab),
     identity: &str,
-    model_config: &crate::nn::ClassifierConfig,
+    model_config: &impl Serialize,
+    parent: Option<ParentInfo>,
 ) -> Result<Manifest> {
     let json = |v: serde_json::Result<serde_json::Value>| {
         v.map_err(|e| Error::Format {
@@ -439,16 +583,10 @@ fn new_manifest(
         identity: identity.to_string(),
         config: json(json_value(config))?,
         model: json(json_value(model_config))?,
-        dataset: DatasetInfo {
-            name: prepared.dataset.name.clone(),
-            sha256: prepared.dataset.sha256.clone(),
-            train: prepared.train.len(),
-            valid: prepared.valid.len(),
-            classes: prepared.dataset.classes.clone(),
-        },
+        dataset,
         vocab: VocabInfo {
-            size: prepared.vocab.len(),
-            sha256: prepared.vocab.sha256(),
+            size: vocab.len(),
+            sha256: vocab.sha256(),
         },
         seed: config.seed,
         tier: match config.tier {
@@ -466,6 +604,7 @@ fn new_manifest(
         command: opts.command.clone(),
         unix_time: unix_now(),
         resumes: Vec::new(),
+        parent,
     })
 }
 
@@ -479,9 +618,24 @@ fn start_run(
     prepared: &Prepared,
     identity: &str,
 ) -> Result<(State, StepLog, RunLock)> {
-    let classes = prepared.dataset.classes.len();
-    let state = fresh_state(config, &opts.device, prepared.vocab.len(), classes)?;
-    let manifest = new_manifest(config, opts, prepared, identity, &state.model.config)?;
+    let state = fresh_state(config, &opts.device, prepared)?;
+    let manifest = new_manifest(
+        config,
+        opts,
+        (prepared.dataset_info(), &prepared.vocab),
+        identity,
+        &state.model.config,
+        prepared.parent.clone(),
+    )?;
+    let lock = create_run_dir(run)?;
+    manifest.write(&run.manifest())?;
+    let log = new_log(run, &state)?;
+    Ok((state, log, lock))
+}
+
+/// Creates the folder of a new run (refusing one that holds anything but
+/// a dead run's lock and temporary files) and takes its lock.
+fn create_run_dir(run: &RunDir) -> Result<RunLock> {
     // A run killed before its manifest was written left at most its lock
     // and temporary files: that folder starts again as if empty.
     let nonempty = std::fs::read_dir(&run.root)
@@ -506,10 +660,7 @@ fn start_run(
         path: run.root.display().to_string(),
         source: e,
     })?;
-    let lock = RunLock::take(run)?;
-    manifest.write(&run.manifest())?;
-    let log = new_log(run, &state)?;
-    Ok((state, log, lock))
+    RunLock::take(run)
 }
 
 /// The run in `run` continued from its newest checkpoint that verifies
@@ -523,6 +674,50 @@ fn resume_run(
     identity: &str,
     progress: &mut dyn Progress,
 ) -> Result<(State, StepLog, RunLock)> {
+    let (lock, mut manifest) = open_for_resume(run, identity, progress, |m| {
+        refuse_resume(run, m, config, prepared)
+    })?;
+    let Some(l) = newest_checkpoint::<TextClassifier>(run, &opts.device, identity, progress)?
+    else {
+        let state = fresh_state(config, &opts.device, prepared)?;
+        let log = new_log(run, &state)?;
+        record_resume(run, &mut manifest, 0, opts, config)?;
+        return Ok((state, log, lock));
+    };
+    let acc: Accumulators = progress_of(&l)?;
+    let opt = Optimizer::from_state(&l.model.params, &l.optimizer)?;
+    let log = StepLog::resume(&run.steps(), l.state.step)?;
+    remove_final_files(run)?;
+    run::metrics::write(&run.metrics(), &acc.metrics)?;
+    run::plot::write(
+        &run.plot(),
+        &acc.metrics,
+        &plot_title(run, config, &prepared.dataset.name),
+    )?;
+    record_resume(run, &mut manifest, l.state.step, opts, config)?;
+    let state = State {
+        model: l.model,
+        opt,
+        scaler: l.state.scaler,
+        rng: l.state.rng,
+        step: l.state.step,
+        epoch: l.state.epoch,
+        batch: l.state.batch,
+        acc,
+    };
+    Ok((state, log, lock))
+}
+
+/// The first half of every resume: the run directory must exist; its lock
+/// is taken (saying whose it was, when a dead process held it); its
+/// manifest must have this run's identity (else `refuse` says what
+/// differs) and have been written by this code.
+fn open_for_resume(
+    run: &RunDir,
+    identity: &str,
+    progress: &mut dyn Progress,
+    refuse: impl FnOnce(&Manifest) -> Error,
+) -> Result<(RunLock, Manifest)> {
     if !RunDir::exists(&run.root) {
         return Err(Error::invalid(
             "resume",
@@ -540,12 +735,25 @@ fn resume_run(
             run.root.display()
         ));
     }
-    let mut manifest = Manifest::read(&run.manifest())?;
+    let manifest = Manifest::read(&run.manifest())?;
     if manifest.identity != identity {
-        return Err(refuse_resume(run, &manifest, config, prepared));
+        return Err(refuse(&manifest));
     }
     check_same_code(run, &manifest)?;
-    let (loaded, skipped) = checkpoint::newest_valid(&run.checkpoints(), &opts.device)?;
+    Ok((lock, manifest))
+}
+
+/// The newest checkpoint of `run` that verifies (newer ones that do not
+/// are set aside, with a message each), or `None` when the run has no
+/// checkpoint at all (it starts again from step 0); an error when it has
+/// some and none verifies.
+fn newest_checkpoint<M: checkpoint::Checkpointed>(
+    run: &RunDir,
+    device: &Device,
+    identity: &str,
+    progress: &mut dyn Progress,
+) -> Result<Option<checkpoint::Loaded<M>>> {
+    let (loaded, skipped) = checkpoint::newest_valid::<M>(&run.checkpoints(), device)?;
     let Some(l) = loaded else {
         if !skipped.is_empty() {
             let list: Vec<String> = skipped
@@ -566,11 +774,7 @@ fn resume_run(
             "{} has no checkpoint (stopped before the first): starting the run again from step 0",
             run.root.display()
         ));
-        let classes = prepared.dataset.classes.len();
-        let state = fresh_state(config, &opts.device, prepared.vocab.len(), classes)?;
-        let log = new_log(run, &state)?;
-        record_resume(run, &mut manifest, 0, opts, config)?;
-        return Ok((state, log, lock));
+        return Ok(None);
     };
     for (dir, why) in &skipped {
         let to = checkpoint::set_aside(dir)?;
@@ -596,15 +800,20 @@ fn resume_run(
         l.state.epoch + 1,
         l.state.batch
     ));
-    let acc: Accumulators =
-        serde_json::from_value(l.state.progress.clone()).map_err(|e| Error::Format {
-            what: l.dir.join("state.json").display().to_string(),
-            msg: format!("progress: {e}"),
-        })?;
-    let opt = Optimizer::from_state(&l.model.params, &l.optimizer)?;
-    let log = StepLog::resume(&run.steps(), l.state.step)?;
-    // Files of a later point of the run than the checkpoint go, or are
-    // rewritten from it: they will be written again, the same.
+    Ok(Some(l))
+}
+
+/// A checkpoint's trainer accumulators.
+fn progress_of<M, A: serde::de::DeserializeOwned>(l: &checkpoint::Loaded<M>) -> Result<A> {
+    serde_json::from_value(l.state.progress.clone()).map_err(|e| Error::Format {
+        what: l.dir.join("state.json").display().to_string(),
+        msg: format!("progress: {e}"),
+    })
+}
+
+/// Files of a later point of the run than its checkpoint go: they will be
+/// written again, the same.
+fn remove_final_files(run: &RunDir) -> Result<()> {
     for stale in [run.model(), run.vocab()] {
         if stale.exists() {
             std::fs::remove_file(&stale).map_err(|e| Error::Io {
@@ -613,24 +822,7 @@ fn resume_run(
             })?;
         }
     }
-    run::metrics::write(&run.metrics(), &acc.metrics)?;
-    run::plot::write(
-        &run.plot(),
-        &acc.metrics,
-        &plot_title(run, config, prepared),
-    )?;
-    record_resume(run, &mut manifest, l.state.step, opts, config)?;
-    let state = State {
-        model: l.model,
-        opt,
-        scaler: l.state.scaler,
-        rng: l.state.rng,
-        step: l.state.step,
-        epoch: l.state.epoch,
-        batch: l.state.batch,
-        acc,
-    };
-    Ok((state, log, lock))
+    Ok(())
 }
 
 /// The error for a step whose loss or gradients were not finite: the step,
@@ -668,11 +860,11 @@ fn numerical_fault(
     }
 }
 
-fn plot_title(run: &RunDir, config: &TrainConfig, prepared: &Prepared) -> String {
+fn plot_title(run: &RunDir, config: &TrainConfig, data: &str) -> String {
     format!(
         "{} on {}: {} epochs, seed {}",
         run.root.display(),
-        prepared.dataset.name,
+        data,
         config.epochs,
         config.seed
     )
@@ -697,6 +889,19 @@ fn record_resume(
         changed,
     });
     manifest.write(&run.manifest())
+}
+
+/// Sets a step's learning rates, frozen groups and (one-cycle) Adam
+/// `beta1` on `opt`; returns the top group's rate.
+fn apply_plan(opt: &mut Optimizer, s: &StepSettings) -> f32 {
+    for (g, &lr) in opt.groups.iter_mut().zip(&s.lrs) {
+        g.lr = lr;
+    }
+    opt.freeze_to(s.trainable_from);
+    if let (Some(b1), Method::Adam { beta1, .. }) = (s.beta1, &mut opt.method) {
+        *beta1 = b1;
+    }
+    s.lrs.last().copied().unwrap_or(0.0)
 }
 
 /// Trains (or resumes) the run in `opts.out`.
@@ -726,7 +931,7 @@ pub fn train(
             ),
         ));
     }
-    let identity = config.identity(&prepared.dataset.sha256, &prepared.vocab.sha256());
+    let identity = config.identity(&prepared.data_identity(), &prepared.vocab.sha256());
     let (mut state, mut log, _lock) = if opts.resume {
         resume_run(&run, config, opts, &prepared, &identity, progress)?
     } else {
@@ -758,7 +963,22 @@ pub fn train(
     };
     let started = Instant::now();
     let mut tokens_seen = 0u64;
-    let title = plot_title(&run, config, &prepared);
+    let title = plot_title(&run, config, &prepared.dataset.name);
+    let stages = Plan {
+        epochs: config
+            .unfreeze
+            .clone()
+            .unwrap_or_else(|| vec![config.epochs]),
+        schedule: config.schedule,
+        lr: config.lr,
+        factor: if config.encoder.is_some() {
+            config.discriminative
+        } else {
+            1.0
+        },
+        groups: state.model.params.groups(),
+    };
+    stages.validate()?;
 
     while state.epoch < config.epochs && config.max_steps.is_none_or(|m| state.step < m) {
         let epoch = state.epoch;
@@ -784,6 +1004,7 @@ pub fn train(
                 let batch = TextBatch::from_host(device, host)?;
                 let scale = state.scaler.map(|s| s.scale);
                 let rng_before = state.rng;
+                let lr = apply_plan(&mut state.opt, &stages.at(epoch, bi as u64, per_epoch));
                 let out = train_step(
                     &mut state.model,
                     &mut state.opt,
@@ -811,7 +1032,7 @@ pub fn train(
                     scale,
                     overflow: Some(out.report.overflow()),
                     skipped: Some(!out.applied),
-                    lr: Some(config.lr),
+                    lr: Some(lr),
                     rows: Some(rows),
                     tokens: Some(tokens),
                     ..StepRecord::default()
@@ -885,6 +1106,7 @@ pub fn train(
             train_loss: state.acc.mean(),
             valid_loss: valid.loss,
             valid_accuracy: valid.accuracy,
+            valid_perplexity: None,
             partial: state.batch < plan.len(),
         };
         progress.epoch(&metrics, epoch_start.elapsed().as_secs_f64());
