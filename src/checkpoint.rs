@@ -67,6 +67,8 @@ pub trait Checkpointed: Sized {
     fn load(device: &Device, path: &Path) -> Result<Self>;
     /// The parameters (their names name the optimizer's slots).
     fn params(&self) -> &Params;
+    /// Every tensor that defines the model, in order (for fingerprints).
+    fn tensors(&self) -> Result<Vec<HostTensor>>;
 }
 
 impl Checkpointed for TextClassifier {
@@ -79,6 +81,9 @@ impl Checkpointed for TextClassifier {
     fn params(&self) -> &Params {
         &self.params
     }
+    fn tensors(&self) -> Result<Vec<HostTensor>> {
+        TextClassifier::tensors(self)
+    }
 }
 
 impl Checkpointed for LanguageModel {
@@ -90,6 +95,9 @@ impl Checkpointed for LanguageModel {
     }
     fn params(&self) -> &Params {
         &self.params
+    }
+    fn tensors(&self) -> Result<Vec<HostTensor>> {
+        LanguageModel::tensors(self)
     }
 }
 

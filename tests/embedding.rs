@@ -305,7 +305,11 @@ fn embedding_out_of_range_ids_are_reported_through_the_status_block_on_every_dev
         let mut status = Status::new(dev).unwrap();
         let reads = dev.counters().dtoh_copies;
         embedding::embedding_fwd(dev, &wb, v, e, &ib, &mut out, &mut status).unwrap();
-        assert_eq!(dev.counters().dtoh_copies, reads, "{dev}: the op read back");
+        // The Cpu pool is one per process, shared with the tests running
+        // beside this one: its counter is only this test's on a Sim or GPU.
+        if !matches!(dev, Device::Cpu) {
+            assert_eq!(dev.counters().dtoh_copies, reads, "{dev}: the op read back");
+        }
         let report = status.read().unwrap();
         assert_eq!(
             (report.bad_id(), report.first_bad_id, report.bad_ids),

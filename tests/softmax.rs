@@ -480,7 +480,11 @@ fn softmax_labels_out_of_range_are_reported_through_the_status_block_on_every_de
         let reads = dev.counters().dtoh_copies;
         softmax::cross_entropy_fwd(dev, &xb, &lb, rows, cols, &mut y, &mut loss, &mut status)
             .unwrap();
-        assert_eq!(dev.counters().dtoh_copies, reads, "{dev}: the op read back");
+        // The Cpu pool is one per process, shared with the tests running
+        // beside this one: its counter is only this test's on a Sim or GPU.
+        if !matches!(dev, Device::Cpu) {
+            assert_eq!(dev.counters().dtoh_copies, reads, "{dev}: the op read back");
+        }
         let r = status.read().unwrap();
         assert!(
             r.bad_label() && r.nonfinite_loss() && r.loss.is_nan(),

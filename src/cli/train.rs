@@ -158,6 +158,10 @@ pub struct TrainArgs {
     /// [default: 72].
     #[arg(long)]
     pub bptt: Option<usize>,
+    /// Language models: fastai's LM dropouts (output 0.1, hidden 0.15,
+    /// input 0.25, embed 0.02, weight 0.2) times this [default: 1].
+    #[arg(long)]
+    pub drop_mult: Option<f32>,
 }
 
 /// A config enum from its name in the TOML file (`f32`, `awd-lstm`, ...):
@@ -241,7 +245,7 @@ pub fn resolve_config_from(a: &TrainArgs, base: TrainConfig) -> anyhow::Result<T
     if let Some(v) = a.checkpoint_segments {
         c.model.checkpoint_segments = Some(v);
     }
-    set!(tokenizer, schedule, discriminative, bptt);
+    set!(tokenizer, schedule, discriminative, bptt, drop_mult);
     if let Some(v) = a.max_vocab {
         c.max_vocab = Some(v);
     }

@@ -248,7 +248,7 @@ fn unterminated_error(file: &str, data: &[u8], open: usize) -> Error {
 /// the csv crate reads it: a `"` opens a quoted field only as a field's
 /// first byte, `""` inside one is a quote, and the record ends at an
 /// unquoted `\n` or `\r`.
-fn unterminated_quote(data: &[u8], start: usize) -> Option<usize> {
+pub(super) fn unterminated_quote(data: &[u8], start: usize) -> Option<usize> {
     let mut i = start;
     let mut field_start = true;
     while i < data.len() {

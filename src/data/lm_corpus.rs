@@ -36,6 +36,7 @@
 //! sequences share the encoding.
 
 use super::corpus;
+use super::csv_file::unterminated_quote;
 use crate::digest::hex;
 use crate::error::{Error, Result};
 use csv::{ByteRecord, ReaderBuilder};
@@ -270,36 +271,4 @@ fn csv_texts(file: &str, bytes: &[u8]) -> Result<Vec<String>> {
         }
     }
     Ok(texts)
-}
-
-/// The offset of the opening `"` of a quoted field that runs to the end of
-/// `data`, scanning one record from `start` the way the csv crate reads it
-/// (the same rule as the classifier's CSV loader).
-fn unterminated_quote(data: &[u8], start: usize) -> Option<usize> {
-    let mut i = start;
-    let mut field_start = true;
-    while i < data.len() {
-        if field_start && data[i] == b'"' {
-            let open = i;
-            i += 1;
-            loop {
-                match data.get(i) {
-                    None => return Some(open),
-                    Some(b'"') if data.get(i + 1) == Some(&b'"') => i += 2,
-                    Some(b'"') => break,
-                    Some(_) => i += 1,
-                }
-            }
-            field_start = false;
-            i += 1;
-            continue;
-        }
-        match data[i] {
-            b',' => field_start = true,
-            b'\n' | b'\r' => return None,
-            _ => field_start = false,
-        }
-        i += 1;
-    }
-    None
 }

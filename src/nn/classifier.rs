@@ -18,7 +18,7 @@ use super::embedding::Embedding;
 use super::linear::Linear;
 use super::lstm::{Lstm, LstmConfig};
 use super::params::{HostTensor, Params};
-use super::save::{fold_hidden_biases, load_tensors, save_tensors, with_pytorch_lstm_biases};
+use super::save::{load_model, save_model, with_pytorch_lstm_biases};
 use crate::autograd::{Graph, Var};
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -27,7 +27,6 @@ use crate::rng::{RngState, Stream, StreamFamily};
 use crate::seq::PackedSeq;
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -408,14 +407,7 @@ impl TextClassifier {
     /// Saves the model (every tensor of [`tensors`](Self::tensors) and the
     /// config, as JSON metadata) to a safetensors file, atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let mut meta = BTreeMap::new();
-        meta.insert("format".to_string(), FORMAT.to_string());
-        let config = serde_json::to_string(&self.config).map_err(|e| Error::Format {
-            what: "classifier config".into(),
-            msg: e.to_string(),
-        })?;
-        meta.insert("config".to_string(), config);
-        save_tensors(path, &self.file_tensors()?, &meta)
+        save_model(path, FORMAT, &self.config, self.tensors()?)
     }
 
     /// [`tensors`](Self::tensors) as a file holds them
@@ -426,34 +418,14 @@ impl TextClassifier {
 
     /// Loads a model that [`save`](Self::save) wrote, onto `device`.
     pub fn load(device: &Device, path: &Path) -> Result<TextClassifier> {
-        let (tensors, meta) = load_tensors(path)?;
+        let (config, tensors) = load_model(path, FORMAT, ClassifierConfig::parameter_count)?;
         let bad = |msg: String| Error::Format {
             what: path.display().to_string(),
             msg,
         };
-        if meta.get("format").map(String::as_str) != Some(FORMAT) {
-            return Err(bad(format!("not a {FORMAT} file (metadata `format`)")));
-        }
-        let config: ClassifierConfig = serde_json::from_str(
-            meta.get("config")
-                .ok_or_else(|| bad("no `config` metadata".into()))?,
-        )
-        .map_err(|e| bad(format!("config: {e}")))?;
         let (stats, params): (Vec<HostTensor>, Vec<HostTensor>) = tensors
             .into_iter()
             .partition(|t| t.name.contains(".bn.running_"));
-        let params = fold_hidden_biases(params).map_err(bad)?;
-        // The config decides what gets allocated: it must describe the
-        // tensors the file holds before anything is built from it.
-        let in_file: usize = params.iter().map(|t| t.values.len()).sum();
-        if config.parameter_count() != Some(in_file) {
-            return Err(bad(format!(
-                "the config describes {} parameter values, the file holds {in_file}",
-                config
-                    .parameter_count()
-                    .map_or("more than usize::MAX".to_string(), |n| n.to_string())
-            )));
-        }
         let mut model = TextClassifier::new(device, &config, 0)?;
         model.params.load_host(&params)?;
         for (k, block) in model.head.iter_mut().enumerate() {

@@ -24,7 +24,7 @@
 use super::embedding::Embedding;
 use super::lstm::{Lstm, LstmConfig};
 use super::params::{HostTensor, Init, Params};
-use super::save::{fold_hidden_biases, load_tensors, save_tensors, with_pytorch_lstm_biases};
+use super::save::{load_model, save_model};
 use crate::autograd::{Graph, LstmState, ParamId, Var};
 use crate::data::lm::LmWindow;
 use crate::device::Device;
@@ -34,7 +34,6 @@ use crate::rng::{RngState, Stream, StreamFamily};
 use crate::seq::PackedSeq;
 use crate::tensor::{DType, Tensor};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -76,6 +75,20 @@ impl LmConfig {
             weight_p: 0.2,
             output_p: 0.1,
         }
+    }
+
+    /// Every dropout times `m` (fastai's `drop_mult`).
+    pub fn scaled_dropouts(mut self, m: f32) -> LmConfig {
+        for p in [
+            &mut self.embed_p,
+            &mut self.input_p,
+            &mut self.hidden_p,
+            &mut self.weight_p,
+            &mut self.output_p,
+        ] {
+            *p *= m;
+        }
+        self
     }
 
     fn validate(&self) -> Result<()> {
@@ -269,41 +282,12 @@ impl LanguageModel {
     /// Saves the model (with PyTorch's two LSTM biases, see
     /// [`with_pytorch_lstm_biases`]) and its config, atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let mut meta = BTreeMap::new();
-        meta.insert("format".to_string(), FORMAT.to_string());
-        let config = serde_json::to_string(&self.config).map_err(|e| Error::Format {
-            what: "language model config".into(),
-            msg: e.to_string(),
-        })?;
-        meta.insert("config".to_string(), config);
-        save_tensors(path, &with_pytorch_lstm_biases(self.tensors()?), &meta)
+        save_model(path, FORMAT, &self.config, self.tensors()?)
     }
 
     /// Loads a model that [`save`](Self::save) wrote, onto `device`.
     pub fn load(device: &Device, path: &Path) -> Result<LanguageModel> {
-        let (tensors, meta) = load_tensors(path)?;
-        let bad = |msg: String| Error::Format {
-            what: path.display().to_string(),
-            msg,
-        };
-        if meta.get("format").map(String::as_str) != Some(FORMAT) {
-            return Err(bad(format!("not a {FORMAT} file (metadata `format`)")));
-        }
-        let config: LmConfig = serde_json::from_str(
-            meta.get("config")
-                .ok_or_else(|| bad("no `config` metadata".into()))?,
-        )
-        .map_err(|e| bad(format!("config: {e}")))?;
-        let params = fold_hidden_biases(tensors).map_err(bad)?;
-        // Check the sizes the config implies against the file before
-        // allocating anything from it.
-        let in_file: usize = params.iter().map(|t| t.values.len()).sum();
-        if config.parameter_count() != Some(in_file) {
-            return Err(bad(format!(
-                "the config describes {:?} parameter values, the file holds {in_file}",
-                config.parameter_count()
-            )));
-        }
+        let (config, params) = load_model(path, FORMAT, LmConfig::parameter_count)?;
         let mut model = LanguageModel::new(device, &config, 0)?;
         model.params.load_host(&params)?;
         Ok(model)

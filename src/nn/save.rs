@@ -136,6 +136,62 @@ pub fn load_tensors(path: &Path) -> Result<(Vec<HostTensor>, BTreeMap<String, St
     Ok((out, metadata))
 }
 
+/// Writes a model file: `tensors` with PyTorch's two LSTM biases
+/// ([`with_pytorch_lstm_biases`]), and the metadata `format` and `config`
+/// (the model's sizes as JSON), atomically.
+pub fn save_model(
+    path: &Path,
+    format: &str,
+    config: &impl serde::Serialize,
+    tensors: Vec<HostTensor>,
+) -> Result<()> {
+    let mut meta = BTreeMap::new();
+    meta.insert("format".to_string(), format.to_string());
+    let config = serde_json::to_string(config).map_err(|e| Error::Format {
+        what: format!("{format} config"),
+        msg: e.to_string(),
+    })?;
+    meta.insert("config".to_string(), config);
+    save_tensors(path, &with_pytorch_lstm_biases(tensors), &meta)
+}
+
+/// Reads a model file that [`save_model`] wrote with `format`: its config,
+/// and its tensors with each `bias_hh` folded back ([`fold_hidden_biases`]).
+/// `in_file` checks the config against the tensors (their values, less any
+/// `.bn.running_` statistics) before the caller allocates from it: the
+/// config's parameter count, or `None` on overflow.
+pub fn load_model<C: serde::de::DeserializeOwned>(
+    path: &Path,
+    format: &str,
+    count: impl FnOnce(&C) -> Option<usize>,
+) -> Result<(C, Vec<HostTensor>)> {
+    let (tensors, meta) = load_tensors(path)?;
+    let bad = |msg: String| format_error(path, msg);
+    if meta.get("format").map(String::as_str) != Some(format) {
+        return Err(bad(format!("not a {format} file (metadata `format`)")));
+    }
+    let config: C = serde_json::from_str(
+        meta.get("config")
+            .ok_or_else(|| bad("no `config` metadata".into()))?,
+    )
+    .map_err(|e| bad(format!("config: {e}")))?;
+    let tensors = fold_hidden_biases(tensors).map_err(bad)?;
+    // The config decides what gets allocated: it must describe the
+    // tensors the file holds before anything is built from it.
+    let in_file: usize = tensors
+        .iter()
+        .filter(|t| !t.name.contains(".bn.running_"))
+        .map(|t| t.values.len())
+        .sum();
+    match count(&config) {
+        Some(n) if n == in_file => Ok((config, tensors)),
+        n => Err(bad(format!(
+            "the config describes {} parameter values, the file holds {in_file}",
+            n.map_or("more than usize::MAX".to_string(), |n| n.to_string())
+        ))),
+    }
+}
+
 /// Tensors as a model file holds them: PyTorch's `nn.LSTM` has two biases,
 /// so each `bias_ih_l0[_reverse]` (our one bias) is joined by a
 /// `bias_hh_l0[_reverse]` of zeros; `b_ih + 0` is `b_ih` in PyTorch, and

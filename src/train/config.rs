@@ -184,6 +184,9 @@ pub struct TrainConfig {
     pub discriminative: f32,
     /// Language models: the BPTT window.
     pub bptt: usize,
+    /// Language models: every dropout of fastai's LM preset times this
+    /// (fastai's `drop_mult`; a small model needs less regularising).
+    pub drop_mult: f32,
 }
 
 impl Default for TrainConfig {
@@ -218,6 +221,7 @@ impl Default for TrainConfig {
             unfreeze: None,
             discriminative: 2.6,
             bptt: crate::data::lm::DEFAULT_BPTT,
+            drop_mult: 1.0,
         }
     }
 }
@@ -307,6 +311,12 @@ impl TrainConfig {
         }
         if self.max_vocab.is_some_and(|v| v < 4) {
             return fail("max_vocab must be at least 4 (the specials and one token)".into());
+        }
+        if !(self.drop_mult.is_finite() && self.drop_mult >= 0.0 && self.drop_mult * 0.25 < 1.0) {
+            return fail(format!(
+                "drop_mult {}: must be at least 0 and keep every dropout below 1",
+                self.drop_mult
+            ));
         }
         if self.bptt == 0 {
             return fail("bptt must be at least 1".into());

@@ -22,13 +22,12 @@
 //! the optimizer and the loss accumulators.
 
 use super::{
-    apply_plan, build_vocab, create_run_dir, new_log_with, new_manifest, new_optimizer, new_scaler,
-    newest_checkpoint, open_for_resume, plot_title, progress_of, record_resume, remove_final_files,
-    Outcome, ParentRun, Progress, RunLock, RunOptions, StepEvent, Summary, TrainConfig, VocabFile,
+    apply_plan, build_vocab, create_run_dir, new_manifest, open_for_resume, plot_title,
+    resume_state, step_record, Outcome, ParentRun, Progress, RunLock, RunOptions, State, StepEvent,
+    TrainConfig, VocabFile,
 };
-use crate::amp::{LossScaler, Precision};
+use crate::amp::Precision;
 use crate::autograd::{Graph, LstmState};
-use crate::checkpoint::{self, CheckpointState};
 use crate::data::lm::{epoch_stream, hold_out, windows, LmRows};
 use crate::data::lm_corpus::load_lm_data;
 use crate::data::vocab::Vocab;
@@ -37,16 +36,11 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::nn::language_model::extend_vocab;
 use crate::nn::{LanguageModel, LmBatch, LmConfig};
-use crate::optim::Optimizer;
 use crate::rng::RngState;
 use crate::run::manifest::{DatasetInfo, ParentInfo};
-use crate::run::{
-    self, fingerprint_optimizer, fingerprint_tensors, EpochMetrics, RunDir, StepLog, StepRecord,
-};
+use crate::run::{EpochMetrics, RunDir, StepLog};
 use crate::step::{finish_step, StepConfig};
 use crate::tensor::Tensor;
-use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 use std::time::Instant;
 
 use super::schedule::Plan;
@@ -143,32 +137,7 @@ pub fn prepare(config: &TrainConfig, stage: &LmStage) -> Result<LmPrepared> {
     })
 }
 
-/// The trainer's accumulators and carried state, saved in every checkpoint.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct LmAccumulators {
-    /// Sum over this epoch's applied steps of loss x tokens, as f64 bits.
-    loss_sum_bits: u64,
-    /// Tokens in those steps.
-    tokens: u64,
-    /// Skipped steps so far.
-    skipped: u64,
-    /// Metrics of the epochs done.
-    metrics: Vec<EpochMetrics>,
-    /// The hidden state carried into the next window: per layer `[h, c]`,
-    /// each `[bs, H]` as f32 bits (empty at an epoch's start).
-    carry: Vec<[Vec<u32>; 2]>,
-}
-
-struct LmState {
-    model: LanguageModel,
-    opt: Optimizer,
-    scaler: Option<LossScaler>,
-    rng: RngState,
-    step: u64,
-    epoch: u32,
-    batch: usize,
-    acc: LmAccumulators,
-}
+type LmState = State<LanguageModel>;
 
 /// The model of a new stage: the parent's, extended, or drawn from the seed.
 fn new_model(
@@ -178,7 +147,10 @@ fn new_model(
 ) -> Result<LanguageModel> {
     match &prepared.start {
         Some(m) => {
-            let mut model = LanguageModel::new(device, &m.config, config.seed)?;
+            // The parent's sizes, with this stage's dropouts.
+            let c = m.config.clone();
+            let lm = LmConfig::fastai(c.vocab, c.emb, c.hidden).scaled_dropouts(config.drop_mult);
+            let mut model = LanguageModel::new(device, &lm, config.seed)?;
             model.params.load_host(&m.tensors()?)?;
             Ok(model)
         }
@@ -194,27 +166,7 @@ fn new_model(
 }
 
 fn fresh_state(config: &TrainConfig, device: &Device, prepared: &LmPrepared) -> Result<LmState> {
-    let model = new_model(config, device, prepared)?;
-    let opt = new_optimizer(config, &model.params);
-    Ok(LmState {
-        model,
-        opt,
-        scaler: new_scaler(config)?,
-        rng: RngState::new(config.seed),
-        step: 0,
-        epoch: 0,
-        batch: 0,
-        acc: LmAccumulators::default(),
-    })
-}
-
-fn fingerprint_record(state: &LmState, step: u64) -> Result<StepRecord> {
-    Ok(StepRecord {
-        step,
-        params: Some(fingerprint_tensors(&state.model.tensors()?)),
-        optimizer: Some(fingerprint_optimizer(&state.opt.state()?)),
-        ..StepRecord::default()
-    })
+    State::new(config, new_model(config, device, prepared)?)
 }
 
 /// The carried state as bits.
@@ -262,32 +214,6 @@ fn carry_from(
         .collect()
 }
 
-fn write_checkpoint(
-    run: &RunDir,
-    config: &TrainConfig,
-    state: &LmState,
-    identity: &str,
-    log: &mut StepLog,
-) -> Result<PathBuf> {
-    log.sync()?;
-    let cs = CheckpointState {
-        format: checkpoint::FORMAT.to_string(),
-        step: state.step,
-        epoch: state.epoch,
-        batch: state.batch,
-        rng: state.rng,
-        scaler: state.scaler,
-        identity: identity.to_string(),
-        progress: serde_json::to_value(&state.acc).map_err(|e| Error::Format {
-            what: "checkpoint progress".into(),
-            msg: e.to_string(),
-        })?,
-    };
-    let dir = checkpoint::write(&run.checkpoints(), &state.model, &state.opt.state()?, &cs)?;
-    checkpoint::prune(&run.checkpoints(), config.keep_checkpoints)?;
-    Ok(dir)
-}
-
 fn start(
     run: &RunDir,
     config: &TrainConfig,
@@ -306,7 +232,7 @@ fn start(
     )?;
     let lock = create_run_dir(run)?;
     manifest.write(&run.manifest())?;
-    let log = new_log_with(run, fingerprint_record(&state, 0)?)?;
+    let log = state.new_log(run)?;
     Ok((state, log, lock))
 }
 
@@ -352,33 +278,16 @@ fn resume(
             ),
         )
     })?;
-    let Some(l) = newest_checkpoint::<LanguageModel>(run, &opts.device, identity, progress)? else {
-        let state = fresh_state(config, &opts.device, prepared)?;
-        let log = new_log_with(run, fingerprint_record(&state, 0)?)?;
-        record_resume(run, &mut manifest, 0, opts, config)?;
-        return Ok((state, log, lock));
-    };
-    let acc: LmAccumulators = progress_of(&l)?;
-    let opt = Optimizer::from_state(&l.model.params, &l.optimizer)?;
-    let log = StepLog::resume(&run.steps(), l.state.step)?;
-    remove_final_files(run)?;
-    run::metrics::write(&run.metrics(), &acc.metrics)?;
-    run::plot::write(
-        &run.plot(),
-        &acc.metrics,
-        &plot_title(run, config, &prepared.name),
+    let title = plot_title(run, config, &prepared.name);
+    let (state, log) = resume_state(
+        run,
+        opts,
+        config,
+        (identity, &title),
+        &mut manifest,
+        progress,
+        || fresh_state(config, &opts.device, prepared),
     )?;
-    record_resume(run, &mut manifest, l.state.step, opts, config)?;
-    let state = LmState {
-        model: l.model,
-        opt,
-        scaler: l.state.scaler,
-        rng: l.state.rng,
-        step: l.state.step,
-        epoch: l.state.epoch,
-        batch: l.state.batch,
-        acc,
-    };
     Ok((state, log, lock))
 }
 
@@ -457,17 +366,7 @@ pub fn train_lm(
     } else {
         start(&run, config, opts, &prepared, &identity)?
     };
-    if let Some(stop) = opts.stop_after_steps {
-        if stop <= state.step {
-            return Err(Error::invalid(
-                "lm",
-                format!(
-                    "--stop-after-steps {stop}: the run is already at step {} (the number is the absolute step)",
-                    state.step
-                ),
-            ));
-        }
-    }
+    opts.check_stop(state.step)?;
     let bs = config.batch_size;
     // Every epoch's windows: the schedule runs over all of them.
     let stream_len: usize = prepared.train.iter().map(Vec::len).sum();
@@ -535,33 +434,9 @@ pub fn train_lm(
             let tokens = w.inputs.len();
             tokens_seen += tokens as u64;
             let loss = out.report.loss;
-            if out.applied {
-                let sum = f64::from_bits(state.acc.loss_sum_bits) + f64::from(loss) * tokens as f64;
-                state.acc.loss_sum_bits = sum.to_bits();
-                state.acc.tokens += tokens as u64;
-            } else {
-                state.acc.skipped += 1;
-            }
-            let mut record = StepRecord {
-                step: state.step,
-                epoch: Some(epoch),
-                batch: Some(bi),
-                loss: loss.is_finite().then_some(loss),
-                loss_bits: Some(StepRecord::bits(loss)),
-                scale,
-                overflow: Some(out.report.overflow()),
-                skipped: Some(!out.applied),
-                lr: Some(lr),
-                rows: Some(w.bs),
-                tokens: Some(tokens),
-                ..StepRecord::default()
-            };
-            if config.fingerprint_every > 0 && state.step % config.fingerprint_every == 0 {
-                let f = fingerprint_record(&state, state.step)?;
-                record.params = f.params;
-                record.optimizer = f.optimizer;
-            }
-            log.append(&record)?;
+            state.acc.add(&out, tokens);
+            let record = step_record(state.step, (epoch, bi), &out, scale, lr, (w.bs, tokens));
+            state.log_step(config, &mut log, record)?;
             let overflow_f32 = config.precision == Precision::F32 && out.report.overflow();
             if overflow_f32 || !loss.is_finite() {
                 log.sync()?;
@@ -592,7 +467,7 @@ pub fn train_lm(
                     && bi + 1 < plan.len());
             if checkpoint_due {
                 state.acc.carry = carry_bits(&carry)?;
-                let dir = write_checkpoint(&run, config, &state, &identity, &mut log)?;
+                let dir = state.write_checkpoint(&run, config, &identity, &mut log)?;
                 if opts.stop_after_steps == Some(state.step) {
                     stopped = Some(dir);
                     break;
@@ -616,44 +491,26 @@ pub fn train_lm(
         let metrics = EpochMetrics {
             epoch,
             step: state.step,
-            train_loss: f64::from_bits(state.acc.loss_sum_bits) / state.acc.tokens.max(1) as f64,
+            train_loss: state.acc.mean(),
             valid_loss,
             valid_accuracy,
             valid_perplexity: Some(valid_loss.exp()),
             partial: state.batch < plan.len(),
         };
-        progress.epoch(&metrics, epoch_start.elapsed().as_secs_f64());
-        state.acc.metrics.push(metrics);
-        state.acc.loss_sum_bits = 0;
-        state.acc.tokens = 0;
-        state.epoch += 1;
-        state.batch = 0;
+        let seconds = epoch_start.elapsed().as_secs_f64();
+        let at = (&run, config, identity.as_str(), title.as_str());
+        state.end_epoch(metrics, seconds, at, &mut log, progress)?;
         // Each epoch's rows are a new layout of the texts: start from zeros.
         carry = state.model.zero_state(device, bs)?;
-        state.acc.carry = Vec::new();
-        run::metrics::write(&run.metrics(), &state.acc.metrics)?;
-        run::plot::write(&run.plot(), &state.acc.metrics, &title)?;
-        write_checkpoint(&run, config, &state, &identity, &mut log)?;
         if finished {
             break;
         }
     }
-
-    crate::fault::point("final.model");
-    state.model.save(&run.model())?;
-    VocabFile::new(&prepared.vocab, &[], usize::MAX).write(&run.vocab())?;
-    run::metrics::write(&run.metrics(), &state.acc.metrics)?;
-    run::plot::write(&run.plot(), &state.acc.metrics, &title)?;
-    log.sync()?;
-    Ok(Outcome::Completed(Summary {
-        metrics: state.acc.metrics.clone(),
-        steps: state.step,
-        skipped: state.acc.skipped,
-        model_sha256: checkpoint::file_sha256(&run.model())?,
-        model: run.model(),
-        tokens: tokens_seen,
-        seconds: started.elapsed().as_secs_f64(),
-        parameters: state.model.params.numel(),
-        device: device.to_string(),
-    }))
+    let vocab = VocabFile::new(&prepared.vocab, &[], usize::MAX);
+    state.finish(
+        (&run, &title),
+        &vocab,
+        &mut log,
+        (tokens_seen, started, device),
+    )
 }

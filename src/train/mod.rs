@@ -42,7 +42,7 @@ use crate::run::{
     self, fingerprint_optimizer, fingerprint_tensors, EpochMetrics, Manifest, RunDir, StepLog,
     StepRecord,
 };
-use crate::step::{diagnose_non_finite, train_step, StepConfig};
+use crate::step::{diagnose_non_finite, train_step, StepConfig, StepOutcome};
 use schedule::{Plan, StepSettings};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -63,6 +63,21 @@ pub struct RunOptions {
     pub resume: bool,
     /// The command line, for the manifest.
     pub command: Vec<String>,
+}
+
+impl RunOptions {
+    /// `--stop-after-steps` must lie ahead of a run at `step`.
+    fn check_stop(&self, step: u64) -> Result<()> {
+        match self.stop_after_steps {
+            Some(stop) if stop <= step => Err(Error::invalid(
+                "train",
+                format!(
+                    "--stop-after-steps {stop}: the run is already at step {step} (the number is the absolute step)"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The texts of a dataset as token ids, and the vocabulary.
@@ -289,21 +304,31 @@ pub struct Summary {
 /// The trainer's accumulators, saved in every checkpoint.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Accumulators {
-    /// Sum over this epoch's applied steps of loss x rows, as f64 bits.
+    /// Sum over this epoch's applied steps of loss x rows (x tokens, for a
+    /// language model), as f64 bits.
     loss_sum_bits: u64,
-    /// Rows in those steps.
+    /// Rows (tokens) in those steps.
     rows: u64,
     /// Skipped steps so far.
     skipped: u64,
     /// Metrics of the epochs done.
     metrics: Vec<EpochMetrics>,
+    /// A language model's hidden state carried into the next window: per
+    /// layer `[h, c]`, each `[bs, H]` as f32 bits (empty at an epoch's start).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    carry: Vec<[Vec<u32>; 2]>,
 }
 
 impl Accumulators {
-    fn add(&mut self, loss: f32, rows: usize) {
-        let sum = f64::from_bits(self.loss_sum_bits) + f64::from(loss) * rows as f64;
+    /// A step: applied (its loss counts, weighted) or skipped.
+    fn add(&mut self, out: &StepOutcome, weight: usize) {
+        if !out.applied {
+            self.skipped += 1;
+            return;
+        }
+        let sum = f64::from_bits(self.loss_sum_bits) + f64::from(out.report.loss) * weight as f64;
         self.loss_sum_bits = sum.to_bits();
-        self.rows += rows as u64;
+        self.rows += weight as u64;
     }
 
     fn mean(&self) -> f64 {
@@ -311,8 +336,11 @@ impl Accumulators {
     }
 }
 
-struct State {
-    model: TextClassifier,
+/// A run's whole state: the model `M`, the optimizer, the loss scaler, the
+/// RNG, the cursor (steps taken, the epoch and batch of the next step) and
+/// the trainer's accumulators `A`. A checkpoint holds all of it.
+struct State<M = TextClassifier> {
+    model: M,
     opt: Optimizer,
     scaler: Option<LossScaler>,
     rng: RngState,
@@ -320,6 +348,176 @@ struct State {
     epoch: u32,
     batch: usize,
     acc: Accumulators,
+}
+
+impl<M: checkpoint::Checkpointed> State<M> {
+    /// The state of a new run with `model`.
+    fn new(config: &TrainConfig, model: M) -> Result<Self> {
+        Ok(State {
+            opt: new_optimizer(config, model.params()),
+            model,
+            scaler: new_scaler(config)?,
+            rng: RngState::new(config.seed),
+            step: 0,
+            epoch: 0,
+            batch: 0,
+            acc: Accumulators::default(),
+        })
+    }
+
+    /// The state a checkpoint holds.
+    fn from_checkpoint(l: checkpoint::Loaded<M>) -> Result<Self> {
+        let acc = progress_of(&l)?;
+        Ok(State {
+            opt: Optimizer::from_state(l.model.params(), &l.optimizer)?,
+            model: l.model,
+            scaler: l.state.scaler,
+            rng: l.state.rng,
+            step: l.state.step,
+            epoch: l.state.epoch,
+            batch: l.state.batch,
+            acc,
+        })
+    }
+
+    /// A log line with the fingerprints of the model and the optimizer.
+    fn fingerprint_record(&self, step: u64) -> Result<StepRecord> {
+        Ok(StepRecord {
+            step,
+            params: Some(fingerprint_tensors(&self.model.tensors()?)),
+            optimizer: Some(fingerprint_optimizer(&self.opt.state()?)),
+            ..StepRecord::default()
+        })
+    }
+
+    /// Appends a step's line, with fingerprints every `fingerprint_every` steps.
+    fn log_step(
+        &self,
+        config: &TrainConfig,
+        log: &mut StepLog,
+        mut record: StepRecord,
+    ) -> Result<()> {
+        if config.fingerprint_every > 0 && self.step.is_multiple_of(config.fingerprint_every) {
+            let f = self.fingerprint_record(self.step)?;
+            record.params = f.params;
+            record.optimizer = f.optimizer;
+        }
+        log.append(&record)
+    }
+
+    /// A new `steps.jsonl` whose first line fingerprints the state before
+    /// any step (step 0).
+    fn new_log(&self, run: &RunDir) -> Result<StepLog> {
+        let mut log = StepLog::create(&run.steps())?;
+        log.append(&self.fingerprint_record(0)?)?;
+        Ok(log)
+    }
+
+    /// The end of an epoch: its metrics reported and kept, the loss sums
+    /// reset, the cursor moved to the next epoch, metrics and plot
+    /// rewritten and a checkpoint written.
+    fn end_epoch(
+        &mut self,
+        metrics: EpochMetrics,
+        seconds: f64,
+        (run, config, identity, title): (&RunDir, &TrainConfig, &str, &str),
+        log: &mut StepLog,
+        progress: &mut dyn Progress,
+    ) -> Result<()> {
+        progress.epoch(&metrics, seconds);
+        self.acc.metrics.push(metrics);
+        self.acc.loss_sum_bits = 0;
+        self.acc.rows = 0;
+        self.acc.carry = Vec::new();
+        self.epoch += 1;
+        self.batch = 0;
+        run::metrics::write(&run.metrics(), &self.acc.metrics)?;
+        run::plot::write(&run.plot(), &self.acc.metrics, title)?;
+        self.write_checkpoint(run, config, identity, log)?;
+        Ok(())
+    }
+
+    /// The end of the run: the final model, `vocab`, metrics and plot
+    /// written, the log synced, and the summary.
+    fn finish(
+        &self,
+        (run, title): (&RunDir, &str),
+        vocab: &VocabFile,
+        log: &mut StepLog,
+        (tokens, started, device): (u64, Instant, &Device),
+    ) -> Result<Outcome> {
+        crate::fault::point("final.model");
+        self.model.save(&run.model())?;
+        vocab.write(&run.vocab())?;
+        run::metrics::write(&run.metrics(), &self.acc.metrics)?;
+        run::plot::write(&run.plot(), &self.acc.metrics, title)?;
+        log.sync()?;
+        Ok(Outcome::Completed(Summary {
+            metrics: self.acc.metrics.clone(),
+            steps: self.step,
+            skipped: self.acc.skipped,
+            model_sha256: checkpoint::file_sha256(&run.model())?,
+            model: run.model(),
+            tokens,
+            seconds: started.elapsed().as_secs_f64(),
+            parameters: self.model.params().numel(),
+            device: device.to_string(),
+        }))
+    }
+
+    /// Writes a checkpoint of the whole state (after syncing the log, so
+    /// that the log reaches every checkpoint) and prunes old ones.
+    fn write_checkpoint(
+        &self,
+        run: &RunDir,
+        config: &TrainConfig,
+        identity: &str,
+        log: &mut StepLog,
+    ) -> Result<PathBuf> {
+        log.sync()?;
+        let cs = CheckpointState {
+            format: checkpoint::FORMAT.to_string(),
+            step: self.step,
+            epoch: self.epoch,
+            batch: self.batch,
+            rng: self.rng,
+            scaler: self.scaler,
+            identity: identity.to_string(),
+            progress: serde_json::to_value(&self.acc).map_err(|e| Error::Format {
+                what: "checkpoint progress".into(),
+                msg: e.to_string(),
+            })?,
+        };
+        let dir = checkpoint::write(&run.checkpoints(), &self.model, &self.opt.state()?, &cs)?;
+        checkpoint::prune(&run.checkpoints(), config.keep_checkpoints)?;
+        Ok(dir)
+    }
+}
+
+/// One step's line of `steps.jsonl` (without fingerprints).
+fn step_record(
+    step: u64,
+    (epoch, batch): (u32, usize),
+    out: &StepOutcome,
+    scale: Option<f32>,
+    lr: f32,
+    (rows, tokens): (usize, usize),
+) -> StepRecord {
+    let loss = out.report.loss;
+    StepRecord {
+        step,
+        epoch: Some(epoch),
+        batch: Some(batch),
+        loss: loss.is_finite().then_some(loss),
+        loss_bits: Some(StepRecord::bits(loss)),
+        scale,
+        overflow: Some(out.report.overflow()),
+        skipped: Some(!out.applied),
+        lr: Some(lr),
+        rows: Some(rows),
+        tokens: Some(tokens),
+        ..StepRecord::default()
+    }
 }
 
 fn new_optimizer(config: &TrainConfig, params: &Params) -> Optimizer {
@@ -376,66 +574,7 @@ fn new_classifier(
 }
 
 fn fresh_state(config: &TrainConfig, device: &Device, prepared: &Prepared) -> Result<State> {
-    let model = new_classifier(config, device, prepared)?;
-    let opt = new_optimizer(config, &model.params);
-    Ok(State {
-        model,
-        opt,
-        scaler: new_scaler(config)?,
-        rng: RngState::new(config.seed),
-        step: 0,
-        epoch: 0,
-        batch: 0,
-        acc: Accumulators::default(),
-    })
-}
-
-fn fingerprint_record(state: &State, step: u64) -> Result<StepRecord> {
-    Ok(StepRecord {
-        step,
-        params: Some(fingerprint_tensors(&state.model.tensors()?)),
-        optimizer: Some(fingerprint_optimizer(&state.opt.state()?)),
-        ..StepRecord::default()
-    })
-}
-
-/// A new `steps.jsonl` whose first line fingerprints the state before any
-/// step (step 0).
-fn new_log(run: &RunDir, state: &State) -> Result<StepLog> {
-    new_log_with(run, fingerprint_record(state, 0)?)
-}
-
-/// A new `steps.jsonl` whose first line is `first` (the step-0 fingerprints).
-fn new_log_with(run: &RunDir, first: StepRecord) -> Result<StepLog> {
-    let mut log = StepLog::create(&run.steps())?;
-    log.append(&first)?;
-    Ok(log)
-}
-
-fn write_checkpoint(
-    run: &RunDir,
-    config: &TrainConfig,
-    state: &State,
-    identity: &str,
-    log: &mut StepLog,
-) -> Result<PathBuf> {
-    log.sync()?;
-    let cs = CheckpointState {
-        format: checkpoint::FORMAT.to_string(),
-        step: state.step,
-        epoch: state.epoch,
-        batch: state.batch,
-        rng: state.rng,
-        scaler: state.scaler,
-        identity: identity.to_string(),
-        progress: serde_json::to_value(&state.acc).map_err(|e| Error::Format {
-            what: "checkpoint progress".into(),
-            msg: e.to_string(),
-        })?,
-    };
-    let dir = checkpoint::write(&run.checkpoints(), &state.model, &state.opt.state()?, &cs)?;
-    checkpoint::prune(&run.checkpoints(), config.keep_checkpoints)?;
-    Ok(dir)
+    State::new(config, new_classifier(config, device, prepared)?)
 }
 
 /// A refused resume: what differs between the run's saved config and this one.
@@ -629,7 +768,7 @@ fn start_run(
     )?;
     let lock = create_run_dir(run)?;
     manifest.write(&run.manifest())?;
-    let log = new_log(run, &state)?;
+    let log = state.new_log(run)?;
     Ok((state, log, lock))
 }
 
@@ -677,35 +816,45 @@ fn resume_run(
     let (lock, mut manifest) = open_for_resume(run, identity, progress, |m| {
         refuse_resume(run, m, config, prepared)
     })?;
-    let Some(l) = newest_checkpoint::<TextClassifier>(run, &opts.device, identity, progress)?
-    else {
-        let state = fresh_state(config, &opts.device, prepared)?;
-        let log = new_log(run, &state)?;
-        record_resume(run, &mut manifest, 0, opts, config)?;
-        return Ok((state, log, lock));
-    };
-    let acc: Accumulators = progress_of(&l)?;
-    let opt = Optimizer::from_state(&l.model.params, &l.optimizer)?;
-    let log = StepLog::resume(&run.steps(), l.state.step)?;
-    remove_final_files(run)?;
-    run::metrics::write(&run.metrics(), &acc.metrics)?;
-    run::plot::write(
-        &run.plot(),
-        &acc.metrics,
-        &plot_title(run, config, &prepared.dataset.name),
+    let title = plot_title(run, config, &prepared.dataset.name);
+    let (state, log) = resume_state(
+        run,
+        opts,
+        config,
+        (identity, &title),
+        &mut manifest,
+        progress,
+        || fresh_state(config, &opts.device, prepared),
     )?;
-    record_resume(run, &mut manifest, l.state.step, opts, config)?;
-    let state = State {
-        model: l.model,
-        opt,
-        scaler: l.state.scaler,
-        rng: l.state.rng,
-        step: l.state.step,
-        epoch: l.state.epoch,
-        batch: l.state.batch,
-        acc,
-    };
     Ok((state, log, lock))
+}
+
+/// The second half of every resume: the state of the newest valid
+/// checkpoint (or `fresh`'s, when there is none), the log cut to it, the
+/// files of a later point removed, metrics and plot rewritten, and the
+/// resume recorded in the manifest.
+fn resume_state<M: checkpoint::Checkpointed>(
+    run: &RunDir,
+    opts: &RunOptions,
+    config: &TrainConfig,
+    (identity, title): (&str, &str),
+    manifest: &mut Manifest,
+    progress: &mut dyn Progress,
+    fresh: impl FnOnce() -> Result<State<M>>,
+) -> Result<(State<M>, StepLog)> {
+    let Some(l) = newest_checkpoint::<M>(run, &opts.device, identity, progress)? else {
+        let state = fresh()?;
+        let log = state.new_log(run)?;
+        record_resume(run, manifest, 0, opts, config)?;
+        return Ok((state, log));
+    };
+    let state = State::<M>::from_checkpoint(l)?;
+    let log = StepLog::resume(&run.steps(), state.step)?;
+    remove_final_files(run)?;
+    run::metrics::write(&run.metrics(), &state.acc.metrics)?;
+    run::plot::write(&run.plot(), &state.acc.metrics, title)?;
+    record_resume(run, manifest, state.step, opts, config)?;
+    Ok((state, log))
 }
 
 /// The first half of every resume: the run directory must exist; its lock
@@ -937,17 +1086,7 @@ pub fn train(
     } else {
         start_run(&run, config, opts, &prepared, &identity)?
     };
-    if let Some(stop) = opts.stop_after_steps {
-        if stop <= state.step {
-            return Err(Error::invalid(
-                "train",
-                format!(
-                    "--stop-after-steps {stop}: the run is already at step {} (the number is the absolute step)",
-                    state.step
-                ),
-            ));
-        }
-    }
+    opts.check_stop(state.step)?;
 
     let lengths: Vec<usize> = prepared.train.iter().map(Vec::len).collect();
     let per_epoch = epoch_batches(&lengths, config.batch_size, config.seed, 0)?.len() as u64;
@@ -1018,31 +1157,9 @@ pub fn train(
                 let tokens = batch.seq.total();
                 tokens_seen += tokens as u64;
                 let loss = out.report.loss;
-                if out.applied {
-                    state.acc.add(loss, rows);
-                } else {
-                    state.acc.skipped += 1;
-                }
-                let mut record = StepRecord {
-                    step: state.step,
-                    epoch: Some(epoch),
-                    batch: Some(bi),
-                    loss: loss.is_finite().then_some(loss),
-                    loss_bits: Some(StepRecord::bits(loss)),
-                    scale,
-                    overflow: Some(out.report.overflow()),
-                    skipped: Some(!out.applied),
-                    lr: Some(lr),
-                    rows: Some(rows),
-                    tokens: Some(tokens),
-                    ..StepRecord::default()
-                };
-                if config.fingerprint_every > 0 && state.step % config.fingerprint_every == 0 {
-                    let f = fingerprint_record(&state, state.step)?;
-                    record.params = f.params;
-                    record.optimizer = f.optimizer;
-                }
-                log.append(&record)?;
+                state.acc.add(&out, rows);
+                let record = step_record(state.step, (epoch, bi), &out, scale, lr, (rows, tokens));
+                state.log_step(config, &mut log, record)?;
                 // f32 has no loss scale to back off: an overflow there, or a
                 // non-finite loss in either precision, ends the run (the
                 // update was not applied).
@@ -1073,7 +1190,7 @@ pub fn train(
                     break;
                 }
                 if opts.stop_after_steps == Some(state.step) {
-                    stop = Some(write_checkpoint(&run, config, &state, &identity, &mut log)?);
+                    stop = Some(state.write_checkpoint(&run, config, &identity, &mut log)?);
                     break;
                 }
                 // At the epoch's last batch the epoch-end checkpoint follows.
@@ -1081,7 +1198,7 @@ pub fn train(
                     && state.step % config.checkpoint_every == 0
                     && bi + 1 < plan.len()
                 {
-                    write_checkpoint(&run, config, &state, &identity, &mut log)?;
+                    state.write_checkpoint(&run, config, &identity, &mut log)?;
                 }
             }
             Ok(())
@@ -1109,36 +1226,18 @@ pub fn train(
             valid_perplexity: None,
             partial: state.batch < plan.len(),
         };
-        progress.epoch(&metrics, epoch_start.elapsed().as_secs_f64());
-        state.acc.metrics.push(metrics);
-        state.acc.loss_sum_bits = 0;
-        state.acc.rows = 0;
-        state.epoch += 1;
-        state.batch = 0;
-        run::metrics::write(&run.metrics(), &state.acc.metrics)?;
-        run::plot::write(&run.plot(), &state.acc.metrics, &title)?;
-        write_checkpoint(&run, config, &state, &identity, &mut log)?;
+        let seconds = epoch_start.elapsed().as_secs_f64();
+        let at = (&run, config, identity.as_str(), title.as_str());
+        state.end_epoch(metrics, seconds, at, &mut log, progress)?;
         if finished {
             break;
         }
     }
-
-    crate::fault::point("final.model");
-    state.model.save(&run.model())?;
-    VocabFile::new(&prepared.vocab, &prepared.dataset.classes, config.max_len)
-        .write(&run.vocab())?;
-    run::metrics::write(&run.metrics(), &state.acc.metrics)?;
-    run::plot::write(&run.plot(), &state.acc.metrics, &title)?;
-    log.sync()?;
-    Ok(Outcome::Completed(Summary {
-        metrics: state.acc.metrics.clone(),
-        steps: state.step,
-        skipped: state.acc.skipped,
-        model_sha256: checkpoint::file_sha256(&run.model())?,
-        model: run.model(),
-        tokens: tokens_seen,
-        seconds: started.elapsed().as_secs_f64(),
-        parameters: state.model.params.numel(),
-        device: device.to_string(),
-    }))
+    let vocab = VocabFile::new(&prepared.vocab, &prepared.dataset.classes, config.max_len);
+    state.finish(
+        (&run, &title),
+        &vocab,
+        &mut log,
+        (tokens_seen, started, device),
+    )
 }
