@@ -94,6 +94,8 @@ fn classifier_args<'a>(s: &'a Scratch, ft: &'a Path) -> Vec<&'a str> {
         &s.data,
         "--unfreeze-schedule",
         "1,1,1",
+        "--discriminative",
+        "2.6",
     ]
 }
 

@@ -24,15 +24,15 @@
 //! splitting (fastai's default tokenizer is spaCy), only the special-token
 //! rules, so its tokens are not fastai's token for token. In order:
 //!
-//! 1. [`replace_rep`] on the text: a non-whitespace character repeated 3 or
+//! 1. `replace_rep` on the text: a non-whitespace character repeated 3 or
 //!    more times in a row becomes `xxrep n c` (`cooool` gives `c xxrep 4 o l`).
 //! 2. The split.
-//! 3. [`replace_wrep`]: a word token repeated 3 or more times in a row
+//! 3. `replace_wrep`: a word token repeated 3 or more times in a row
 //!    (compared lowercased) becomes `xxwrep n w`, `w` its first occurrence.
-//! 4. [`replace_all_caps`]: `xxup w` for an all-caps token longer than one
+//! 4. `replace_all_caps`: `xxup w` for an all-caps token longer than one
 //!    character.
-//! 5. [`replace_maj`]: `xxmaj w` for a token of a capital then lowercase.
-//! 6. [`lowercase`]: every token lowercased.
+//! 5. `replace_maj`: `xxmaj w` for a token of a capital then lowercase.
+//! 6. `lowercase`: every token lowercased.
 //!
 //! The count `n` is a decimal token (`4`). No `xxbos` is added here: the
 //! vocabulary's encoder adds it.

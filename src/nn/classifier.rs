@@ -105,18 +105,18 @@ impl ClassifierConfig {
         }
     }
 
-    /// The ULMFiT pipeline's classifier on two CPU cores: embeddings of 64,
-    /// layers of 128 and 64 (the language model's tied decoder needs the
+    /// The ULMFiT pipeline's classifier on two CPU cores: embeddings of 128,
+    /// layers of 256 and 128 (the language model's tied decoder needs the
     /// last as wide as the embedding), fastai's classifier dropouts times
     /// 0.5 (its `drop_mult` for text classifiers): embed 0.025, input 0.2,
-    /// hidden 0.15, weight 0.25; head `[192, 50, classes]` with dropouts
+    /// hidden 0.15, weight 0.25; head `[384, 50, classes]` with dropouts
     /// `[0.2, 0.05]`.
     pub fn ulmfit_small(vocab: usize, classes: usize) -> Self {
         ClassifierConfig {
             vocab,
             classes,
-            emb: 64,
-            hidden: vec![128, 64],
+            emb: 128,
+            hidden: vec![256, 128],
             bidirectional: false,
             embed_p: 0.025,
             input_p: 0.2,

@@ -280,7 +280,7 @@ impl LanguageModel {
     }
 
     /// Saves the model (with PyTorch's two LSTM biases, see
-    /// [`with_pytorch_lstm_biases`]) and its config, atomically.
+    /// [`with_pytorch_lstm_biases`](super::save::with_pytorch_lstm_biases)) and its config, atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         save_model(path, FORMAT, &self.config, self.tensors()?)
     }

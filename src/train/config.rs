@@ -35,8 +35,8 @@ pub enum Preset {
     Small,
     /// fastai's AWD-LSTM classifier ([`ClassifierConfig::fastai_awd_lstm`]).
     AwdLstm,
-    /// The ULMFiT pipeline's size on two CPU cores: embedding 64, layers of
-    /// 128 and 64 (the last as wide as the embedding, for the language
+    /// The ULMFiT pipeline's size on two CPU cores: embedding 128, layers of
+    /// 256 and 128 (the last as wide as the embedding, for the language
     /// model's tied decoder), fastai's classifier dropouts times 0.5
     /// ([`ClassifierConfig::ulmfit_small`]).
     Ulmfit,
