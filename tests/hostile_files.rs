@@ -141,6 +141,32 @@ fn mutated_model_files_never_panic() {
 }
 
 #[test]
+fn mutated_language_model_files_never_panic() {
+    use shoestring::nn::{LanguageModel, LmConfig};
+    let dir = support::scratch_dir("fuzz-lm");
+    let path = dir.join("lm.safetensors");
+    let model = LanguageModel::new(&Device::Cpu, &LmConfig::fastai(30, 8, vec![12, 8]), 1).unwrap();
+    model.save(&path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    fuzz(&good, |bytes| {
+        std::fs::write(&path, bytes).unwrap();
+        // Ok (a flipped bit in the data is still a model) or a typed error.
+        let _ = LanguageModel::load(&Device::Cpu, &path);
+    });
+}
+
+#[test]
+fn mutated_language_model_corpora_never_panic() {
+    let dir = support::scratch_dir("fuzz-lm-corpus");
+    let good = b"id,text\n1,\"one text, quoted\"\n2,another text\n3,a third\n".to_vec();
+    let path = dir.join("corpus.csv");
+    fuzz(&good, |bytes| {
+        std::fs::write(&path, bytes).unwrap();
+        let _ = shoestring::data::lm_corpus::load_lm_data(path.to_str().unwrap());
+    });
+}
+
+#[test]
 fn mutated_checkpoints_never_panic_and_never_verify() {
     let s = support::runs::Scratch::new("fuzz-checkpoint");
     let (run, o) = s.train("run", &["--max-steps", "3", "--keep-checkpoints", "1"]);
