@@ -153,7 +153,7 @@ impl Optimizer {
     pub fn set_discriminative_lr(&mut self, lr: f32, factor: f32) {
         let top = self.groups.len().saturating_sub(1);
         for (k, g) in self.groups.iter_mut().enumerate() {
-            g.lr = lr / factor.powi((top - k) as i32);
+            g.lr = lr / crate::train::schedule::pow(factor, top - k);
         }
     }
 

@@ -11,6 +11,7 @@ mod support;
 use shoestring::checkpoint;
 use shoestring::nn::{LanguageModel, TextClassifier};
 use shoestring::run::Manifest;
+use shoestring::train::schedule::pow;
 use shoestring::Device;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -270,11 +271,7 @@ fn gradual_unfreezing_leaves_frozen_groups_bit_untouched_and_rates_are_discrimin
         assert_eq!(g.len(), 4);
         for (k, &(lr, frozen)) in g.iter().enumerate() {
             assert_eq!(frozen, k < frozen_below, "stage {i} group {k}: {g:?}");
-            assert_eq!(
-                lr,
-                g[3].0 / 2.6f32.powi((3 - k) as i32),
-                "stage {i} group {k}: {g:?}"
-            );
+            assert_eq!(lr, g[3].0 / pow(2.6, 3 - k), "stage {i} group {k}: {g:?}");
         }
     }
 }
@@ -321,7 +318,7 @@ fn discriminative_rates_move_each_group_by_its_own_rate() {
         ("encoder.lstm.0.", 2),
         ("encoder.embedding", 3),
     ] {
-        let want = 0.01 / 2.6f32.powi(below_top);
+        let want = 0.01 / pow(2.6, below_top);
         let got = max_move(prefix);
         assert!(
             (got - want).abs() < want * 0.02,

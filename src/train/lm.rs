@@ -494,7 +494,9 @@ pub fn train_lm(
             train_loss: state.acc.mean(),
             valid_loss,
             valid_accuracy,
-            valid_perplexity: Some(valid_loss.exp()),
+            // detmath's exp: the same bits on every host (metrics.json is
+            // compared byte for byte).
+            valid_perplexity: Some(f64::from(crate::detmath::exp(valid_loss as f32))),
             partial: state.batch < plan.len(),
         };
         let seconds = epoch_start.elapsed().as_secs_f64();

@@ -133,6 +133,12 @@ pub fn cos_pi(x: f64) -> f64 {
     sign * acc
 }
 
+/// `x^n` as `n` multiplications in order, the same bits on every host
+/// (`powi`'s evaluation order is the compiler's choice).
+pub fn pow(x: f32, n: usize) -> f32 {
+    (0..n).fold(1.0, |a, _| a * x)
+}
+
 fn factorial(n: u32) -> f64 {
     (1..=n).fold(1.0, |a, k| a * f64::from(k))
 }
@@ -226,7 +232,7 @@ impl Plan {
         let (stage, before) = self.stage_of(epoch);
         let steps = u64::from(self.epochs[stage]) * per_epoch;
         let i = u64::from(epoch - before) * per_epoch + batch;
-        let top_lr = self.lr / 2f32.powi(stage as i32);
+        let top_lr = self.lr / pow(2.0, stage);
         let point = self.schedule.at(top_lr, i, steps);
         let top = self.groups.saturating_sub(1);
         let last_stage = stage + 1 == self.epochs.len();
@@ -236,7 +242,7 @@ impl Plan {
             self.groups.saturating_sub(stage + 1)
         };
         let lrs = (0..self.groups)
-            .map(|k| point.lr / self.factor.powi((top - k) as i32))
+            .map(|k| point.lr / pow(self.factor, top - k))
             .collect();
         StepSettings {
             stage,
@@ -307,7 +313,7 @@ mod tests {
         assert_eq!((s0.stage, s0.trainable_from), (0, 2));
         assert_eq!(s0.lrs[2], 0.01);
         assert_eq!(s0.lrs[1], 0.01 / 2.6);
-        assert_eq!(s0.lrs[0], 0.01 / 2.6f32.powi(2));
+        assert_eq!(s0.lrs[0], 0.01 / (2.6f32 * 2.6));
         let s1 = plan.at(1, 0, 10);
         assert_eq!((s1.stage, s1.trainable_from), (1, 1));
         assert_eq!(s1.lrs[2], 0.005);
