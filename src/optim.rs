@@ -165,6 +165,15 @@ impl Optimizer {
         }
     }
 
+    /// The parameters of frozen groups (for [`Graph::freeze`](crate::autograd::Graph::freeze)).
+    pub fn frozen_params(&self, params: &Params) -> Vec<ParamId> {
+        params
+            .iter()
+            .filter(|(_, p)| self.groups.get(p.group).is_some_and(|g| g.frozen))
+            .map(|(id, _)| id)
+            .collect()
+    }
+
     fn group_of(&self, params: &Params, id: ParamId) -> Result<Group> {
         if id.0 >= params.len() {
             return Err(Error::invalid(

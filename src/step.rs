@@ -52,6 +52,8 @@ pub fn train_step(
 ) -> Result<StepOutcome> {
     let device = batch.tokens.device().clone();
     let mut g = Graph::with_precision(&device, config.precision)?.with_tier(config.tier)?;
+    // Frozen groups (gradual unfreezing) get no gradient and cost no backward.
+    g.freeze(&opt.frozen_params(&model.params));
     let out = model
         .loss(&mut g, batch, rng)
         .and_then(|loss| finish_step(g, loss, &mut model.params, opt, scaler, config, rng));

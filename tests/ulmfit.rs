@@ -326,3 +326,54 @@ fn discriminative_rates_move_each_group_by_its_own_rate() {
         );
     }
 }
+
+#[test]
+fn frozen_groups_get_no_gradient_and_the_others_the_same_bits() {
+    use shoestring::autograd::Graph;
+    use shoestring::nn::{ClassifierConfig, TextBatch};
+    use shoestring::rng::RngState;
+    let cpu = Device::Cpu;
+    let config = ClassifierConfig::ulmfit_small(50, 3);
+    let texts: Vec<Vec<u32>> = (0..6)
+        .map(|i| (0..4 + i).map(|j| ((i * 7 + j * 3) % 50) as u32).collect())
+        .collect();
+    let batch = TextBatch::new(&cpu, &texts, &[0, 1, 2, 0, 1, 2]).unwrap();
+    let rng = RngState::new(3);
+    let grads = |freeze: &[shoestring::autograd::ParamId]| {
+        let mut model = TextClassifier::new(&cpu, &config, 9).unwrap();
+        let mut g = Graph::new(&cpu).unwrap();
+        g.freeze(freeze);
+        let loss = model.loss(&mut g, &batch, &rng).unwrap();
+        let grads = g.backward(loss).unwrap();
+        model
+            .params
+            .iter()
+            .map(|(id, _)| {
+                grads.get(id).map(|t| {
+                    t.to_vec_f32()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect::<Vec<u32>>()
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let model = TextClassifier::new(&cpu, &config, 9).unwrap();
+    // Everything below the head frozen (stage 1 of gradual unfreezing).
+    let head = model.params.groups() - 1;
+    let frozen: Vec<_> = model
+        .params
+        .iter()
+        .filter(|(_, p)| p.group < head)
+        .map(|(id, _)| id)
+        .collect();
+    let (all, some) = (grads(&[]), grads(&frozen));
+    for ((id, p), (a, s)) in model.params.iter().zip(all.iter().zip(&some)) {
+        if frozen.contains(&id) {
+            assert!(s.is_none(), "{}: a frozen parameter got a gradient", p.name);
+        } else {
+            assert!(a.is_some() && a == s, "{}: the gradient changed", p.name);
+        }
+    }
+}

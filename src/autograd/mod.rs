@@ -68,6 +68,8 @@ pub struct Graph {
     nodes: Vec<Node>,
     /// The node of each parameter entered so far (one node per parameter).
     params: Vec<(ParamId, Var)>,
+    /// Parameters that get no gradient ([`Graph::freeze`]).
+    frozen: Vec<ParamId>,
     status: Status,
 }
 
@@ -143,6 +145,7 @@ impl Graph {
             grad_enabled: true,
             nodes: Vec::new(),
             params: Vec::new(),
+            frozen: Vec::new(),
             status: Status::new(device)?,
         })
     }
@@ -248,9 +251,19 @@ impl Graph {
         }
         value.check_device("param", "value", &self.device)?;
         value.check_dtype("param", "value", crate::tensor::DType::F32)?;
-        let v = self.push(value.clone(), Op::Param, true);
+        let needs = !self.frozen.contains(&id);
+        let v = self.push(value.clone(), Op::Param, needs);
         self.params.push((id, v));
         Ok(v)
+    }
+
+    /// Parameters `ids`, entered after this call, get no gradient (frozen
+    /// layer groups): every node that only they would need a gradient for
+    /// is skipped in backward, so a frozen encoder costs no backward time.
+    /// The other parameters' gradients are the same bits: no gradient a
+    /// trainable parameter receives passes through a skipped node.
+    pub fn freeze(&mut self, ids: &[ParamId]) {
+        self.frozen.extend_from_slice(ids);
     }
 
     /// The gradients of every parameter that reaches `loss`, a value made by
