@@ -18,7 +18,7 @@ use super::embedding::Embedding;
 use super::linear::Linear;
 use super::lstm::{Lstm, LstmConfig};
 use super::params::{HostTensor, Params};
-use super::save::{load_model, save_model, with_pytorch_lstm_biases};
+use super::save::{load_model, save_model};
 use crate::autograd::{Graph, Var};
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -408,12 +408,6 @@ impl TextClassifier {
     /// config, as JSON metadata) to a safetensors file, atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         save_model(path, FORMAT, &self.config, self.tensors()?)
-    }
-
-    /// [`tensors`](Self::tensors) as a file holds them
-    /// ([`with_pytorch_lstm_biases`]).
-    pub fn file_tensors(&self) -> Result<Vec<HostTensor>> {
-        Ok(with_pytorch_lstm_biases(self.tensors()?))
     }
 
     /// Loads a model that [`save`](Self::save) wrote, onto `device`.
