@@ -111,6 +111,10 @@ pub enum Error {
         line: u64,
         msg: String,
     },
+    /// `shoestring bench` checks each op's output once before timing it;
+    /// this one computed something else than its reference.
+    #[error("bench {op}: output check failed: {msg}")]
+    BenchCheck { op: String, msg: String },
 }
 
 /// `Result` with [`enum@Error`].

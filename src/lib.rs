@@ -37,6 +37,7 @@
 
 pub mod amp;
 pub mod autograd;
+pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod detmath;

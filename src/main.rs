@@ -47,6 +47,12 @@ enum Command {
     /// whose loss or fingerprint differs, and which tensors differ and by
     /// how much. Exit 0 when identical, 1 when different, 2 on error.
     Diff(cli::diff::DiffArgs),
+    /// Time every kernel family, the GEMM, the LSTM layer and the default
+    /// classifier's training step, each next to a reference measured in the
+    /// same process (a copy of the same bytes, matrixmultiply and the gemm
+    /// crate or cuBLAS), and print one table: median time, throughput,
+    /// reference, ratio. Each op's output is checked before it is timed.
+    Bench(cli::bench::BenchArgs),
     /// Print what this machine offers: CPU threads, whether CUDA is usable (and
     /// why not), the GPU, the driver, where the kernels came from and their sha256.
     Doctor,
@@ -72,6 +78,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => cli::eval::eval(a),
         Command::Predict(a) => cli::eval::predict(a),
         Command::Diff(a) => return cli::diff::run(a),
+        Command::Bench(a) => cli::bench::run(a),
         Command::Doctor => doctor(),
         Command::Verify {
             device,

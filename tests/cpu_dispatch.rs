@@ -5,7 +5,7 @@
 //! binary again under `SHOESTRING_CPU_PORTABLE=1`, and compares the bits.
 
 use shoestring::device::abi::ss_elementwise_adam_params;
-use shoestring::device::{fma_path, CPU_LEVEL_ENV, CPU_PORTABLE_ENV};
+use shoestring::device::{cpu_level, fma_path, CPU_LEVEL_ENV, CPU_PORTABLE_ENV};
 use shoestring::ops::detmath::{self as detmath_fam, DetmathOp};
 use shoestring::ops::elementwise::{self as ew};
 use shoestring::ops::reduce::ReduceOp;
@@ -155,43 +155,52 @@ fn decode(names: &[(String, Vec<u32>)], mut b: &[u8]) -> Vec<(String, Vec<u32>)>
 #[test]
 fn fast_and_portable_cpu_paths_give_the_same_bits() {
     if let Some(path) = std::env::var_os(CHILD_OUT_ENV) {
-        assert!(
-            !fma_path(),
-            "{CPU_PORTABLE_ENV}=1 did not force the portable path"
-        );
+        if std::env::var_os(CPU_PORTABLE_ENV).is_some() {
+            assert!(
+                !fma_path(),
+                "{CPU_PORTABLE_ENV}=1 did not force the portable path"
+            );
+        }
         std::fs::write(path, encode(&results())).unwrap();
         return;
     }
     let here = results();
     let dir = std::env::temp_dir().join(format!("shoestring-cpu-dispatch-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("portable.bin");
-    let child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
-        .env(CPU_PORTABLE_ENV, "1")
-        .env(CHILD_OUT_ENV, &file)
-        .output()
-        .unwrap();
-    assert!(
-        child.status.success(),
-        "portable child failed:\n{}",
-        String::from_utf8_lossy(&child.stderr)
-    );
-    let portable = decode(&here, &std::fs::read(&file).unwrap());
-    std::fs::remove_dir_all(&dir).unwrap();
-    eprintln!(
-        "{NAME}: this process on the {} path, the child on the portable path",
-        if fma_path() { "avx2+fma" } else { "portable" }
-    );
-    for ((name, fast), (_, slow)) in here.iter().zip(&portable) {
-        assert_eq!(fast.len(), slow.len(), "{name}: lengths differ");
-        if let Some(i) = fast.iter().zip(slow).position(|(a, b)| a != b) {
-            panic!(
-                "{name}: element {i} differs: {:#010x} (this path) vs {:#010x} (portable)",
-                fast[i], slow[i]
-            );
+    // The portable build, and the AVX2 + FMA build (on an AVX-512 CPU this
+    // process runs the AVX-512 build, so all three are compared).
+    for (env, value, path) in [
+        (CPU_PORTABLE_ENV, "1", "portable"),
+        (CPU_LEVEL_ENV, "avx2", "avx2"),
+    ] {
+        let file = dir.join(format!("{path}.bin"));
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(env, value)
+            .env(CHILD_OUT_ENV, &file)
+            .output()
+            .unwrap();
+        assert!(
+            child.status.success(),
+            "{path} child failed:\n{}",
+            String::from_utf8_lossy(&child.stderr)
+        );
+        let other = decode(&here, &std::fs::read(&file).unwrap());
+        eprintln!(
+            "{NAME}: this process on the {} path, the child on the {path} path",
+            cpu_level().name()
+        );
+        for ((name, fast), (_, slow)) in here.iter().zip(&other) {
+            assert_eq!(fast.len(), slow.len(), "{name}: lengths differ");
+            if let Some(i) = fast.iter().zip(slow).position(|(a, b)| a != b) {
+                panic!(
+                    "{name}: element {i} differs: {:#010x} (this path) vs {:#010x} ({path})",
+                    fast[i], slow[i]
+                );
+            }
         }
     }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The env override is read by the library, not only by this test: the

@@ -41,7 +41,15 @@ fn all_devices(test: &str) -> Vec<Device> {
 /// A column reduction is the row reduction of the transpose, bit for bit.
 #[test]
 fn reduce_cols_equals_reduce_rows_of_the_transpose_on_every_device() {
-    for &(rows, cols) in &[(1usize, 5usize), (300, 7), (16_385, 3), (0, 4)] {
+    // Wider than one CPU task (256 columns) too, and taller than one chunk.
+    for &(rows, cols) in &[
+        (1usize, 5usize),
+        (300, 7),
+        (16_385, 3),
+        (0, 4),
+        (40, 600),
+        (1000, 513),
+    ] {
         let mut x = floats(rows * cols, 1, 4.0);
         if rows > 3 {
             x[2 * cols + 1] = f32::NAN;

@@ -153,6 +153,50 @@ unsafe fn run_avx2_fma<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Defines `fn $name(args)` that runs `$inner(args)` in the widest build the
+/// CPU allows ([`cpu_level`]): compiled with AVX-512F (16 lanes, 32
+/// registers), with AVX2 + FMA, or portable. Every build performs the same
+/// IEEE-754 operations, so the bits do not depend on the level
+/// (`tests/cpu_dispatch.rs`).
+///
+/// Why a function and not a [`with_fma`] closure: here the slices arrive as
+/// arguments, which LLVM knows do not alias, so a loop that writes several
+/// of them vectorises; captured by a closure they are pointers loaded from
+/// its environment, and such a loop (the LSTM cell's, with eleven streams)
+/// stays scalar. `$inner` must be `#[inline(always)]`.
+#[macro_export]
+macro_rules! simd_dispatch {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $inner:path) => {
+        $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                use $crate::device::{cpu_level, CpuLevel};
+                if cpu_level() >= CpuLevel::Avx512 {
+                    #[target_feature(enable = "avx512f,avx2,fma")]
+                    #[allow(clippy::too_many_arguments)]
+                    unsafe fn avx512($($arg: $ty),*) {
+                        $inner($($arg),*)
+                    }
+                    // SAFETY: cpu_level() detected AVX-512F, AVX2 and FMA.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if cpu_level() >= CpuLevel::Avx2Fma {
+                    #[target_feature(enable = "avx2,fma")]
+                    #[allow(clippy::too_many_arguments)]
+                    unsafe fn avx2($($arg: $ty),*) {
+                        $inner($($arg),*)
+                    }
+                    // SAFETY: cpu_level() detected AVX2 and FMA.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $inner($($arg),*)
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -520,7 +520,8 @@ fn step_record(
     }
 }
 
-fn new_optimizer(config: &TrainConfig, params: &Params) -> Optimizer {
+/// The optimizer `train` builds for `config` (also `shoestring bench`'s).
+pub(crate) fn new_optimizer(config: &TrainConfig, params: &Params) -> Optimizer {
     match config.optimizer {
         OptimizerKind::Adam => Optimizer::adam(params, config.lr, config.weight_decay),
         OptimizerKind::Sgd => {
@@ -554,7 +555,7 @@ fn new_scaler(config: &TrainConfig) -> Result<Option<LossScaler>> {
 /// The classifier of a new run: drawn from the seed, its encoder then
 /// replaced by the pretrained one's when there is one (whose sizes it
 /// takes).
-fn new_classifier(
+pub(crate) fn new_classifier(
     config: &TrainConfig,
     device: &Device,
     prepared: &Prepared,

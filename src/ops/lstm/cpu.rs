@@ -1,13 +1,13 @@
 //! CPU twin of `kernels/lstm.cu`. Rows are split into tasks of whole rows over
 //! rayon; each unit `(b, j)` is computed from its own inputs only, so neither
-//! the task size nor the thread count can change a bit. Each task runs under
-//! [`with_fma`] (AVX2 + FMA where the CPU has them; the same bits either way).
+//! the task size nor the thread count can change a bit. Each task runs in the
+//! widest SIMD build the CPU allows ([`crate::simd_dispatch`]: AVX-512F,
+//! AVX2 + FMA or portable; the same bits every way).
 //!
 //! Dimension letters and layouts as in the kernel file: B rows, H hidden units;
 //! `gates`, `act`, `dgates` are B x 4H with blocks `[i | f | g | o]`; the rest B x H.
 
 use crate::detmath::{sigmoid, tanh};
-use crate::device::with_fma;
 use crate::numerics::canonical_nan;
 use rayon::prelude::*;
 
@@ -42,11 +42,13 @@ pub fn lstm_cell_fwd_f32(
             let u0 = task * rows * hidden; // first unit of the task
             let gates = &gates[4 * u0..4 * u0 + act.len()];
             let c_prev = &c_prev[u0..u0 + c.len()];
-            with_fma(
-                #[inline(always)]
-                || fwd_rows(hidden, gates, c_prev, c, h, act),
-            );
+            fwd_rows_dispatch(hidden, gates, c_prev, c, h, act);
         });
+}
+
+crate::simd_dispatch! {
+    /// [`fwd_rows`] in the widest build the CPU allows.
+    fn fwd_rows_dispatch(hidden: usize, gates: &[f32], c_prev: &[f32], c: &mut [f32], h: &mut [f32], act: &mut [f32]) => fwd_rows
 }
 
 /// Whole rows of the forward pass, in the kernel's per-unit order.
@@ -71,6 +73,16 @@ fn fwd_rows(
         let (ai, rest) = act.split_at_mut(hidden);
         let (af, rest) = rest.split_at_mut(hidden);
         let (ag, ao) = rest.split_at_mut(hidden);
+        // Every slice re-cut to `hidden`: with the lengths known equal, the
+        // bounds checks go and the loop vectorises.
+        let (gi, gf, gg, go) = (&gi[..hidden], &gf[..hidden], &gg[..hidden], &go[..hidden]);
+        let (ai, af, ag, ao) = (
+            &mut ai[..hidden],
+            &mut af[..hidden],
+            &mut ag[..hidden],
+            &mut ao[..hidden],
+        );
+        let (c_prev, c, h) = (&c_prev[..hidden], &mut c[..hidden], &mut h[..hidden]);
         for j in 0..hidden {
             let i = sigmoid(gi[j]);
             let f = sigmoid(gf[j]);
@@ -120,11 +132,13 @@ pub fn lstm_cell_bwd_f32(
                 c_prev: &c_prev[u0..u0 + n],
                 c: &c[u0..u0 + n],
             };
-            with_fma(
-                #[inline(always)]
-                || bwd_rows(hidden, &ins, dgates, dc_prev),
-            );
+            bwd_rows_dispatch(hidden, &ins, dgates, dc_prev);
         });
+}
+
+crate::simd_dispatch! {
+    /// [`bwd_rows`] in the widest build the CPU allows.
+    fn bwd_rows_dispatch(hidden: usize, x: &BwdInputs<'_>, dgates: &mut [f32], dc_prev: &mut [f32]) => bwd_rows
 }
 
 /// One task's slices of the backward inputs.
@@ -159,6 +173,12 @@ fn bwd_rows(hidden: usize, x: &BwdInputs<'_>, dgates: &mut [f32], dc_prev: &mut 
         let (di_out, rest) = dgates.split_at_mut(hidden);
         let (df_out, rest) = rest.split_at_mut(hidden);
         let (dg_out, do_out) = rest.split_at_mut(hidden);
+        // As in `fwd_rows`: lengths known equal, so the loop vectorises.
+        let (ai, af, ag, ao) = (&ai[..hidden], &af[..hidden], &ag[..hidden], &ao[..hidden]);
+        let (di_out, df_out) = (&mut di_out[..hidden], &mut df_out[..hidden]);
+        let (dg_out, do_out) = (&mut dg_out[..hidden], &mut do_out[..hidden]);
+        let (dh, dc, cp, cc) = (&dh[..hidden], &dc[..hidden], &cp[..hidden], &cc[..hidden]);
+        let dc_prev = &mut dc_prev[..hidden];
         for j in 0..hidden {
             let (i, f, g, o) = (ai[j], af[j], ag[j], ao[j]);
             let dht = dh[j];

@@ -180,14 +180,106 @@ pub fn reduce_rows(op: ReduceOp, x: &[f32], width: usize, out: &mut [f32]) {
 }
 
 /// `out[c] = canonical_reduce(op, column c)` of the row-major `rows x cols`
-/// matrix `x`: each column gathered, then reduced (the kernels read it in
-/// place, strided, in the same order). Columns spread over rayon.
+/// matrix `x`. The kernels read each column in place, strided; here a task
+/// takes a block of columns and runs the canonical reduction of all of them
+/// at once, row by row: row `r` of a chunk folds into lane `r % 256` of every
+/// column (one contiguous vector operation per row), then the lanes' tree
+/// pairs lane `l` with `l + s` in every column. Each column sees exactly the
+/// operations, in the order, of [`canonical_reduce`] on it, so the bits are
+/// the same; but the reads are contiguous and the loops vectorise.
 /// TWIN: kernels/reduce.cu::reduce_{sum,max,sumsq}_cols_f32.
 pub fn reduce_cols(op: ReduceOp, x: &[f32], rows: usize, out: &mut [f32]) {
     let cols = out.len();
     debug_assert_eq!(x.len(), rows * cols);
-    out.par_iter_mut().enumerate().for_each(|(c, o)| {
-        let column: Vec<f32> = (0..rows).map(|r| x[r * cols + c]).collect();
-        *o = canonical_reduce(op, &column);
-    });
+    out.par_chunks_mut(COLS_PER_TASK)
+        .enumerate()
+        .for_each(|(t, o)| {
+            let first = t * COLS_PER_TASK;
+            let mut lanes = vec![0f32; LANES * o.len()];
+            with_fma(
+                #[inline(always)]
+                || match op {
+                    ReduceOp::Sum => cols_block(
+                        op,
+                        x,
+                        rows,
+                        cols,
+                        first,
+                        o,
+                        &mut lanes,
+                        |a, v| a + v,
+                        |a, b| a + b,
+                    ),
+                    ReduceOp::SumSquares => cols_block(
+                        op,
+                        x,
+                        rows,
+                        cols,
+                        first,
+                        o,
+                        &mut lanes,
+                        |a, v| v.mul_add(v, a),
+                        |a, b| a + b,
+                    ),
+                    ReduceOp::Max => {
+                        cols_block(op, x, rows, cols, first, o, &mut lanes, max2, max2)
+                    }
+                },
+            );
+        });
+}
+
+/// Columns per rayon task of [`reduce_cols`]: their 256 lanes take 256 KiB.
+/// Not part of the numerics (any value gives the same bits).
+const COLS_PER_TASK: usize = 256;
+
+/// The canonical reductions of columns `first..first + out.len()` of `x`
+/// (`rows x cols`) into `out`: per chunk of `CHUNK` rows, the first level's
+/// fold (`first_op`) and tree (`combine`) for every column at once, in
+/// `lanes` (`LANES x out.len()`, lane-major); the chunk results are then
+/// reduced as [`canonical_reduce`] reduces them.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // one block of columns, and the op's two halves
+fn cols_block(
+    op: ReduceOp,
+    x: &[f32],
+    rows: usize,
+    cols: usize,
+    first: usize,
+    out: &mut [f32],
+    lanes: &mut [f32],
+    first_op: impl Fn(f32, f32) -> f32,
+    combine: impl Fn(f32, f32) -> f32,
+) {
+    let w = out.len();
+    let chunks = rows.div_ceil(CHUNK).max(1);
+    let mut levels: Vec<Vec<f32>> = vec![Vec::with_capacity(chunks); w];
+    for ch in 0..chunks {
+        lanes.fill(identity(op));
+        let r0 = ch * CHUNK;
+        for r in r0..(r0 + CHUNK).min(rows) {
+            let l = (r - r0) % LANES;
+            let row = &x[r * cols + first..r * cols + first + w];
+            for (acc, &v) in lanes[l * w..(l + 1) * w].iter_mut().zip(row) {
+                *acc = first_op(*acc, v);
+            }
+        }
+        let mut s = LANES / 2;
+        while s > 0 {
+            let (lo, hi) = lanes.split_at_mut(s * w);
+            for (a, &b) in lo.iter_mut().zip(&hi[..s * w]) {
+                *a = combine(*a, b);
+            }
+            s /= 2;
+        }
+        for (level, &v) in levels.iter_mut().zip(&lanes[..w]) {
+            level.push(canonical_nan(v));
+        }
+    }
+    for (o, mut level) in out.iter_mut().zip(levels) {
+        while level.len() > 1 {
+            level = chunk_pass(upper(op), &level);
+        }
+        *o = level[0];
+    }
 }

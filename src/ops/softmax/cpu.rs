@@ -2,15 +2,14 @@
 //! order. Rows go to rayon tasks (several short rows per task); a row's bits
 //! depend on the row alone, and the batch loss is one canonical sum over the
 //! per-row values in row order, so the pool size never changes the bits.
-//! Each task runs under [`with_fma`] (AVX2 + FMA where the CPU has them; the
-//! same bits either way, DESIGN.md rule 1).
+//! Each task runs in the widest SIMD build the CPU allows
+//! ([`crate::simd_dispatch`]; the same bits every way, DESIGN.md rule 1).
 
 use crate::detmath::{exp, log};
 use crate::device::abi::{
     SS_STATUS_BAD_LABEL, SS_STATUS_BAD_LABEL_FIRST, SS_STATUS_FLAGS, SS_STATUS_LOSS,
     SS_STATUS_NONFINITE_LOSS,
 };
-use crate::device::with_fma;
 use crate::numerics::{canonical_nan, is_finite, CANONICAL_NAN_BITS};
 use crate::ops::reduce::cpu::{canonical_max, canonical_sum, CHUNK};
 use rayon::prelude::*;
@@ -46,18 +45,18 @@ fn log_softmax_task(xs: &[f32], cols: usize, ys: &mut [f32]) {
     }
 }
 
+crate::simd_dispatch! {
+    /// [`log_softmax_task`] in the widest build the CPU allows.
+    fn log_softmax_task_widest(xs: &[f32], cols: usize, ys: &mut [f32]) => log_softmax_task
+}
+
 /// `y = log_softmax(x)` over rows of `cols` (`cols >= 1`, `x.len() == y.len()`,
 /// a multiple of `cols`). TWIN: kernels/softmax.cu::softmax_log_fwd_f32
 pub fn log_softmax_rows(x: &[f32], cols: usize, y: &mut [f32]) {
     let per = rows_per_task(cols);
     y.par_chunks_mut(per * cols)
         .zip(x.par_chunks(per * cols))
-        .for_each(|(ys, xs)| {
-            with_fma(
-                #[inline(always)]
-                || log_softmax_task(xs, cols, ys),
-            )
-        });
+        .for_each(|(ys, xs)| log_softmax_task_widest(xs, cols, ys));
 }
 
 /// The labels' check: for the smallest row `r` whose label is not below
@@ -87,6 +86,11 @@ fn xent_task(xs: &[f32], labels: &[u32], cols: usize, ys: &mut [f32], nll: &mut 
     }
 }
 
+crate::simd_dispatch! {
+    /// [`xent_task`] in the widest build the CPU allows.
+    fn xent_task_widest(xs: &[f32], labels: &[u32], cols: usize, ys: &mut [f32], nll: &mut [f32]) => xent_task
+}
+
 /// `y = log_softmax(x)` and `nll[r] = -y[r, labels[r]]` (NaN for a label out
 /// of range). TWIN: kernels/softmax.cu::softmax_xent_fwd_f32
 pub fn xent_rows(x: &[f32], labels: &[u32], cols: usize, y: &mut [f32], nll: &mut [f32]) {
@@ -94,12 +98,7 @@ pub fn xent_rows(x: &[f32], labels: &[u32], cols: usize, y: &mut [f32], nll: &mu
     y.par_chunks_mut(per * cols)
         .zip(x.par_chunks(per * cols))
         .zip(nll.par_chunks_mut(per).zip(labels.par_chunks(per)))
-        .for_each(|((ys, xs), (ns, ls))| {
-            with_fma(
-                #[inline(always)]
-                || xent_task(xs, ls, cols, ys, ns),
-            )
-        });
+        .for_each(|((ys, xs), (ns, ls))| xent_task_widest(xs, ls, cols, ys, ns));
 }
 
 /// `loss = canonical_sum(nll) / (R as f32)`, one IEEE f32 division (R < 2^24,
@@ -130,6 +129,11 @@ fn xent_bwd_task(ys: &[f32], labels: &[u32], cols: usize, gscale: f32, ds: &mut 
     }
 }
 
+crate::simd_dispatch! {
+    /// [`xent_bwd_task`] in the widest build the CPU allows.
+    fn xent_bwd_task_widest(ys: &[f32], labels: &[u32], cols: usize, gscale: f32, ds: &mut [f32]) => xent_bwd_task
+}
+
 /// `dx[r, j] = (exp(y[r, j]) - onehot) * gscale`: off the label `exp(y) - 0`
 /// is `exp(y)` exactly (exp never returns -0), so only the label's column
 /// subtracts; then one multiply (no fma). TWIN: kernels/softmax.cu::softmax_xent_bwd_f32
@@ -138,10 +142,5 @@ pub fn xent_bwd(y: &[f32], labels: &[u32], cols: usize, gscale: f32, dx: &mut [f
     dx.par_chunks_mut(per * cols)
         .zip(y.par_chunks(per * cols))
         .zip(labels.par_chunks(per))
-        .for_each(|((ds, ys), ls)| {
-            with_fma(
-                #[inline(always)]
-                || xent_bwd_task(ys, ls, cols, gscale, ds),
-            )
-        });
+        .for_each(|((ds, ys), ls)| xent_bwd_task_widest(ys, ls, cols, gscale, ds));
 }
