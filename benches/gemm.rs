@@ -1,8 +1,9 @@
 //! Exact-tier GEMM on the CPU twin, f32 in and out, on 1 and 2 rayon threads,
-//! next to two libraries measured in the same run so the report is a ratio:
+//! next to two libraries measured in the same run so the report is a ratio,
+//! called as `shoestring bench` calls them (`shoestring::bench::gemm`):
 //! `matrixmultiply::sgemm` (default features: its AVX-512 kernel, and no
 //! `threading`, so one call is one thread; its 2-thread row is two calls on
-//! the two halves of C under `rayon::join`) and the `gemm` crate with its
+//! the two row halves of C under `rayon::join`) and the `gemm` crate with its
 //! `x86-v4` (AVX-512) kernels (`Parallelism::None`, and `Rayon(2)` in a
 //! 2-thread pool). Neither library keeps our k order, so only the time is
 //! comparable, not the bits. Each measurement loop runs inside its rayon pool.
@@ -15,6 +16,7 @@
 //! `cargo bench --bench gemm -- --warm-up-time 1 --measurement-time 2`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use shoestring::bench::gemm::{gemm_crate_sgemm, matrixmultiply_sgemm};
 use shoestring::device::{Device, DeviceBuffer};
 use shoestring::ops::gemm::{self, Gemm, Op};
 use shoestring::status::Status;
@@ -44,68 +46,6 @@ fn data(n: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-/// Strides of op(A) (rows, k) and op(B) (k, columns) in the stored layouts.
-fn strides(g: &Gemm) -> ((isize, isize), (isize, isize)) {
-    let (m, n, k) = (g.m as isize, g.n as isize, g.k as isize);
-    let a = match g.a {
-        Op::N => (k, 1),
-        Op::T => (1, m),
-    };
-    let b = match g.b {
-        Op::N => (n, 1),
-        Op::T => (1, k),
-    };
-    (a, b)
-}
-
-/// A raw pointer that may cross `rayon::join` (each side writes its own half).
-#[derive(Clone, Copy)]
-struct Ptr<T>(*mut T);
-impl<T> Ptr<T> {
-    /// The pointer (a method, so closures capture the whole `Ptr`).
-    fn get(self) -> *mut T {
-        self.0
-    }
-}
-// SAFETY: the two halves of C written through it are disjoint.
-unsafe impl<T> Send for Ptr<T> {}
-// SAFETY: as above.
-unsafe impl<T> Sync for Ptr<T> {}
-
-/// `matrixmultiply::sgemm` on rows `i0..i1` and columns `j0..j1` of C.
-fn mm_block(
-    g: &Gemm,
-    a: &[f32],
-    b: &[f32],
-    c: Ptr<f32>,
-    rows: (usize, usize),
-    cols: (usize, usize),
-) {
-    let ((rsa, csa), (rsb, csb)) = strides(g);
-    let n = g.n as isize;
-    // SAFETY: the strides describe the stored layouts of a (m x k or k x m),
-    // b (k x n or n x k) and c (m x n), whose lengths the caller made match;
-    // the block lies inside C.
-    unsafe {
-        matrixmultiply::sgemm(
-            rows.1 - rows.0,
-            g.k,
-            cols.1 - cols.0,
-            1.0,
-            a.as_ptr().offset(rows.0 as isize * rsa),
-            rsa,
-            csa,
-            b.as_ptr().offset(cols.0 as isize * csb),
-            rsb,
-            csb,
-            0.0,
-            c.get().offset(rows.0 as isize * n + cols.0 as isize),
-            n,
-            1,
-        )
-    }
-}
-
 fn bench_gemm(c: &mut Criterion) {
     let mut group = c.benchmark_group("gemm_f32");
     for &(label, m, n, k, oa, ob) in &SHAPES {
@@ -119,7 +59,6 @@ fn bench_gemm(c: &mut Criterion) {
         let mut cd = DeviceBuffer::<f32>::zeros(&dev, m * n).unwrap();
         let mut flag = Status::new(&dev).unwrap();
         let mut out = vec![0.0f32; m * n];
-        let ((rsa, csa), (rsb, csb)) = strides(&g);
         for threads in [1usize, 2] {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -136,63 +75,14 @@ fn bench_gemm(c: &mut Criterion) {
             });
             let mm = BenchmarkId::new(format!("matrixmultiply {threads}t"), &id);
             group.bench_function(mm, |bch| {
-                let cp = Ptr(out.as_mut_ptr());
                 pool.install(|| {
-                    bch.iter(|| {
-                        if threads == 1 {
-                            mm_block(&g, black_box(&a), &b, cp, (0, m), (0, n));
-                        } else if m >= n {
-                            let h = m / 2;
-                            rayon::join(
-                                || mm_block(&g, &a, &b, cp, (0, h), (0, n)),
-                                || mm_block(&g, &a, &b, cp, (h, m), (0, n)),
-                            );
-                        } else {
-                            let h = n / 2;
-                            rayon::join(
-                                || mm_block(&g, &a, &b, cp, (0, m), (0, h)),
-                                || mm_block(&g, &a, &b, cp, (0, m), (h, n)),
-                            );
-                        }
-                    })
+                    bch.iter(|| matrixmultiply_sgemm(&g, black_box(&a), &b, &mut out).unwrap())
                 })
             });
-            let par = if threads == 1 {
-                ::gemm::Parallelism::None
-            } else {
-                ::gemm::Parallelism::Rayon(threads)
-            };
             let gc = BenchmarkId::new(format!("gemm-crate {threads}t"), &id);
             group.bench_function(gc, |bch| {
-                let cp = Ptr(out.as_mut_ptr());
                 pool.install(|| {
-                    bch.iter(|| {
-                        // SAFETY: as for matrixmultiply: the strides describe
-                        // the stored layouts and every buffer has its length.
-                        unsafe {
-                            ::gemm::gemm(
-                                m,
-                                n,
-                                k,
-                                cp.get(),
-                                1,
-                                n as isize,
-                                false,
-                                black_box(&a).as_ptr(),
-                                csa,
-                                rsa,
-                                b.as_ptr(),
-                                csb,
-                                rsb,
-                                0.0,
-                                1.0,
-                                false,
-                                false,
-                                false,
-                                par,
-                            )
-                        }
-                    })
+                    bch.iter(|| gemm_crate_sgemm(&g, black_box(&a), &b, &mut out).unwrap())
                 })
             });
         }

@@ -32,14 +32,15 @@
 //!   mma.sync cannot reach on Hopper); fast/mma and best/mma are the product's
 //!   and the best candidate's fraction of it, best/cuB the best fast column
 //!   over cuBLAS;
-//! - cuBLAS: `cublasGemmEx`, f16 in, f32 compute, f16 out (CUBLAS_COMPUTE_32F);
+//! - cuBLAS: `cublasGemmEx`, f16 in, f32 compute, f16 out (CUBLAS_COMPUTE_32F;
+//!   `shoestring::bench::cublas`, which `shoestring bench` uses too);
 //! - fast/cuB and nf/fast: the ratios the fast tier's targets are stated in
 //!   (>= 0.70 of cuBLAS at 4096^3; the flag costs < 2%).
 
-use cudarc::cublas::{result as cublas_result, sys as cublas_sys, CudaBlas};
 use cudarc::driver::sys::{CUdevice_attribute, CUevent_flags};
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
 use dev_gemm_tc::{gemm_dev, mma_peak, mma_peak_flops, Variant, MMA_PEAK_THREADS};
+use shoestring::bench::cublas::Blas;
 use shoestring::device::{Device, DeviceBuffer};
 use shoestring::numerics::{float_to_half_rn, half_to_float};
 use shoestring::ops::gemm::fast::gemm_fast;
@@ -109,74 +110,6 @@ fn gflops(g: &Gemm, ms: f64) -> f64 {
 /// (timing needs non-zero data, not distinct data).
 fn random_f16(pool: &[u16], len: usize, offset: usize) -> Vec<u16> {
     (0..len).map(|i| pool[(i + offset) % pool.len()]).collect()
-}
-
-struct Blas {
-    blas: CudaBlas,
-    stream: Arc<CudaStream>,
-}
-
-impl Blas {
-    /// cuBLAS on the device's stream, or why not.
-    fn open(stream: &Arc<CudaStream>) -> Result<Blas, String> {
-        // SAFETY: only probes whether libcublas can be dlopen'ed; cudarc panics
-        // on first use of cuBLAS without it.
-        if !unsafe { cublas_sys::is_culib_present() } {
-            return Err("libcublas not found".into());
-        }
-        let blas = CudaBlas::new(stream.clone()).map_err(|e| e.to_string())?;
-        Ok(Blas {
-            blas,
-            stream: stream.clone(),
-        })
-    }
-
-    /// Row-major C (m x n, f16) = A (m x k) B (k x n), f32 compute: in cuBLAS's
-    /// column-major terms C^T = B^T A^T, i.e. gemm(N, N, n, m, k, B, A).
-    fn hgemm(
-        &self,
-        g: &Gemm,
-        a: &CudaSlice<u16>,
-        b: &CudaSlice<u16>,
-        c: &mut CudaSlice<u16>,
-    ) -> Res<()> {
-        assert!(a.len() >= g.m * g.k && b.len() >= g.k * g.n && c.len() >= g.m * g.n);
-        let (m, n, k) = (g.m as i32, g.n as i32, g.k as i32);
-        let (alpha, beta) = (g.alpha, 0.0f32);
-        let (pa, _ra) = a.device_ptr(&self.stream);
-        let (pb, _rb) = b.device_ptr(&self.stream);
-        let (pc, _wc) = c.device_ptr_mut(&self.stream);
-        let f16 = cublas_sys::cudaDataType_t::CUDA_R_16F;
-        // SAFETY: the handle is live and bound to `self.stream`, on which the
-        // three buffers were allocated; their lengths cover m x k, k x n and
-        // m x n elements (asserted above) with the leading dimensions given
-        // (n for B and C, k for A, all row-major); alpha and beta are f32 as
-        // CUBLAS_COMPUTE_32F requires and outlive the call.
-        unsafe {
-            cublas_result::gemm_ex(
-                *self.blas.handle(),
-                cublas_sys::cublasOperation_t::CUBLAS_OP_N,
-                cublas_sys::cublasOperation_t::CUBLAS_OP_N,
-                n,
-                m,
-                k,
-                (&alpha) as *const f32 as *const c_void,
-                pb as *const c_void,
-                f16,
-                n,
-                pa as *const c_void,
-                f16,
-                k,
-                (&beta) as *const f32 as *const c_void,
-                pc as *mut c_void,
-                f16,
-                n,
-                cublas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
-                cublas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
-            )?;
-        }
-        Ok(())
-    }
 }
 
 /// One shape's measurements (GFLOP/s; None where not run).
@@ -280,7 +213,7 @@ fn measure(
         let ca = stream.clone_htod(&a_h)?;
         let cb = stream.clone_htod(&b_h)?;
         let mut cc = stream.alloc_zeros::<u16>(g.m * g.n)?;
-        let ms = time_ms(stream, || blas.hgemm(&g, &ca, &cb, &mut cc))?;
+        let ms = time_ms(stream, || Ok(blas.gemm(&g, &ca, &cb, &mut cc)?))?;
         row.cublas = Some(gflops(&g, ms));
         if check {
             // The fast tier's output against cuBLAS's: catches a wrong operand

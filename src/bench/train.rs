@@ -45,12 +45,22 @@ fn lstm_sizes(device: &Device, quick: bool) -> Vec<(usize, usize, usize, usize)>
     }
 }
 
-/// The LSTM layer's forward and backward (weights' gradients; the input
-/// is a constant, as under an embedding whose gradient is not needed), with
-/// a concat-pool and linear head so that the loss reads every position.
-pub fn lstm_layer(b: &mut Bench<'_>) -> Result<()> {
-    let dev = b.device.clone();
-    for (batch, steps, input, hidden) in lstm_sizes(&dev, b.options.quick) {
+/// One LSTM layer with a concat-pool and linear head (so that the loss
+/// reads every position) on a batch of `B` sequences of `T` random inputs.
+struct Layer {
+    params: Params,
+    lstm: Lstm,
+    head: Linear,
+    seq: Arc<PackedSeq>,
+    x: Tensor,
+    labels: Tensor,
+}
+
+impl Layer {
+    fn new(
+        dev: &Device,
+        (batch, steps, input, hidden): (usize, usize, usize, usize),
+    ) -> Result<Layer> {
         let mut params = Params::new();
         let config = LstmConfig {
             input,
@@ -61,9 +71,8 @@ pub fn lstm_layer(b: &mut Bench<'_>) -> Result<()> {
             weight_p: 0.0,
             checkpoint_segments: 0,
         };
-        let lstm = Lstm::new(&mut params, &dev, "lstm", &config, 0, 1)?;
-        let head = Linear::new(&mut params, &dev, "head", (3 * hidden, 2), 0, 1)?;
-        let seq = Arc::new(PackedSeq::new(&dev, &vec![steps; batch])?);
+        let lstm = Lstm::new(&mut params, dev, "lstm", &config, 0, 1)?;
+        let head = Linear::new(&mut params, dev, "head", (3 * hidden, 2), 0, 1)?;
         let p = batch * steps;
         let x = uniform_floats(
             PhiloxKey::from_seed(11),
@@ -71,28 +80,49 @@ pub fn lstm_layer(b: &mut Bench<'_>) -> Result<()> {
             p * input,
             1.0,
         )?;
-        let x = Tensor::from_f32(&dev, &[p, input], &x)?;
         let labels: Vec<u32> = (0..batch as u32).map(|r| r % 2).collect();
-        let labels = Tensor::from_u32(&dev, &[batch], &labels)?;
-        let rng = RngState::new(3);
-        let step = |_: usize| -> Result<f32> {
-            let mut g = Graph::new(&dev)?;
-            let xv = g.constant(x.clone())?;
-            let (h, _) = lstm.forward(&mut g, &params, xv, &seq, &rng, None)?;
-            let z = g.concat_pool(h, &seq)?;
-            let logits = head.forward(&mut g, &params, z)?;
-            let loss = g.cross_entropy(logits, &labels)?;
-            g.backward(loss)?;
-            Ok(g.read_status()?.loss)
-        };
-        let loss = step(0)?;
+        Ok(Layer {
+            params,
+            lstm,
+            head,
+            seq: Arc::new(PackedSeq::new(dev, &vec![steps; batch])?),
+            x: Tensor::from_f32(dev, &[p, input], &x)?,
+            labels: Tensor::from_u32(dev, &[batch], &labels)?,
+        })
+    }
+
+    /// Forward and backward (the weights' gradients; the input is a
+    /// constant, as under an embedding whose gradient is not needed); the loss.
+    fn step(&self, dev: &Device) -> Result<f32> {
+        let mut g = Graph::new(dev)?;
+        let xv = g.constant(self.x.clone())?;
+        let (h, _) =
+            self.lstm
+                .forward(&mut g, &self.params, xv, &self.seq, &RngState::new(3), None)?;
+        let z = g.concat_pool(h, &self.seq)?;
+        let logits = self.head.forward(&mut g, &self.params, z)?;
+        let loss = g.cross_entropy(logits, &self.labels)?;
+        g.backward(loss)?;
+        Ok(g.read_status()?.loss)
+    }
+}
+
+/// The LSTM layer's forward + backward at each size, in tokens/s.
+pub fn lstm_layer(b: &mut Bench<'_>) -> Result<()> {
+    let dev = b.device.clone();
+    for sizes in lstm_sizes(&dev, b.options.quick) {
+        let (batch, steps, input, hidden) = sizes;
+        let layer = Layer::new(&dev, sizes)?;
+        let loss = layer.step(&dev)?;
         check_loss("lstm layer", loss, 2)?;
         let check = if matches!(dev, Device::Cpu) {
-            "loss finite, near ln 2".to_string()
+            "loss near ln 2"
         } else {
-            "loss finite, near ln 2".to_string()
+            let twin = Layer::new(&Device::Cpu, sizes)?.step(&Device::Cpu)?;
+            super::same_bits("lstm layer loss", &[loss.to_bits()], &[twin.to_bits()])?;
+            "loss bits = cpu twin"
         };
-        let s = b.clock.median(|i| step(i).map(|_| ()))?;
+        let s = b.clock.median(|_| layer.step(&dev).map(|_| ()))?;
         let tokens = (batch * steps) as u64;
         b.push(Row::new(
             "lstm",

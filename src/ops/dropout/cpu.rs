@@ -1,17 +1,17 @@
-//! CPU twin of `kernels/dropout.cu`, on the `rand_philox` crate.
+//! CPU twin of `kernels/dropout.cu`, on the Philox twin's bulk fill.
 //!
 //! Same rule as `kernels/common/dropout.cuh`: mask entry `m` keeps iff word
 //! `m % 4` of Philox block `m / 4` (stream and step in counter words 2 and 3)
 //! is `>= threshold` as a 64-bit integer, and a kept element is `x * scale`
 //! (one f32 multiply), a dropped one `+0.0`. The kernels regenerate each block
 //! where they need it; here the words of a run of consecutive blocks are filled
-//! at once (`Philox::fill_u32`, lane-parallel) and then applied. Every rayon task
+//! at once ([`fill_words`](crate::ops::philox::cpu::fill_words), 16 blocks per
+//! SIMD step) and then applied. Every rayon task
 //! addresses its blocks by index, so the pool size cannot change the bits.
 
 use crate::device::abi::ss_dropout_mask_params;
 use crate::numerics::canonical_nan;
 use crate::ops::philox::PhiloxCounter;
-use rand_philox::Philox;
 use rayon::prelude::*;
 
 /// Elements (or mask entries) per rayon task: a multiple of 4, so each task
@@ -43,6 +43,7 @@ pub fn apply(x: f32, keep: bool, scale: f32) -> f32 {
 /// prediction): a threshold below 2^32 is compared as a u32, the product's bits
 /// (NaN canonical) are ANDed with all-ones (kept) or zero (dropped: +0.0); `threshold = 2^32`
 /// (p = 1) keeps nothing.
+#[inline(always)]
 fn apply_words(m: &ss_dropout_mask_params, words: &[u32], input: &[f32], out: &mut [f32]) {
     let Ok(t) = u32::try_from(m.threshold) else {
         out.fill(0.0);
@@ -54,11 +55,16 @@ fn apply_words(m: &ss_dropout_mask_params, words: &[u32], input: &[f32], out: &m
     }
 }
 
+crate::simd_dispatch! {
+    /// [`apply_words`] in the widest build the CPU allows.
+    fn apply_words_widest(m: &ss_dropout_mask_params, words: &[u32], input: &[f32], out: &mut [f32]) => apply_words
+}
+
 /// The mask words of entries `4 * first_block ..` into `words` (the Philox
 /// stream of `(key, (first_block, stream, step))`, word by word).
 fn fill_words(m: &ss_dropout_mask_params, first_block: u64, words: &mut [u32]) {
     let counter = PhiloxCounter::new(first_block, m.stream, m.step);
-    Philox::new([m.key.lo, m.key.hi], counter.as_u128()).fill_u32(words);
+    crate::ops::philox::cpu::fill_words([m.key.lo, m.key.hi], counter.as_u128(), words);
 }
 
 /// The mask words of entries `0..n` (word `m` decides entry `m`).
@@ -87,7 +93,7 @@ fn elementwise(m: &ss_dropout_mask_params, input: &[f32], out: &mut [f32]) {
                 let first = task * ELEMS_PER_TASK + sub * WORDS_PER_FILL;
                 let words = &mut words[..out.len()];
                 fill_words(m, (first / 4) as u64, words);
-                apply_words(m, words, input, out);
+                apply_words_widest(m, words, input, out);
             }
         });
 }
@@ -115,7 +121,7 @@ fn variational(m: &ss_dropout_mask_params, row: usize, input: &[f32], out: &mut 
         .zip(input.par_chunks(row * rows_per_task))
         .for_each(|(out, input)| {
             for (out, input) in out.chunks_mut(row).zip(input.chunks(row)) {
-                apply_words(m, &words, input, out);
+                apply_words_widest(m, &words, input, out);
             }
         });
 }
