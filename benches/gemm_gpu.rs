@@ -38,7 +38,7 @@
 //!   (>= 0.70 of cuBLAS at 4096^3; the flag costs < 2%).
 
 use cudarc::driver::sys::{CUdevice_attribute, CUevent_flags};
-use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
+use cudarc::driver::CudaStream;
 use dev_gemm_tc::{gemm_dev, mma_peak, mma_peak_flops, Variant, MMA_PEAK_THREADS};
 use shoestring::bench::cublas::Blas;
 use shoestring::device::{Device, DeviceBuffer};
@@ -47,7 +47,6 @@ use shoestring::ops::gemm::fast::gemm_fast;
 use shoestring::ops::gemm::{self, Gemm};
 use shoestring::ops::philox::{uniform_floats, PhiloxCounter, PhiloxKey};
 use shoestring::status::Status;
-use std::ffi::c_void;
 use std::sync::Arc;
 
 #[path = "../dev/gemm_tc.rs"]

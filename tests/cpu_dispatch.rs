@@ -4,6 +4,8 @@
 //! (the fast path where the CPU has it) and once in a child process, this test
 //! binary again under `SHOESTRING_CPU_PORTABLE=1`, and compares the bits.
 
+mod support;
+
 use shoestring::device::abi::ss_elementwise_adam_params;
 use shoestring::device::{cpu_level, fma_path, CPU_LEVEL_ENV, CPU_PORTABLE_ENV};
 use shoestring::ops::detmath::{self as detmath_fam, DetmathOp};
@@ -173,19 +175,10 @@ fn fast_and_portable_cpu_paths_give_the_same_bits() {
         (CPU_PORTABLE_ENV, "1", "portable"),
         (CPU_LEVEL_ENV, "avx2", "avx2"),
     ] {
-        let file = dir.join(format!("{path}.bin"));
-        let child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
-            .env(env, value)
-            .env(CHILD_OUT_ENV, &file)
-            .output()
-            .unwrap();
-        assert!(
-            child.status.success(),
-            "{path} child failed:\n{}",
-            String::from_utf8_lossy(&child.stderr)
+        let other = decode(
+            &here,
+            &support::rerun_self(NAME, (env, value), CHILD_OUT_ENV, &dir),
         );
-        let other = decode(&here, &std::fs::read(&file).unwrap());
         eprintln!(
             "{NAME}: this process on the {} path, the child on the {path} path",
             cpu_level().name()

@@ -6,6 +6,8 @@
 //! each run in a child process of this test binary under
 //! `SHOESTRING_CPU_LEVEL` / `SHOESTRING_CPU_PORTABLE=1`.
 
+mod support;
+
 use shoestring::device::Device;
 use shoestring::device::{cpu_level, CpuLevel, CPU_LEVEL_ENV, CPU_PORTABLE_ENV};
 use shoestring::numerics::{canonical_nan, float_to_half_rn};
@@ -248,19 +250,7 @@ fn every_simd_path_gives_the_same_bits() {
     let dir = std::env::temp_dir().join(format!("shoestring-gemm-cpu-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for (env, value) in [(CPU_PORTABLE_ENV, "1"), (CPU_LEVEL_ENV, "avx2")] {
-        let file = dir.join(format!("{value}.bin"));
-        let child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", PATHS_TEST, "--nocapture", "--test-threads=1"])
-            .env(env, value)
-            .env(CHILD_OUT_ENV, &file)
-            .output()
-            .unwrap();
-        assert!(
-            child.status.success(),
-            "child {env}={value} failed:\n{}",
-            String::from_utf8_lossy(&child.stderr)
-        );
-        let raw = std::fs::read(&file).unwrap();
+        let raw = support::rerun_self(PATHS_TEST, (env, value), CHILD_OUT_ENV, &dir);
         let nl = raw.iter().position(|&c| c == b'\n').unwrap();
         let level = std::str::from_utf8(&raw[..nl]).unwrap().to_string();
         let theirs: Vec<u32> = raw[nl + 1..]

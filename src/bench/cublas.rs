@@ -58,20 +58,7 @@ impl Blas {
         b: &CudaSlice<T>,
         c: &mut CudaSlice<T>,
     ) -> Result<()> {
-        if a.len() < g.m * g.k || b.len() < g.k * g.n || c.len() < g.m * g.n {
-            return Err(Error::invalid(
-                "cublas gemm",
-                format!(
-                    "buffers of {}, {}, {} for {}x{}x{}",
-                    a.len(),
-                    b.len(),
-                    c.len(),
-                    g.m,
-                    g.n,
-                    g.k
-                ),
-            ));
-        }
+        super::gemm::check_lengths("cublas gemm", g, (a.len(), b.len(), c.len()), false)?;
         let op = |o: Op| match o {
             Op::N => cublas_sys::cublasOperation_t::CUBLAS_OP_N,
             Op::T => cublas_sys::cublasOperation_t::CUBLAS_OP_T,

@@ -113,7 +113,8 @@ fn check_name(device: &Device, rule: &str) -> String {
 
 /// Runs every memory-bound family `b.options` selects.
 pub fn run(b: &mut Bench<'_>) -> Result<()> {
-    let families: [(&str, fn(&mut Bench<'_>) -> Result<()>); 8] = [
+    type Rows = fn(&mut Bench<'_>) -> Result<()>;
+    let families: [(&str, Rows); 8] = [
         ("philox", philox_rows),
         ("dropout", dropout_rows),
         ("elementwise", elementwise_rows),

@@ -426,7 +426,8 @@ pub fn close_to(op: &str, got: &[f32], want: &[f64], tol: f64) -> Result<()> {
         });
     }
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        if !((f64::from(g) - w).abs() <= tol * (1.0 + w.abs())) {
+        let err = (f64::from(g) - w).abs();
+        if err.is_nan() || err > tol * (1.0 + w.abs()) {
             return Err(Error::BenchCheck {
                 op: op.into(),
                 msg: format!("value {i} is {g}, the f64 reference {w} (tolerance {tol:e})"),

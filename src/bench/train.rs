@@ -143,7 +143,7 @@ pub fn lstm_layer(b: &mut Bench<'_>) -> Result<()> {
 /// An initial loss must be finite and near ln(classes) (within 0.5).
 fn check_loss(op: &str, loss: f32, classes: usize) -> Result<()> {
     let want = (classes as f32).ln();
-    if !((loss - want).abs() <= 0.5) {
+    if loss.is_nan() || (loss - want).abs() > 0.5 {
         return Err(Error::BenchCheck {
             op: op.into(),
             msg: format!("initial loss {loss}, expected near ln {classes} = {want}"),

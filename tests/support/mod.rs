@@ -95,3 +95,28 @@ pub fn scratch_dir(test: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{test}: {}: {e}", dir.display()));
     dir
 }
+
+/// Runs the test binary again for the one test `test` (exact name), with
+/// `env` set and `out_env` naming a file in `dir` for the child to write,
+/// and returns what the child wrote there. For tests that compare this
+/// process with a child on another CPU path.
+///
+/// # Panics
+/// When the child cannot start, fails, or writes nothing.
+pub fn rerun_self(test: &str, env: (&str, &str), out_env: &str, dir: &std::path::Path) -> Vec<u8> {
+    let file = dir.join(format!("{}-{}.bin", env.0, env.1));
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(env.0, env.1)
+        .env(out_env, &file)
+        .output()
+        .unwrap();
+    assert!(
+        child.status.success(),
+        "{test}: child with {}={} failed:\n{}",
+        env.0,
+        env.1,
+        String::from_utf8_lossy(&child.stderr)
+    );
+    std::fs::read(&file).unwrap_or_else(|e| panic!("{test}: {}: {e}", file.display()))
+}

@@ -1,6 +1,6 @@
 //! Matrix multiply: `C = alpha * op(A) op(B) (+ bias)`, the one place mixed
 //! precision lives. Two tiers:
-//! - **exact** ([`gemm`]): bit-identical on Cpu, Sim and Cuda, for f32 or f16
+//! - **exact** ([`gemm`](fn@gemm)): bit-identical on Cpu, Sim and Cuda, for f32 or f16
 //!   operands and an f32 or f16 output. CPU twin in `cpu.rs`, kernel in
 //!   `kernels/gemm.cu`.
 //! - **fast** ([`fast::gemm_fast`]): tensor cores (`mma.sync`), Cuda only,
