@@ -11,7 +11,8 @@ use shoestring::device::{cpu_level, fma_path, CPU_LEVEL_ENV, CPU_PORTABLE_ENV};
 use shoestring::ops::detmath::{self as detmath_fam, DetmathOp};
 use shoestring::ops::elementwise::{self as ew};
 use shoestring::ops::reduce::ReduceOp;
-use shoestring::ops::{lstm, reduce, softmax};
+use shoestring::ops::{dropout, embedding, lstm, philox, reduce, softmax};
+use shoestring::rng::{RngState, Stream, StreamFamily};
 
 /// Where the child writes its results (set only in the child).
 const CHILD_OUT_ENV: &str = "SHOESTRING_CPU_DISPATCH_CHILD_OUT";
@@ -121,6 +122,32 @@ fn results() -> Vec<(String, Vec<u32>)> {
     let mut dx = vec![0.0f32; r * cols];
     softmax::cpu::xent_bwd(&y, &labels, cols, 1.0 / r as f32, &mut dx);
     out.push(("softmax xent bwd".into(), bits(&dx)));
+
+    // Column sums (rows of a task's lanes), the embedding's ordered
+    // scatter-add, the Philox bulk fill and dropout (mask and apply).
+    let (rows, cols) = (300, 517);
+    let x = floats(rows * cols, 13, 2.0);
+    let mut sums = vec![0.0f32; cols];
+    reduce::cpu::reduce_cols(ReduceOp::Sum, &x, rows, &mut sums);
+    out.push(("reduce cols".into(), bits(&sums)));
+    let (v, e, n) = (97, 33, 1000);
+    let ids: Vec<u32> = (0..n as u32).map(|t| (t * 7919) % v as u32).collect();
+    let dy = floats(n * e, 14, 1.0);
+    let mut keys = embedding::cpu::embedding_sort_keys_init_u64(&ids);
+    embedding::cpu::embedding_sort_keys(&mut keys);
+    let mut dw = floats(v * e, 15, 1.0);
+    embedding::cpu::embedding_bwd_f32(&keys, &dy, e, &mut dw);
+    out.push(("embedding scatter-add".into(), bits(&dw)));
+    let mut words = vec![0u32; 4 * 1000 + 3];
+    philox::cpu::fill_words([7, 9], (1 << 32) - 40, &mut words);
+    out.push(("philox fill".into(), words));
+    let mask =
+        dropout::DropoutMask::new(0.3, &RngState::new(5), Stream::new(StreamFamily::User, 2))
+            .unwrap();
+    let xs = floats(10_007, 16, 1.0);
+    let mut ys = vec![0.0f32; xs.len()];
+    dropout::cpu::dropout_fwd_f32(&mask.params("cpu_dispatch").unwrap(), &xs, &mut ys);
+    out.push(("dropout fwd".into(), bits(&ys)));
     out
 }
 

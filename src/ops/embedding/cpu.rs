@@ -91,20 +91,32 @@ pub fn embedding_bwd_f32(keys: &[u64], dy: &[f32], e: usize, dw: &mut [f32]) {
         .zip(segment.par_iter())
         .with_min_len(ROWS_PER_TASK)
         .for_each(|(row, &(s0, s1))| {
-            // For each column the adds run over the segment in order: the loop
-            // over positions is outside so that the column loop vectorises;
-            // every (v, c) still sees t ascending.
-            for &key in &keys[s0..s1] {
-                let t = (key & 0xffff_ffff) as usize;
-                for (acc, &g) in row.iter_mut().zip(&dy[t * e..(t + 1) * e]) {
-                    *acc += g;
-                }
-            }
-            // A touched row is stored with one NaN pattern, as the kernel does.
             if s1 > s0 {
-                for acc in row.iter_mut() {
-                    *acc = canonical_nan(*acc);
-                }
+                accumulate_row_widest(row, &keys[s0..s1], dy);
             }
         });
+}
+
+/// One weight row's sum over its token's segment of sorted `keys`. For
+/// each column the adds run over the segment in order: the loop over
+/// positions is outside so that the column loop vectorises; every `(v, c)`
+/// still sees `t` ascending. The row is then stored with one NaN pattern,
+/// as the kernel does.
+#[inline(always)]
+fn accumulate_row(row: &mut [f32], keys: &[u64], dy: &[f32]) {
+    let e = row.len();
+    for &key in keys {
+        let t = (key & 0xffff_ffff) as usize;
+        for (acc, &g) in row.iter_mut().zip(&dy[t * e..(t + 1) * e]) {
+            *acc += g;
+        }
+    }
+    for acc in row.iter_mut() {
+        *acc = canonical_nan(*acc);
+    }
+}
+
+crate::simd_dispatch! {
+    /// [`accumulate_row`] in the widest build the CPU allows.
+    fn accumulate_row_widest(row: &mut [f32], keys: &[u64], dy: &[f32]) => accumulate_row
 }
