@@ -65,8 +65,38 @@ impl Clock {
         for _ in 0..self.reps {
             samples.push(self.batch(&mut f, &mut calls, inner)?);
         }
-        samples.sort_by(f64::total_cmp);
-        Ok(samples[samples.len() / 2])
+        Ok(median(samples))
+    }
+
+    /// The medians of `f` and of its reference `g` (each rotating through
+    /// its own number of buffer sets), in seconds per call, timed in
+    /// alternating batches (f, g, f, g, ...): a drift of the machine's speed
+    /// during the measurement moves both alike, so their ratio keeps.
+    pub fn median_pair(
+        &self,
+        (f_sets, mut f): (usize, impl FnMut(usize) -> Result<()>),
+        (g_sets, mut g): (usize, impl FnMut(usize) -> Result<()>),
+    ) -> Result<(f64, f64)> {
+        let (mut f_calls, mut g_calls) = (0usize, 0usize);
+        for _ in 0..f_sets.max(1) {
+            f(f_calls)?;
+            f_calls += 1;
+        }
+        for _ in 0..g_sets.max(1) {
+            g(g_calls)?;
+            g_calls += 1;
+        }
+        self.device.synchronize()?;
+        let f_once = self.batch(&mut f, &mut f_calls, 1)?.max(1e-7);
+        let g_once = self.batch(&mut g, &mut g_calls, 1)?.max(1e-7);
+        let f_inner = (self.batch_s / f_once).ceil().clamp(1.0, 1e5) as usize;
+        let g_inner = (self.batch_s / g_once).ceil().clamp(1.0, 1e5) as usize;
+        let (mut fs, mut gs) = (Vec::with_capacity(self.reps), Vec::with_capacity(self.reps));
+        for _ in 0..self.reps {
+            fs.push(self.batch(&mut f, &mut f_calls, f_inner)?);
+            gs.push(self.batch(&mut g, &mut g_calls, g_inner)?);
+        }
+        Ok((median(fs), median(gs)))
     }
 
     /// Seconds per call over `inner` calls.
@@ -101,4 +131,10 @@ impl Clock {
             }
         }
     }
+}
+
+/// The middle sample (the upper one of an even count).
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
 }

@@ -1,5 +1,6 @@
 //! The memory-bound families: each op's GB/s (bytes read + written) next to
-//! a copy that moves the same bytes ([`Bench::copy_reference`]).
+//! a copy that moves the same bytes ([`Bench::copy_reference`]), the two
+//! timed in alternating batches.
 //!
 //! Sizes: N = 2^22 floats on the CPU (2^20 with `--quick`), 2^26 on the GPU
 //! (2^24), 2^14 on the simulator (it is for checking, not speed). Each op is
@@ -77,7 +78,8 @@ fn zeros<T: crate::device::Element>(
     (0..sets).map(|_| DeviceBuffer::zeros(device, n)).collect()
 }
 
-/// Times `f` (rotating through `sets`), times the copy of the same `traffic` bytes, and records the row.
+/// Times `f` (rotating through `sets`) and the copy of the same `traffic`
+/// bytes in alternating batches, and records the row.
 #[allow(clippy::too_many_arguments)] // a row's fields
 fn row(
     b: &mut Bench<'_>,
@@ -89,15 +91,15 @@ fn row(
     check: &str,
     f: impl FnMut(usize) -> Result<()>,
 ) -> Result<()> {
-    let s = b.clock.median_rotating(sets, f)?;
-    let reference = b.copy_reference(traffic)?;
+    let copy = b.copy_reference(traffic)?;
+    let (s, r) = b.clock.median_pair((sets, f), (copy.sets, copy.run))?;
     b.push(Row::new(
         family,
         op,
         size,
         s,
         Work::Bytes(traffic),
-        Some(reference),
+        Some((copy.name, r)),
         check,
     ));
     Ok(())

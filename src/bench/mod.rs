@@ -27,7 +27,6 @@ pub use clock::Clock;
 use crate::device::{Device, DeviceBuffer};
 use crate::error::{Error, Result};
 use serde::Serialize;
-use std::collections::HashMap;
 use std::fmt::Write as _;
 
 /// The families `--only` selects, in the order they run.
@@ -189,8 +188,8 @@ impl Row {
     }
 }
 
-/// Everything a family's rows need: the device, the clock, the options, the
-/// reference copies already timed, and where progress goes.
+/// Everything a family's rows need: the device, the clock, the options,
+/// and where progress goes.
 pub struct Bench<'p> {
     /// Where the ops run.
     pub device: Device,
@@ -198,8 +197,6 @@ pub struct Bench<'p> {
     pub clock: Clock,
     /// Sizes and families.
     pub options: BenchOptions,
-    /// Median seconds of a copy of this many bytes (read + written).
-    copies: HashMap<u64, f64>,
     rows: Vec<Row>,
     progress: &'p mut dyn FnMut(&Row),
 }
@@ -219,7 +216,6 @@ impl<'p> Bench<'p> {
             device: device.clone(),
             clock: Clock::new(device, options.quick),
             options,
-            copies: HashMap::new(),
             rows: Vec::new(),
             progress,
         }
@@ -246,30 +242,25 @@ impl<'p> Bench<'p> {
         self.rows
     }
 
-    /// The reference for `traffic` bytes (read + written): the median of a
-    /// copy of `traffic / 2` bytes, rotating like the rows, timed once per
-    /// size and reused. Its name says what it is on this device.
-    pub fn copy_reference(&mut self, traffic: u64) -> Result<(String, f64)> {
-        let name = match self.device {
-            Device::Cpu => "copy_from_slice",
-            Device::Cuda(_) => "cuMemcpyDtoD",
-            Device::Sim(_) => "sim buffer copy",
-        }
-        .to_string();
-        if let Some(&s) = self.copies.get(&traffic) {
-            return Ok((name, s));
-        }
+    /// The reference for `traffic` bytes (read + written): a copy of
+    /// `traffic / 2` bytes, rotating through its own buffer sets like the
+    /// rows; its name says what it is on this device.
+    pub fn copy_reference(&self, traffic: u64) -> Result<CopyRef> {
         let words = (traffic / 2).div_ceil(4).max(1) as usize;
         let sets = Self::sets(8 * words as u64);
-        let s = match &self.device {
+        Ok(match &self.device {
             Device::Cpu => {
                 let src: Vec<Vec<u32>> = (0..sets).map(|k| vec![k as u32 | 1; words]).collect();
                 let mut dst: Vec<Vec<u32>> = (0..sets).map(|_| vec![u32::MAX; words]).collect();
-                self.clock.median_rotating(sets, |i| {
-                    let k = i % sets;
-                    dst[k].copy_from_slice(std::hint::black_box(&src[k]));
-                    Ok(())
-                })?
+                CopyRef {
+                    name: "copy_from_slice".into(),
+                    sets,
+                    run: Box::new(move |i| {
+                        let k = i % sets;
+                        dst[k].copy_from_slice(std::hint::black_box(&src[k]));
+                        Ok(())
+                    }),
+                }
             }
             dev => {
                 let src = (0..sets)
@@ -278,15 +269,32 @@ impl<'p> Bench<'p> {
                 let mut dst = (0..sets)
                     .map(|_| DeviceBuffer::<u32>::zeros(dev, words))
                     .collect::<Result<Vec<_>>>()?;
-                self.clock.median_rotating(sets, |i| {
-                    let k = i % sets;
-                    dst[k].copy_from(&src[k])
-                })?
+                CopyRef {
+                    name: if matches!(dev, Device::Cuda(_)) {
+                        "cuMemcpyDtoD".into()
+                    } else {
+                        "sim buffer copy".into()
+                    },
+                    sets,
+                    run: Box::new(move |i| {
+                        let k = i % sets;
+                        dst[k].copy_from(&src[k])
+                    }),
+                }
             }
-        };
-        self.copies.insert(traffic, s);
-        Ok((name, s))
+        })
     }
+}
+
+/// A memory-bound row's reference: a copy of the same bytes, with its own
+/// rotating buffers, timed beside the row ([`Clock::median_pair`]).
+pub struct CopyRef {
+    /// `copy_from_slice`, `cuMemcpyDtoD` or `sim buffer copy`.
+    pub name: String,
+    /// Its buffer sets.
+    pub sets: usize,
+    /// One copy; the argument counts calls (the set is `i % sets`).
+    pub run: Box<dyn FnMut(usize) -> Result<()>>,
 }
 
 /// Runs the families `options` selects on `device`, reporting each row to
