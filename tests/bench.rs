@@ -29,14 +29,17 @@ fn memory_bound() -> &'static [&'static str] {
 
 /// Every memory-bound row carries its copy reference and the ratio of the
 /// two, the throughput is the work over the median, and on the simulator
-/// every op's output was checked bit for bit against the CPU twin first (a
-/// mismatch is an error, not a row).
+/// and the GPU every op's output was checked bit for bit against the CPU
+/// twin first (a mismatch is an error, not a row).
 #[test]
 fn bench_rows_carry_a_same_process_reference_and_are_checked_against_the_cpu_twin() {
-    for dev in test_devices("bench_rows_carry_a_same_process_reference")
+    // One simulator thread order (the rows' checks already compare bits),
+    // and the GPU where there is one.
+    let devices = test_devices("bench_rows_carry_a_same_process_reference");
+    let (sims, gpus): (Vec<Device>, Vec<Device>) = devices
         .into_iter()
-        .take(1)
-    {
+        .partition(|d| matches!(d, Device::Sim(_)));
+    for dev in sims.into_iter().take(1).chain(gpus) {
         let rows = run(&dev, memory_bound());
         let families: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.family).collect();
         assert_eq!(families.len(), memory_bound().len(), "{dev}: {families:?}");
@@ -144,4 +147,45 @@ fn bench_refuses_an_unknown_family_naming_the_known_ones() {
         err.contains("dropuot") && err.contains("dropout, elementwise"),
         "{err}"
     );
+}
+
+/// The command line: a table on stdout, `--json` with every row, and a
+/// `--json` path that cannot be written refused before anything runs.
+#[test]
+fn bench_cli_prints_a_table_and_writes_json_and_refuses_an_unwritable_path_first() {
+    let dir = scratch_dir("bench_cli");
+    let json = dir.join("bench.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shoestring"))
+        .args(["bench", "--quick", "--only", "reduce", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("reduce sum") && stdout.contains("copy_from_slice"),
+        "{stdout}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["format"], "shoestring-bench-v1");
+    assert_eq!(v["rows"].as_array().unwrap().len(), 1, "{v}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shoestring"))
+        .args(["bench", "--quick", "--json"])
+        .arg(dir.join("no-such-dir").join("b.json"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("no-such-dir"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("philox"),
+        "it ran rows before failing: {stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -74,6 +74,13 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         only: a.only.clone(),
     };
     options.validate()?;
+    // Opened first: a path that cannot be written fails now, not after the run.
+    let json_file = match &a.json {
+        Some(path) => Some(
+            std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?,
+        ),
+        None => None,
+    };
     let dev = Device::parse(&a.device)?;
     let title = describe(&dev);
     eprintln!(
@@ -108,7 +115,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         rows.len(),
         started.elapsed().as_secs_f64()
     );
-    if let Some(path) = &a.json {
+    if let (Some(path), Some(file)) = (&a.json, json_file) {
         let doc = serde_json::json!({
             "format": "shoestring-bench-v1",
             "version": env!("CARGO_PKG_VERSION"),
@@ -119,8 +126,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             "seconds": started.elapsed().as_secs_f64(),
             "rows": rows,
         });
-        let text = serde_json::to_string_pretty(&doc)?;
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        serde_json::to_writer_pretty(std::io::BufWriter::new(file), &doc)
+            .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
