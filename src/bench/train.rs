@@ -14,7 +14,7 @@
 
 use super::{Bench, Row, Work};
 use crate::autograd::Graph;
-use crate::data::batcher::epoch_batches;
+use crate::data::batcher::{epoch_batches, join_lone_last};
 use crate::data::shuffle::permutation;
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -157,13 +157,7 @@ fn check_loss(op: &str, loss: f32, classes: usize) -> Result<()> {
 pub fn random_batches(n: usize, batch_size: usize, seed: u64) -> Vec<Vec<usize>> {
     let order = permutation(seed, Stream::new(StreamFamily::User, 1), 0, n);
     let mut batches: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
-    if batches.len() > 1 && batches.last().is_some_and(|b| b.len() == 1) {
-        if let Some(lone) = batches.pop() {
-            if let Some(prev) = batches.last_mut() {
-                prev.extend(lone);
-            }
-        }
-    }
+    join_lone_last(&mut batches);
     batches
 }
 

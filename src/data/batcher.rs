@@ -29,6 +29,18 @@ use std::sync::mpsc;
 /// Texts per sorting chunk, in batches (fastai's `SortedDL` uses 50).
 pub const CHUNK_BATCHES: usize = 50;
 
+/// A last batch of a single text joins the one before it (BatchNorm needs
+/// two rows to train).
+pub fn join_lone_last(batches: &mut Vec<Vec<usize>>) {
+    if batches.len() > 1 && batches.last().is_some_and(|b| b.len() == 1) {
+        if let Some(lone) = batches.pop() {
+            if let Some(prev) = batches.last_mut() {
+                prev.extend(lone);
+            }
+        }
+    }
+}
+
 /// The batches of epoch `epoch` over texts of `lengths`: each batch is a
 /// list of text indices. Every index appears exactly once.
 pub fn epoch_batches(
@@ -62,13 +74,7 @@ pub fn epoch_batches(
         sorted.extend(c);
     }
     let mut batches: Vec<Vec<usize>> = sorted.chunks(batch_size).map(<[usize]>::to_vec).collect();
-    if batches.len() > 1 && batches.last().is_some_and(|b| b.len() == 1) {
-        if let Some(lone) = batches.pop() {
-            if let Some(prev) = batches.last_mut() {
-                prev.extend(lone);
-            }
-        }
-    }
+    join_lone_last(&mut batches);
     // The longest text leads its chunk, so it is the first text of a batch.
     let longest = (0..batches.len())
         .max_by(|&a, &b| {
