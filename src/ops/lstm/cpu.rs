@@ -74,7 +74,8 @@ fn fwd_rows(
         let (af, rest) = rest.split_at_mut(hidden);
         let (ag, ao) = rest.split_at_mut(hidden);
         // Every slice re-cut to `hidden`: with the lengths known equal, the
-        // bounds checks go and the loop vectorises.
+        // bounds checks go; with the slices as the dispatch function's
+        // arguments (not captured), the loop vectorises.
         let (gi, gf, gg, go) = (&gi[..hidden], &gf[..hidden], &gg[..hidden], &go[..hidden]);
         let (ai, af, ag, ao) = (
             &mut ai[..hidden],
