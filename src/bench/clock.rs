@@ -42,59 +42,29 @@ impl Clock {
 
     /// The median time per call of `f`, in seconds, after one warm-up call.
     pub fn median(&self, f: impl FnMut(usize) -> Result<()>) -> Result<f64> {
-        self.median_rotating(1, f)
-    }
-
-    /// [`Clock::median`] of an `f` that rotates through `sets` buffer sets:
-    /// the warm-up calls each set once (first-touch page faults, pool
-    /// growth), so that no timed call pays for them.
-    pub fn median_rotating(
-        &self,
-        sets: usize,
-        mut f: impl FnMut(usize) -> Result<()>,
-    ) -> Result<f64> {
-        let mut calls = 0usize;
-        for _ in 0..sets.max(1) {
-            f(calls)?;
-            calls += 1;
-        }
-        self.device.synchronize()?;
-        let once = self.batch(&mut f, &mut calls, 1)?.max(1e-7);
-        let inner = (self.batch_s / once).ceil().clamp(1.0, 1e5) as usize;
-        let mut samples = Vec::with_capacity(self.reps);
-        for _ in 0..self.reps {
-            samples.push(self.batch(&mut f, &mut calls, inner)?);
-        }
+        let mut t = Timed::start(self, 1, f)?;
+        let samples = (0..self.reps)
+            .map(|_| t.batch(self))
+            .collect::<Result<Vec<_>>>()?;
         Ok(median(samples))
     }
 
     /// The medians of `f` and of its reference `g` (each rotating through
-    /// its own number of buffer sets), in seconds per call, timed in
-    /// alternating batches (f, g, f, g, ...): a drift of the machine's speed
-    /// during the measurement moves both alike, so their ratio keeps.
+    /// its own number of buffer sets, each warmed up on every set once), in
+    /// seconds per call, timed in alternating batches (f, g, f, g, ...): a
+    /// drift of the machine's speed during the measurement moves both
+    /// alike, so their ratio keeps.
     pub fn median_pair(
         &self,
-        (f_sets, mut f): (usize, impl FnMut(usize) -> Result<()>),
-        (g_sets, mut g): (usize, impl FnMut(usize) -> Result<()>),
+        (f_sets, f): (usize, impl FnMut(usize) -> Result<()>),
+        (g_sets, g): (usize, impl FnMut(usize) -> Result<()>),
     ) -> Result<(f64, f64)> {
-        let (mut f_calls, mut g_calls) = (0usize, 0usize);
-        for _ in 0..f_sets.max(1) {
-            f(f_calls)?;
-            f_calls += 1;
-        }
-        for _ in 0..g_sets.max(1) {
-            g(g_calls)?;
-            g_calls += 1;
-        }
-        self.device.synchronize()?;
-        let f_once = self.batch(&mut f, &mut f_calls, 1)?.max(1e-7);
-        let g_once = self.batch(&mut g, &mut g_calls, 1)?.max(1e-7);
-        let f_inner = (self.batch_s / f_once).ceil().clamp(1.0, 1e5) as usize;
-        let g_inner = (self.batch_s / g_once).ceil().clamp(1.0, 1e5) as usize;
+        let mut tf = Timed::start(self, f_sets, f)?;
+        let mut tg = Timed::start(self, g_sets, g)?;
         let (mut fs, mut gs) = (Vec::with_capacity(self.reps), Vec::with_capacity(self.reps));
         for _ in 0..self.reps {
-            fs.push(self.batch(&mut f, &mut f_calls, f_inner)?);
-            gs.push(self.batch(&mut g, &mut g_calls, g_inner)?);
+            fs.push(tf.batch(self)?);
+            gs.push(tg.batch(self)?);
         }
         Ok((median(fs), median(gs)))
     }
@@ -137,4 +107,34 @@ impl Clock {
 fn median(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]
+}
+
+/// An op being timed: its calls so far (for rotating buffers) and the
+/// calls per batch.
+struct Timed<F> {
+    f: F,
+    calls: usize,
+    inner: usize,
+}
+
+impl<F: FnMut(usize) -> Result<()>> Timed<F> {
+    /// Warms `f` up on each of its `sets` buffer sets (first-touch page
+    /// faults, pool growth, module loads: no timed call pays for them), then
+    /// times one call to size a batch of about `clock`'s batch time.
+    fn start(clock: &Clock, sets: usize, mut f: F) -> Result<Self> {
+        let mut calls = 0usize;
+        for _ in 0..sets.max(1) {
+            f(calls)?;
+            calls += 1;
+        }
+        clock.device.synchronize()?;
+        let once = clock.batch(&mut f, &mut calls, 1)?.max(1e-7);
+        let inner = (clock.batch_s / once).ceil().clamp(1.0, 1e5) as usize;
+        Ok(Timed { f, calls, inner })
+    }
+
+    /// Seconds per call over one batch.
+    fn batch(&mut self, clock: &Clock) -> Result<f64> {
+        clock.batch(&mut self.f, &mut self.calls, self.inner)
+    }
 }

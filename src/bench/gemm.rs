@@ -269,34 +269,19 @@ fn host_rows(b: &mut Bench<'_>, dev: &Device) -> Result<()> {
             continue;
         }
         let mut out = vec![0f32; m * n];
-        matrixmultiply_sgemm(&g, &ah, &bh, &mut out)?;
-        check_sampled("matrixmultiply", &g, &ah, &bh, &out, 1e-5)?;
-        let mm = b
-            .clock
-            .median(|_| matrixmultiply_sgemm(&g, &ah, &bh, &mut out))?;
-        gemm_crate_sgemm(&g, &ah, &bh, &mut out)?;
-        check_sampled("gemm crate", &g, &ah, &bh, &out, 1e-5)?;
-        let gc = b
-            .clock
-            .median(|_| gemm_crate_sgemm(&g, &ah, &bh, &mut out))?;
-        b.push(Row::new(
-            "gemm",
-            "exact f32",
-            size.clone(),
-            ours,
-            work,
-            Some(("matrixmultiply".into(), mm)),
-            check.clone(),
-        ));
-        b.push(Row::new(
-            "gemm",
-            "exact f32",
-            size,
-            ours,
-            work,
-            Some(("gemm crate".into(), gc)),
-            check,
-        ));
+        type Library = fn(&Gemm, &[f32], &[f32], &mut [f32]) -> Result<()>;
+        let libraries: [(&str, Library); 2] = [
+            ("matrixmultiply", matrixmultiply_sgemm),
+            ("gemm crate", gemm_crate_sgemm),
+        ];
+        for (name, library) in libraries {
+            library(&g, &ah, &bh, &mut out)?;
+            check_sampled(name, &g, &ah, &bh, &out, 1e-5)?;
+            let theirs = b.clock.median(|_| library(&g, &ah, &bh, &mut out))?;
+            let reference = Some((name.to_string(), theirs));
+            let row = Row::new("gemm", "exact f32", &size, ours, work, reference, &check);
+            b.push(row);
+        }
     }
     Ok(())
 }

@@ -105,7 +105,23 @@ fn row(
     Ok(())
 }
 
-/// What the check of a row on this device was.
+/// On Cuda and Sim: `got` against the CPU twin's output bit for bit (the
+/// exact tier's promise); `twin` runs the op on the CPU device it is given.
+/// On the CPU, which is the twin, nothing.
+fn against_twin<T: Copy + PartialEq + std::fmt::Debug>(
+    dev: &Device,
+    op: &str,
+    got: &[T],
+    twin: impl FnOnce(&Device) -> Result<Vec<T>>,
+) -> Result<()> {
+    if matches!(dev, Device::Cpu) {
+        return Ok(());
+    }
+    same_bits(op, got, &twin(&Device::Cpu)?)
+}
+
+/// What the check of a row on this device was: on Cuda and Sim every row
+/// has passed [`against_twin`] first.
 fn check_name(device: &Device, rule: &str) -> String {
     match device {
         Device::Cpu => rule.to_string(),
@@ -146,10 +162,9 @@ fn philox_rows(b: &mut Bench<'_>) -> Result<()> {
     philox::philox_blocks_u32(&dev, key, base, blocks, &mut out[0])?;
     let got = out[0].copy_dtoh()?;
     let rule = "bulk = one block at a time";
-    if !matches!(dev, Device::Cpu) {
-        let twin = philox::philox_blocks(&Device::Cpu, key, base, blocks)?.copy_dtoh()?;
-        same_bits(OP, &got, &twin)?;
-    }
+    against_twin(&dev, OP, &got, |cpu| {
+        philox::philox_blocks(cpu, key, base, blocks)?.copy_dtoh()
+    })?;
     for k in [0, blocks / 2, blocks - 1] {
         let one = philox::philox_blocks(&Device::Cpu, key, PhiloxCounter::new(k, 0, 0), 1)?
             .copy_dtoh()?;
@@ -195,7 +210,17 @@ fn dropout_rows(b: &mut Bench<'_>) -> Result<()> {
             }
         };
         op(&x[0], &mut out[0])?;
-        same_bits("dropout", &out[0].copy_dtoh()?, &want)?;
+        let got = out[0].copy_dtoh()?;
+        same_bits("dropout", &got, &want)?;
+        against_twin(&dev, "dropout", &got, |cpu| {
+            let mut twin = DeviceBuffer::zeros(cpu, n)?;
+            if fwd {
+                dropout::dropout_fwd(cpu, &mask, &on_cpu(&host)?, &mut twin)?;
+            } else {
+                dropout::dropout_bwd(cpu, &mask, &on_cpu(&host)?, &mut twin)?;
+            }
+            twin.copy_dtoh()
+        })?;
         row(
             b,
             "dropout",
@@ -220,7 +245,13 @@ fn elementwise_rows(b: &mut Bench<'_>) -> Result<()> {
     let mut out = zeros::<f32>(&dev, n, sets)?;
     elementwise::add(&dev, &a[0], &bb[0], &mut out[0])?;
     let want: Vec<f32> = ha.iter().zip(&hb).map(|(x, y)| x + y).collect();
-    same_bits("add", &out[0].copy_dtoh()?, &want)?;
+    let got = out[0].copy_dtoh()?;
+    same_bits("add", &got, &want)?;
+    against_twin(&dev, "add", &got, |cpu| {
+        let mut twin = DeviceBuffer::zeros(cpu, n)?;
+        elementwise::add(cpu, &on_cpu(&ha)?, &on_cpu(&hb)?, &mut twin)?;
+        twin.copy_dtoh()
+    })?;
     let check = check_name(&dev, "bits = a + b");
     row(
         b,
@@ -253,14 +284,11 @@ fn elementwise_rows(b: &mut Bench<'_>) -> Result<()> {
     let t = 3;
     elementwise::adam_step(&dev, &hp, t, &mut p[0], &g[0], &mut m[0], &mut v[0])?;
     let got = p[0].copy_dtoh()?;
-    if !matches!(dev, Device::Cpu) {
-        let mut tp = DeviceBuffer::copy_htod(&Device::Cpu, &ha)?;
-        let tg = DeviceBuffer::copy_htod(&Device::Cpu, &hb)?;
-        let mut tm = DeviceBuffer::copy_htod(&Device::Cpu, &hm)?;
-        let mut tv = DeviceBuffer::copy_htod(&Device::Cpu, &hv)?;
-        elementwise::adam_step(&Device::Cpu, &hp, t, &mut tp, &tg, &mut tm, &mut tv)?;
-        same_bits("adam", &got, &tp.copy_dtoh()?)?;
-    }
+    against_twin(&dev, "adam", &got, |cpu| {
+        let (mut tp, mut tm, mut tv) = (on_cpu(&ha)?, on_cpu(&hm)?, on_cpu(&hv)?);
+        elementwise::adam_step(cpu, &hp, t, &mut tp, &on_cpu(&hb)?, &mut tm, &mut tv)?;
+        tp.copy_dtoh()
+    })?;
     let bc1 = 1.0 - f64::from(hp.beta1).powi(t as i32);
     let bc2 = 1.0 - f64::from(hp.beta2).powi(t as i32);
     let want: Vec<f64> = (0..n)
@@ -315,7 +343,13 @@ fn detmath_rows(b: &mut Bench<'_>) -> Result<()> {
         detmath::apply(&dev, op, &x[0], &mut out[0])?;
         let scalar = op.scalar();
         let want: Vec<f32> = host.iter().map(|&v| scalar(v)).collect();
-        same_bits(op.name(), &out[0].copy_dtoh()?, &want)?;
+        let got = out[0].copy_dtoh()?;
+        same_bits(op.name(), &got, &want)?;
+        against_twin(&dev, op.name(), &got, |cpu| {
+            let mut twin = DeviceBuffer::zeros(cpu, n)?;
+            detmath::apply(cpu, op, &on_cpu(&host)?, &mut twin)?;
+            twin.copy_dtoh()
+        })?;
         let check = check_name(&dev, "bits = scalar detmath");
         row(
             b,
@@ -340,11 +374,11 @@ fn reduce_rows(b: &mut Bench<'_>) -> Result<()> {
     let mut out = zeros::<f32>(&dev, 1, sets)?;
     reduce::reduce_all(&dev, ReduceOp::Sum, &x[0], &mut out[0])?;
     let got = out[0].copy_dtoh()?;
-    if !matches!(dev, Device::Cpu) {
-        let mut twin = DeviceBuffer::zeros(&Device::Cpu, 1)?;
-        reduce::reduce_all(&Device::Cpu, ReduceOp::Sum, &on_cpu(&host)?, &mut twin)?;
-        same_bits("sum", &got, &twin.copy_dtoh()?)?;
-    }
+    against_twin(&dev, "sum", &got, |cpu| {
+        let mut twin = DeviceBuffer::zeros(cpu, 1)?;
+        reduce::reduce_all(cpu, ReduceOp::Sum, &on_cpu(&host)?, &mut twin)?;
+        twin.copy_dtoh()
+    })?;
     // Relative to the sum of magnitudes: the f32 sum's error bound scale.
     let exact: f64 = host.iter().map(|&v| f64::from(v)).sum();
     let mag: f64 = host.iter().map(|&v| f64::from(v).abs()).sum();
@@ -406,7 +440,14 @@ fn embedding_rows(b: &mut Bench<'_>) -> Result<()> {
         .iter()
         .flat_map(|&i| table[i as usize * e..(i as usize + 1) * e].iter().copied())
         .collect();
-    same_bits("embedding gather", &out[0].copy_dtoh()?, &want)?;
+    let got = out[0].copy_dtoh()?;
+    same_bits("embedding gather", &got, &want)?;
+    against_twin(&dev, "embedding gather", &got, |cpu| {
+        let mut twin = DeviceBuffer::zeros(cpu, p * e)?;
+        let (w, id) = (on_cpu(&table)?, on_cpu(&ids)?);
+        embedding::embedding_fwd(cpu, &w, v, e, &id, &mut twin, &mut Status::new(cpu)?)?;
+        twin.copy_dtoh()
+    })?;
     let check = check_name(&dev, "bits = the rows");
     row(
         b,
@@ -428,20 +469,12 @@ fn embedding_rows(b: &mut Bench<'_>) -> Result<()> {
     let mut dw = zeros::<f32>(&dev, v * e, sets)?;
     embedding::embedding_bwd(&dev, &dy[0], &id[0], v, e, &mut dw[0], &mut st)?;
     let got = dw[0].copy_dtoh()?;
-    if !matches!(dev, Device::Cpu) {
-        let mut twin = DeviceBuffer::zeros(&Device::Cpu, v * e)?;
-        let mut cst = Status::new(&Device::Cpu)?;
-        embedding::embedding_bwd(
-            &Device::Cpu,
-            &on_cpu(&dy_host)?,
-            &on_cpu(&ids)?,
-            v,
-            e,
-            &mut twin,
-            &mut cst,
-        )?;
-        same_bits("embedding scatter-add", &got, &twin.copy_dtoh()?)?;
-    }
+    against_twin(&dev, "embedding scatter-add", &got, |cpu| {
+        let mut twin = DeviceBuffer::zeros(cpu, v * e)?;
+        let (dy, id) = (on_cpu(&dy_host)?, on_cpu(&ids)?);
+        embedding::embedding_bwd(cpu, &dy, &id, v, e, &mut twin, &mut Status::new(cpu)?)?;
+        twin.copy_dtoh()
+    })?;
     let mut want = vec![0f64; v * e];
     for (t, &i) in ids.iter().enumerate() {
         for c in 0..e {
@@ -495,11 +528,11 @@ fn softmax_rows(b: &mut Bench<'_>) -> Result<()> {
 
     softmax::log_softmax(&dev, &x[0], rows, cols, &mut y[0])?;
     let got = y[0].copy_dtoh()?;
-    if !matches!(dev, Device::Cpu) {
-        let mut twin = DeviceBuffer::zeros(&Device::Cpu, n)?;
-        softmax::log_softmax(&Device::Cpu, &on_cpu(&host)?, rows, cols, &mut twin)?;
-        same_bits("log_softmax", &got, &twin.copy_dtoh()?)?;
-    }
+    against_twin(&dev, "log_softmax", &got, |cpu| {
+        let mut twin = DeviceBuffer::zeros(cpu, n)?;
+        softmax::log_softmax(cpu, &on_cpu(&host)?, rows, cols, &mut twin)?;
+        twin.copy_dtoh()
+    })?;
     let mut want = Vec::with_capacity(n);
     for r in host.chunks_exact(cols) {
         let max = r
@@ -588,25 +621,14 @@ fn lstm_cell_rows(b: &mut Bench<'_>) -> Result<()> {
         &mut act[0],
     )?;
     let (got_c, got_h) = (c[0].copy_dtoh()?, hh[0].copy_dtoh()?);
-    if !matches!(dev, Device::Cpu) {
-        let cpu = Device::Cpu;
-        let (mut tc, mut th) = (
-            DeviceBuffer::zeros(&cpu, bh)?,
-            DeviceBuffer::zeros(&cpu, bh)?,
-        );
-        let mut ta = DeviceBuffer::zeros(&cpu, 4 * bh)?;
-        lstm::lstm_cell_fwd(
-            &cpu,
-            shape,
-            &on_cpu(&gates_h)?,
-            &on_cpu(&cprev_h)?,
-            &mut tc,
-            &mut th,
-            &mut ta,
-        )?;
-        same_bits("lstm cell c", &got_c, &tc.copy_dtoh()?)?;
-        same_bits("lstm cell h", &got_h, &th.copy_dtoh()?)?;
-    }
+    let got_ch = [got_c.as_slice(), got_h.as_slice()].concat();
+    against_twin(&dev, "lstm cell c, h", &got_ch, |cpu| {
+        let (mut tc, mut th) = (DeviceBuffer::zeros(cpu, bh)?, DeviceBuffer::zeros(cpu, bh)?);
+        let mut ta = DeviceBuffer::zeros(cpu, 4 * bh)?;
+        let (g, cp) = (on_cpu(&gates_h)?, on_cpu(&cprev_h)?);
+        lstm::lstm_cell_fwd(cpu, shape, &g, &cp, &mut tc, &mut th, &mut ta)?;
+        Ok([tc.copy_dtoh()?, th.copy_dtoh()?].concat())
+    })?;
     let (mut want_c, mut want_h) = (Vec::with_capacity(bh), Vec::with_capacity(bh));
     for r in 0..rows {
         let g = |k: usize, j: usize| f64::from(gates_h[r * 4 * h + k * h + j]);
@@ -667,25 +689,21 @@ fn lstm_cell_rows(b: &mut Bench<'_>) -> Result<()> {
     )?;
     let got = dgates[0].copy_dtoh()?;
     let act_h = act[0].copy_dtoh()?;
-    if !matches!(dev, Device::Cpu) {
-        let cpu = Device::Cpu;
+    against_twin(&dev, "lstm cell dgates", &got, |cpu| {
         let (mut tg, mut tdc) = (
-            DeviceBuffer::zeros(&cpu, 4 * bh)?,
-            DeviceBuffer::zeros(&cpu, bh)?,
+            DeviceBuffer::zeros(cpu, 4 * bh)?,
+            DeviceBuffer::zeros(cpu, bh)?,
         );
-        lstm::lstm_cell_bwd(
-            &cpu,
-            shape,
-            &on_cpu(&dh_h)?,
-            &on_cpu(&dc_h)?,
-            &on_cpu(&act_h)?,
-            &on_cpu(&cprev_h)?,
-            &on_cpu(&got_c)?,
-            &mut tg,
-            &mut tdc,
-        )?;
-        same_bits("lstm cell dgates", &got, &tg.copy_dtoh()?)?;
-    }
+        let (dh, dc, a, cp, cc) = (
+            on_cpu(&dh_h)?,
+            on_cpu(&dc_h)?,
+            on_cpu(&act_h)?,
+            on_cpu(&cprev_h)?,
+            on_cpu(&got_c)?,
+        );
+        lstm::lstm_cell_bwd(cpu, shape, &dh, &dc, &a, &cp, &cc, &mut tg, &mut tdc)?;
+        tg.copy_dtoh()
+    })?;
     let mut want = vec![0f64; 4 * bh];
     for r in 0..rows {
         for j in 0..h {
